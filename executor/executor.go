@@ -1,0 +1,53 @@
+// Package executor runs tasks and hands back futures, with the API of Python's
+// concurrent.futures: [Submit], [Map], [Wait], [AsCompleted] and
+// [Executor.Shutdown], over a local goroutine pool ([Local]) or worker
+// processes on many hosts reached through NATS JetStream ([NATS]).
+package executor
+
+import (
+	"context"
+	"time"
+
+	"github.com/jetpool/jetpool/task"
+)
+
+// Executor runs batches of tasks and resolves their futures. The
+// implementations are [*Local] and [*NATS]; submit work with the generic
+// functions [Submit] and [Map].
+type Executor interface {
+	// Shutdown stops the executor from taking new work: later submits fail
+	// with ErrShutdown. With cancelFutures it cancels every future that has
+	// not started. With wait it blocks until every outstanding future is done
+	// and the executor's goroutines are gone, or ctx ends (then it returns
+	// ctx's error); without wait it returns at once and outstanding futures
+	// still resolve. It is safe to call more than once.
+	Shutdown(ctx context.Context, wait, cancelFutures bool) error
+
+	// enqueue hands a batch to the executor. It fails with ErrShutdown after
+	// Shutdown, or with an error saying why the batch cannot run; on error no
+	// future of the batch has been resolved.
+	enqueue(ctx context.Context, b *batch) error
+}
+
+// call is one task invocation: its future's state and its input.
+type call struct {
+	s   *state
+	arg any
+}
+
+// batch is a chunk: calls of one kind that travel and run together.
+type batch struct {
+	codec    task.Codec
+	calls    []call
+	deadline time.Time // zero: none
+}
+
+// expired reports whether the batch's deadline has passed at now.
+func (b *batch) expired(now time.Time) bool {
+	return !b.deadline.IsZero() && !now.Before(b.deadline)
+}
+
+// errExpired is the error of a task whose deadline passed before it started.
+func errExpired(kind string) error {
+	return &task.Error{Kind: kind, Type: task.TypeDeadline, Message: "deadline passed before the task started"}
+}

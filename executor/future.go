@@ -1,0 +1,234 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+)
+
+// status is a future's place in its state machine. Transitions only go
+// forward: pending → running → finished, pending → finished (a failure before
+// any start), pending → cancelled.
+type status uint8
+
+const (
+	pending status = iota
+	running
+	cancelled
+	finished
+)
+
+// state is the untyped heart of a future, shared by Future[T] and the
+// executors that resolve it. All transitions happen under mu, so a task is
+// started at most once and resolved at most once, whichever side races.
+type state struct {
+	mu        sync.Mutex
+	st        status
+	val       any
+	err       error
+	done      chan struct{}
+	callbacks []*func()
+	interrupt func() // set while running; ends the handler's context
+}
+
+func (s *state) init() { s.done = make(chan struct{}) }
+
+// start moves a pending future to running and reports whether it did. A
+// cancelled or finished future is never started. interrupt, if not nil, is
+// how Interrupt reaches the running handler.
+func (s *state) start(interrupt func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st != pending {
+		return false
+	}
+	s.st = running
+	s.interrupt = interrupt
+	return true
+}
+
+// resolve finishes a pending or running future with a value or an error. It
+// reports false, changing nothing, if the future was already done: a late or
+// duplicated result never overwrites the first.
+func (s *state) resolve(val any, err error) bool {
+	s.mu.Lock()
+	if s.st == cancelled || s.st == finished {
+		s.mu.Unlock()
+		return false
+	}
+	s.st, s.val, s.err, s.interrupt = finished, val, err, nil
+	s.finishLocked()
+	return true
+}
+
+// cancel implements Future.Cancel.
+func (s *state) cancel() bool {
+	s.mu.Lock()
+	switch s.st {
+	case cancelled:
+		s.mu.Unlock()
+		return true
+	case running, finished:
+		s.mu.Unlock()
+		return false
+	}
+	s.st, s.err = cancelled, ErrCancelled
+	s.finishLocked()
+	return true
+}
+
+// finishLocked closes done, unlocks and runs the callbacks outside the lock so
+// a callback may call back into the future.
+func (s *state) finishLocked() {
+	close(s.done)
+	cbs := s.callbacks
+	s.callbacks = nil
+	s.mu.Unlock()
+	for _, cb := range cbs {
+		runCallback(*cb)
+	}
+}
+
+// failed reports whether the future finished with an error other than
+// cancellation.
+func (s *state) failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st == finished && s.err != nil
+}
+
+func (s *state) status() status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+// addCallback runs cb once the future is done, at once if it already is. The
+// returned func removes cb if it has not run yet, so waiters that give up do
+// not pile up on long-lived futures.
+func (s *state) addCallback(cb func()) (remove func()) {
+	s.mu.Lock()
+	if s.st == cancelled || s.st == finished {
+		s.mu.Unlock()
+		runCallback(cb)
+		return func() {}
+	}
+	p := &cb
+	s.callbacks = append(s.callbacks, p)
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i, q := range s.callbacks {
+			if q == p {
+				s.callbacks = append(s.callbacks[:i], s.callbacks[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
+func runCallback(cb func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("executor: done-callback panicked", "panic", fmt.Sprint(p))
+		}
+	}()
+	cb()
+}
+
+// wait blocks until the future is done or ctx ends.
+func (s *state) wait(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return nil
+	default:
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Future is the pending result of one task, like Python's
+// concurrent.futures.Future. It is safe for concurrent use. Futures are made
+// by [Submit] and [Map]; the zero value is not usable.
+type Future[T any] struct {
+	s state
+}
+
+func newFuture[T any]() *Future[T] {
+	f := &Future[T]{}
+	f.s.init()
+	return f
+}
+
+// Result blocks until the future is done or ctx ends. It returns the task's
+// value; an error matching [ErrCancelled] if the future was cancelled; a
+// *task.Error carrying the remote type, message and stack if the task failed;
+// or ctx's error (matching context.DeadlineExceeded on a deadline) if ctx
+// ended first, in which case the future is left as it was.
+func (f *Future[T]) Result(ctx context.Context) (T, error) {
+	var zero T
+	if err := f.s.wait(ctx); err != nil {
+		return zero, err
+	}
+	if f.s.err != nil {
+		return zero, f.s.err
+	}
+	v, _ := f.s.val.(T)
+	return v, nil
+}
+
+// Err is Python's exception(): it blocks like [Future.Result] and returns the
+// task's error, nil if it succeeded.
+func (f *Future[T]) Err(ctx context.Context) error {
+	_, err := f.Result(ctx)
+	return err
+}
+
+// Done returns a channel that is closed once the future is finished or
+// cancelled.
+func (f *Future[T]) Done() <-chan struct{} { return f.s.done }
+
+// Running reports whether a worker has started the task and it has not
+// finished yet.
+func (f *Future[T]) Running() bool { return f.s.status() == running }
+
+// Cancelled reports whether the future was cancelled.
+func (f *Future[T]) Cancelled() bool { return f.s.status() == cancelled }
+
+// Cancel stops the task if it has not started: it returns true if the task was
+// pending and now will never run, on any worker; true if it was already
+// cancelled; false if it is running or finished. A successful Cancel resolves
+// the future with [ErrCancelled] and runs the done-callbacks.
+func (f *Future[T]) Cancel() bool { return f.s.cancel() }
+
+// Interrupt goes beyond Python: it cancels the context of the running handler,
+// on whichever worker runs it, and reports whether the future was running. The
+// future then resolves with whatever the handler returns, typically an error
+// matching context.Canceled. A pending future is not affected; use Cancel.
+func (f *Future[T]) Interrupt() bool {
+	f.s.mu.Lock()
+	fn := f.s.interrupt
+	ok := f.s.st == running
+	f.s.mu.Unlock()
+	if ok && fn != nil {
+		fn()
+	}
+	return ok
+}
+
+// AddDoneCallback arranges for fn to be called with f once it is finished or
+// cancelled; at once, in the caller's goroutine, if it already is. Otherwise fn
+// runs in the goroutine that finishes the future, so it should be quick. A
+// panic in fn is recovered and logged.
+func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
+	f.s.addCallback(func() { fn(f) })
+}
+
+
+func (f *Future[T]) state() *state { return &f.s }

@@ -1,0 +1,191 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/jetpool/jetpool/task"
+)
+
+// MapOption configures one [Map].
+type MapOption func(*mapConfig) error
+
+type mapConfig struct {
+	chunksize  int
+	buffersize int
+	timeout    time.Duration
+}
+
+// DefaultBuffersize is how many chunks [Map] keeps in flight unless told
+// otherwise with [Buffersize].
+const DefaultBuffersize = 64
+
+// Chunksize batches n inputs into one chunk: one message, one start, run in
+// order by one worker. The default is 1. Larger chunks cut per-task overhead
+// for small tasks.
+func Chunksize(n int) MapOption {
+	return func(c *mapConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: Chunksize(%d) must be at least 1", ErrInvalidOption, n)
+		}
+		c.chunksize = n
+		return nil
+	}
+}
+
+// Buffersize bounds how many chunks are submitted and not yet consumed by the
+// caller (Python 3.14's buffersize); inputs are read only as results are
+// consumed, so memory stays flat however long the input is. The default is
+// [DefaultBuffersize].
+func Buffersize(n int) MapOption {
+	return func(c *mapConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: Buffersize(%d) must be at least 1", ErrInvalidOption, n)
+		}
+		c.buffersize = n
+		return nil
+	}
+}
+
+// Timeout bounds the whole Map, counted from the call of Map, not per item.
+// It is also every task's deadline, carried to the workers: a task not
+// started by then never starts, and a running handler's context ends.
+func Timeout(d time.Duration) MapOption {
+	return func(c *mapConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: Timeout(%v) must be positive", ErrInvalidOption, d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// Map runs t on every input and yields the results in input order, like
+// Python's Executor.map. Nothing is submitted until the iteration starts; then
+// inputs are read and submitted in chunks (see [Chunksize]), at most
+// [Buffersize] chunks ahead of the consumer.
+//
+// A failed task yields (zero, its error) in its place and the iteration goes on
+// if the caller keeps ranging. A timeout (see [Timeout]), the end of ctx, an
+// invalid option or a submission error yields one error and ends the
+// iteration. When the iteration ends early, for any reason including a break
+// by the caller, every task that has not started is cancelled; running tasks
+// finish on their own.
+func Map[In, Out any](ctx context.Context, ex Executor, t task.Task[In, Out], inputs iter.Seq[In], opts ...MapOption) iter.Seq2[Out, error] {
+	start := time.Now()
+	cfg := mapConfig{chunksize: 1, buffersize: DefaultBuffersize}
+	var cfgErr error
+	for _, o := range opts {
+		if cfgErr = o(&cfg); cfgErr != nil {
+			break
+		}
+	}
+	return func(yield func(Out, error) bool) {
+		var zero Out
+		if cfgErr != nil {
+			yield(zero, cfgErr)
+			return
+		}
+		m := mapRun[In, Out]{ctx: ctx, ex: ex, codec: t.Codec(), cfg: cfg, yield: yield}
+		if cfg.timeout > 0 {
+			m.deadline = start.Add(cfg.timeout)
+			timer := time.NewTimer(time.Until(m.deadline))
+			defer timer.Stop()
+			m.timer = timer.C
+		}
+		defer m.cancelRest()
+		chunk := make([]In, 0, cfg.chunksize)
+		for in := range inputs {
+			chunk = append(chunk, in)
+			if len(chunk) < cfg.chunksize {
+				continue
+			}
+			if !m.submit(chunk) {
+				return
+			}
+			chunk = chunk[:0]
+			for len(m.inflight) >= cfg.buffersize {
+				if !m.drainHead() {
+					return
+				}
+			}
+		}
+		if len(chunk) > 0 && !m.submit(chunk) {
+			return
+		}
+		for len(m.inflight) > 0 {
+			if !m.drainHead() {
+				return
+			}
+		}
+	}
+}
+
+// mapRun is the state of one iteration of a Map.
+type mapRun[In, Out any] struct {
+	ctx      context.Context
+	ex       Executor
+	codec    task.Codec
+	cfg      mapConfig
+	deadline time.Time
+	timer    <-chan time.Time
+	yield    func(Out, error) bool
+	inflight [][]*Future[Out] // chunks in input order; consumed from the head
+}
+
+func (m *mapRun[In, Out]) submit(chunk []In) bool {
+	futs := make([]*Future[Out], len(chunk))
+	b := &batch{codec: m.codec, calls: make([]call, len(chunk)), deadline: m.deadline}
+	for i, in := range chunk {
+		futs[i] = newFuture[Out]()
+		b.calls[i] = call{s: &futs[i].s, arg: in}
+	}
+	if err := m.ex.enqueue(m.ctx, b); err != nil {
+		var zero Out
+		m.yield(zero, err)
+		return false
+	}
+	m.inflight = append(m.inflight, futs)
+	return true
+}
+
+// drainHead yields the results of the oldest chunk, waiting for each. It
+// reports false if the iteration must end.
+func (m *mapRun[In, Out]) drainHead() bool {
+	var zero Out
+	head := m.inflight[0]
+	for len(head) > 0 {
+		f := head[0]
+		select {
+		case <-f.Done():
+		case <-m.timer:
+			m.yield(zero, fmt.Errorf("executor: map timed out after %v: %w", m.cfg.timeout, context.DeadlineExceeded))
+			return false
+		case <-m.ctx.Done():
+			m.yield(zero, fmt.Errorf("executor: map stopped: %w", m.ctx.Err()))
+			return false
+		}
+		head[0] = nil
+		head = head[1:]
+		m.inflight[0] = head
+		v, err := f.Result(context.Background())
+		if !m.yield(v, err) {
+			return false
+		}
+	}
+	m.inflight[0] = nil
+	m.inflight = m.inflight[1:]
+	return true
+}
+
+// cancelRest cancels every future the caller has not consumed. Finished and
+// running ones are unaffected.
+func (m *mapRun[In, Out]) cancelRest() {
+	for _, chunk := range m.inflight {
+		for _, f := range chunk {
+			f.Cancel()
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sort"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Handler is the untyped form of a registered handler, used by runners (the
+// local executor and the worker) that cannot name type parameters. Both calls
+// recover a panic in the handler and return it as an *[Error] of type
+// [TypePanic] with the stack.
+type Handler interface {
+	Kind() string
+	// Call runs the handler on an input of the task's In type and returns a
+	// value of its Out type. An input of another type fails with TypeBadInput.
+	Call(ctx context.Context, in any) (any, error)
+	// CallRaw runs the handler on msgpack-encoded input and returns the
+	// msgpack-encoded output.
+	CallRaw(ctx context.Context, raw []byte) ([]byte, error)
+}
+
+// Registry maps kinds to handlers. It is safe for concurrent use. The zero
+// value is an empty registry ready to use.
+type Registry struct {
+	mu       sync.RWMutex
+	handlers map[string]Handler
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{} }
+
+// Handle registers fn as the handler of t in r. It panics if t's kind is
+// already registered, like http.Handle for a duplicate pattern: two handlers
+// for one kind is a programming error.
+func Handle[In, Out any](r *Registry, t Task[In, Out], fn func(ctx context.Context, in In) (Out, error)) {
+	if t.kind == "" {
+		panic("task: Handle with a zero Task; declare it with task.New")
+	}
+	r.Register(&handler[In, Out]{kind: t.kind, fn: fn})
+}
+
+// Register adds an untyped handler. It panics on a duplicate kind or an
+// invalid one.
+func (r *Registry) Register(h Handler) {
+	if err := ValidateKind(h.Kind()); err != nil {
+		panic(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.handlers == nil {
+		r.handlers = make(map[string]Handler)
+	}
+	if _, dup := r.handlers[h.Kind()]; dup {
+		panic(fmt.Sprintf("task: kind %q registered twice", h.Kind()))
+	}
+	r.handlers[h.Kind()] = h
+}
+
+// Lookup returns the handler of kind, if any.
+func (r *Registry) Lookup(kind string) (Handler, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	h, ok := r.handlers[kind]
+	return h, ok
+}
+
+// Kinds returns the registered kinds, sorted.
+func (r *Registry) Kinds() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	kinds := make([]string, 0, len(r.handlers))
+	for k := range r.handlers {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return kinds
+}
+
+type handler[In, Out any] struct {
+	kind string
+	fn   func(context.Context, In) (Out, error)
+}
+
+func (h *handler[In, Out]) Kind() string { return h.kind }
+
+func (h *handler[In, Out]) Call(ctx context.Context, in any) (out any, err error) {
+	v, ok := in.(In)
+	if !ok {
+		var want In
+		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: fmt.Sprintf("input is %T, want %T", in, want)}
+	}
+	return h.call(ctx, v)
+}
+
+func (h *handler[In, Out]) CallRaw(ctx context.Context, raw []byte) ([]byte, error) {
+	var in In
+	if err := msgpack.Unmarshal(raw, &in); err != nil {
+		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: err.Error()}
+	}
+	out, err := h.call(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	b, err := msgpack.Marshal(out)
+	if err != nil {
+		return nil, &Error{Kind: h.kind, Type: "encode", Message: err.Error()}
+	}
+	return b, nil
+}
+
+func (h *handler[In, Out]) call(ctx context.Context, in In) (out Out, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &Error{Kind: h.kind, Type: TypePanic, Message: fmt.Sprint(p), Stack: string(debug.Stack())}
+		}
+	}()
+	out, err = h.fn(ctx, in)
+	if err != nil {
+		return out, NewError(h.kind, err)
+	}
+	return out, nil
+}
