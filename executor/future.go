@@ -230,5 +230,4 @@ func (f *Future[T]) AddDoneCallback(fn func(*Future[T])) {
 	f.s.addCallback(func() { fn(f) })
 }
 
-
 func (f *Future[T]) state() *state { return &f.s }

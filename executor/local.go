@@ -46,7 +46,7 @@ type Local struct {
 	mu      sync.Mutex
 	cond    sync.Cond
 	queue   []localJob // FIFO; head at queue[0]
-	idle    int // goroutines waiting for work and not yet signalled
+	idle    int        // goroutines waiting for work and not yet signalled
 	started int
 	closed  bool
 	wg      sync.WaitGroup

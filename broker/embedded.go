@@ -1,0 +1,95 @@
+package broker
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EmbeddedConfig configures [StartEmbedded]. The zero value starts a server
+// on a random loopback port with a temporary store directory.
+type EmbeddedConfig struct {
+	// Host to listen on; default 127.0.0.1.
+	Host string
+	// Port to listen on; 0 picks a free one.
+	Port int
+	// StoreDir is the JetStream file store. Empty means a new temporary
+	// directory, removed by Shutdown. A server restarted on the same
+	// directory finds its streams and messages again.
+	StoreDir string
+	// MaxPayload caps a message's size in bytes; 0 keeps the server's 1 MiB.
+	MaxPayload int32
+}
+
+// Embedded is a NATS server with JetStream running inside this process.
+type Embedded struct {
+	srv     *server.Server
+	tempDir string
+}
+
+// StartEmbedded starts a server and waits until it accepts connections.
+func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+	e := &Embedded{}
+	if cfg.StoreDir == "" {
+		dir, err := os.MkdirTemp("", "jetpool-js-*")
+		if err != nil {
+			return nil, fmt.Errorf("broker: embedded store: %w", err)
+		}
+		cfg.StoreDir, e.tempDir = dir, dir
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	port := cfg.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		Host:       cfg.Host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		MaxPayload: cfg.MaxPayload,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		e.removeTemp()
+		return nil, fmt.Errorf("broker: embedded server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		e.removeTemp()
+		return nil, fmt.Errorf("broker: embedded server not ready after 10s")
+	}
+	e.srv = srv
+	return e, nil
+}
+
+// ClientURL is the URL clients connect to.
+func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+
+// StoreDir is the JetStream store directory in use.
+func (e *Embedded) StoreDir() string { return e.srv.JetStreamConfig().StoreDir }
+
+// Shutdown stops the server and waits for it to exit, then removes a
+// temporary store directory. It is safe to call more than once.
+func (e *Embedded) Shutdown() {
+	if e.srv == nil {
+		return
+	}
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+	e.removeTemp()
+}
+
+func (e *Embedded) removeTemp() {
+	if e.tempDir != "" {
+		os.RemoveAll(e.tempDir)
+		e.tempDir = ""
+	}
+}

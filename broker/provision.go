@@ -1,0 +1,128 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PoolConfig is what a pool's stream and consumers are provisioned with.
+// Producers and workers of one pool should agree on it; the zero value of
+// each field means its default.
+type PoolConfig struct {
+	// Replicas of the stream: 1 (default) or 3 for a cluster.
+	Replicas int
+	// AckWait is how long a delivered chunk may go without an ack or an
+	// InProgress before JetStream redelivers it; it is also the lease of a
+	// running attempt. Default 30s.
+	AckWait time.Duration
+	// MaxDeliver is how many times a chunk is delivered before its futures
+	// fail. Default 10.
+	MaxDeliver int
+	// MaxAckPending bounds the chunks of one kind delivered and not yet
+	// acked, across all workers: the pool's backpressure. Default 4096.
+	MaxAckPending int
+	// DuplicateWindow is how long a chunk id is remembered to drop a
+	// republished chunk. Default 2m.
+	DuplicateWindow time.Duration
+	// Grace is how long workers keep asking a producer that does not answer
+	// before dropping its chunk, and how long a producer cut off from the
+	// broker waits before failing its pending futures. Default 30s.
+	Grace time.Duration
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c PoolConfig) WithDefaults() PoolConfig {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 10
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 4096
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+	if c.Grace == 0 {
+		c.Grace = 30 * time.Second
+	}
+	return c
+}
+
+// ErrInvalidConfig is matched by errors for PoolConfig values out of range.
+var ErrInvalidConfig = errors.New("broker: invalid pool config")
+
+// Validate reports a field out of range.
+func (c PoolConfig) Validate() error {
+	c = c.WithDefaults()
+	switch {
+	case c.Replicas != 1 && c.Replicas != 3:
+		return fmt.Errorf("%w: replicas %d, want 1 or 3", ErrInvalidConfig, c.Replicas)
+	case c.AckWait < 100*time.Millisecond:
+		return fmt.Errorf("%w: ack wait %v below 100ms", ErrInvalidConfig, c.AckWait)
+	case c.MaxDeliver < 1:
+		return fmt.Errorf("%w: max deliver %d below 1", ErrInvalidConfig, c.MaxDeliver)
+	case c.MaxAckPending < 1:
+		return fmt.Errorf("%w: max ack pending %d below 1", ErrInvalidConfig, c.MaxAckPending)
+	case c.DuplicateWindow < time.Second:
+		return fmt.Errorf("%w: duplicate window %v below 1s", ErrInvalidConfig, c.DuplicateWindow)
+	case c.Grace < 100*time.Millisecond:
+		return fmt.Errorf("%w: grace %v below 100ms", ErrInvalidConfig, c.Grace)
+	}
+	return nil
+}
+
+// EnsureStream creates the pool's stream, or updates it to cfg if it exists:
+// WorkQueue retention, file storage, cfg.Replicas, the dedup window. It is
+// idempotent and safe to race from many processes.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, s Subjects, cfg PoolConfig) (jetstream.Stream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       s.Stream(),
+		Subjects:   []string{s.AllTasks()},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Replicas:   cfg.Replicas,
+		Duplicates: cfg.DuplicateWindow,
+		Discard:    jetstream.DiscardOld,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: ensure stream %s: %w", s.Stream(), err)
+	}
+	return st, nil
+}
+
+// EnsureConsumer creates the durable pull consumer of kind shared by all the
+// pool's workers of that kind, or updates it to cfg: explicit ack, AckWait,
+// MaxDeliver, MaxAckPending. It is idempotent.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, s Subjects, kind string, cfg PoolConfig) (jetstream.Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	c, err := js.CreateOrUpdateConsumer(ctx, s.Stream(), jetstream.ConsumerConfig{
+		Durable:       s.Consumer(kind),
+		FilterSubject: s.Tasks(kind),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      0,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: ensure consumer %s: %w", kind, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,77 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/jetpool/jetpool/task"
+)
+
+// DefaultPrefix is the first token of every subject the pool uses.
+const DefaultPrefix = "jetpool"
+
+// DefaultPool is the pool name used when none is given.
+const DefaultPool = "default"
+
+// Subjects names every subject and JetStream object of one pool. All names
+// are derived here and nowhere else. Create it with [NewSubjects].
+type Subjects struct {
+	prefix, pool string
+}
+
+// NewSubjects validates prefix and pool (each a kind-like token: letters,
+// digits, '-', '_') and returns the pool's names.
+func NewSubjects(prefix, pool string) (Subjects, error) {
+	if err := task.ValidateKind(prefix); err != nil {
+		return Subjects{}, fmt.Errorf("%w: prefix: %v", ErrInvalidName, err)
+	}
+	if err := task.ValidateKind(pool); err != nil {
+		return Subjects{}, fmt.Errorf("%w: pool: %v", ErrInvalidName, err)
+	}
+	return Subjects{prefix: prefix, pool: pool}, nil
+}
+
+// Prefix returns the subject prefix.
+func (s Subjects) Prefix() string { return s.prefix }
+
+// Pool returns the pool name.
+func (s Subjects) Pool() string { return s.pool }
+
+// Stream is the JetStream stream holding the pool's chunks.
+func (s Subjects) Stream() string {
+	return strings.ToUpper(s.prefix + "_" + s.pool)
+}
+
+// AllTasks is the stream's subject filter: every kind's chunks.
+func (s Subjects) AllTasks() string { return s.prefix + "." + s.pool + ".tasks.>" }
+
+// Tasks is the subject chunks of kind are published to.
+func (s Subjects) Tasks(kind string) string { return s.prefix + "." + s.pool + ".tasks." + kind }
+
+// Consumer is the durable pull consumer shared by every worker of kind.
+func (s Subjects) Consumer(kind string) string { return kind }
+
+// Control is a producer's control subject; workers send Start requests to
+// Control+".start", results to Control+".result" and lease renewals to
+// Control+".lease".
+func (s Subjects) Control(executorID string) string {
+	return s.prefix + "." + s.pool + ".ctl." + executorID
+}
+
+// WorkerInbox is where a worker takes interrupts for the tasks it runs.
+func (s Subjects) WorkerInbox(workerID string) string {
+	return s.prefix + "." + s.pool + ".worker." + workerID
+}
+
+// MaxDeliveriesAdvisory is the JetStream advisory subject published when a
+// chunk of any kind of the pool reaches MaxDeliver.
+func (s Subjects) MaxDeliveriesAdvisory() string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + s.Stream() + ".*"
+}
+
+// Control subject suffixes.
+const (
+	StartSuffix  = ".start"
+	ResultSuffix = ".result"
+	LeaseSuffix  = ".lease"
+)

@@ -1,0 +1,224 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jetpool/jetpool/task"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The wire envelope. Every message is msgpack with structs encoded as arrays,
+// so field names never travel. The flow of one chunk:
+//
+//  1. The producer publishes a [Chunk] to Subjects.Tasks(kind) with the
+//     header Nats-Msg-Id = MsgID(executor, chunk id), so a retried publish is
+//     stored once.
+//  2. A worker pulls it and sends a [Start] request to Control+".start". The
+//     producer, the only arbiter of its futures, answers a [StartReply]:
+//     VerdictGo with the items still to run (cancelled ones left out, the rest
+//     now Running), VerdictDrop (nothing left to run: ack the message) or
+//     VerdictBusy (another attempt holds a live lease: nak with a delay).
+//  3. While running, the worker sends JetStream InProgress and a [Lease] to
+//     Control+".lease" every LeaseMs/3.
+//  4. The worker publishes [Result]s to Control+".result"; the last has
+//     Final set and carries the JetStream message's ack subject. The producer
+//     sets each future once and then acks the chunk itself. A lost result
+//     means a redelivery whose Start is answered VerdictDrop, so nothing runs
+//     twice.
+//  5. Interrupt: the producer publishes an [Interrupt] to the worker's
+//     inbox named in its Start; the handler's context ends.
+
+// Limits enforced by the decoders, so hostile input cannot make them
+// allocate without bound.
+const (
+	// MaxItems is the largest number of items in one chunk or result.
+	MaxItems = 1 << 20
+	// MaxStackLen bounds the stack carried by a panic error.
+	MaxStackLen = 64 << 10
+)
+
+// Errors of the wire layer.
+var (
+	// ErrMalformed is matched by errors for messages that do not decode or
+	// break the envelope's rules.
+	ErrMalformed = errors.New("broker: malformed message")
+	// ErrTooLarge is matched by errors for messages above the server's
+	// maximum payload.
+	ErrTooLarge = errors.New("broker: message too large")
+	// ErrInvalidName is matched by errors for invalid pool or prefix names.
+	ErrInvalidName = errors.New("broker: invalid name")
+)
+
+// Chunk is a batch of calls of one kind, the unit published, delivered,
+// started and acked.
+type Chunk struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Executor string   // the producer's id
+	ID       uint64   // unique within the producer
+	Kind     string
+	Control  string // the producer's control subject
+	Deadline int64  // Unix nanoseconds; 0: none
+	Items    []Item
+}
+
+// Item is one call in a chunk: its index in the chunk and its msgpack input.
+type Item struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Seq      uint32
+	Args     msgpack.RawMessage
+}
+
+// Verdicts a producer gives to a Start request.
+const (
+	VerdictGo   uint8 = 1
+	VerdictDrop uint8 = 2
+	VerdictBusy uint8 = 3
+)
+
+// Start asks the producer for leave to run a chunk.
+type Start struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Chunk    uint64
+	Worker   string // the worker's id
+	Inbox    string // where to send interrupts for this attempt
+	Delivery uint64 // JetStream's delivery count; with Worker it names the attempt
+}
+
+// StartReply is the producer's verdict on a Start.
+type StartReply struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Verdict  uint8
+	Items    []uint32 // with VerdictGo: the seqs to run
+	LeaseMs  int64    // with VerdictGo: renew the lease at least every LeaseMs/3
+}
+
+// Lease renews a running attempt's lease.
+type Lease struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Chunk    uint64
+	Worker   string
+	Delivery uint64
+}
+
+// Result carries the outcomes of some items of a chunk.
+type Result struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Chunk    uint64
+	Worker   string
+	Final    bool   // no more results follow for this attempt
+	Ack      string // with Final: the JetStream message's ack subject
+	Items    []ItemResult
+}
+
+// ItemResult is one item's outcome: Value (msgpack) or Err.
+type ItemResult struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Seq      uint32
+	Value    msgpack.RawMessage
+	Err      *ErrorInfo
+}
+
+// ErrorInfo is a task's error on the wire.
+type ErrorInfo struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Type      string
+	Message   string
+	Stack     string
+	Retryable bool
+}
+
+// Interrupt asks a worker to end a running task's context.
+type Interrupt struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Executor string
+	Chunk    uint64
+	Seq      uint32
+}
+
+// NewErrorInfo converts a handler's error for the wire.
+func NewErrorInfo(kind string, err error) *ErrorInfo {
+	te := task.NewError(kind, err)
+	stack := te.Stack
+	if len(stack) > MaxStackLen {
+		stack = stack[:MaxStackLen]
+	}
+	return &ErrorInfo{Type: te.Type, Message: te.Message, Stack: stack, Retryable: te.Retryable}
+}
+
+// TaskError converts a wire error back into a *task.Error of kind.
+func (e *ErrorInfo) TaskError(kind string) *task.Error {
+	return &task.Error{Kind: kind, Type: e.Type, Message: e.Message, Stack: e.Stack, Retryable: e.Retryable}
+}
+
+// MsgID is the JetStream dedup id of a chunk.
+func MsgID(executorID string, chunk uint64) string {
+	return fmt.Sprintf("%s.%d", executorID, chunk)
+}
+
+// Encode marshals a wire message.
+func Encode(v any) ([]byte, error) {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("broker: encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+// Decode unmarshals a wire message into v, a pointer to one of the envelope
+// types, and validates it. Malformed input of any shape returns an error
+// matching ErrMalformed; it never panics and never allocates more than the
+// input's length allows.
+func Decode(data []byte, v any) error {
+	if err := unmarshal(data, v); err != nil {
+		return fmt.Errorf("%w: %T: %v", ErrMalformed, v, err)
+	}
+	if val, ok := v.(interface{ validate() error }); ok {
+		if err := val.validate(); err != nil {
+			return fmt.Errorf("%w: %T: %v", ErrMalformed, v, err)
+		}
+	}
+	return nil
+}
+
+func unmarshal(data []byte, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panic: %v", p)
+		}
+	}()
+	return msgpack.Unmarshal(data, v)
+}
+
+func (c *Chunk) validate() error {
+	if c.Executor == "" || c.Control == "" {
+		return errors.New("chunk without executor or control subject")
+	}
+	if err := task.ValidateKind(c.Kind); err != nil {
+		return err
+	}
+	if len(c.Items) == 0 || len(c.Items) > MaxItems {
+		return fmt.Errorf("chunk with %d items", len(c.Items))
+	}
+	return nil
+}
+
+func (r *Result) validate() error {
+	if len(r.Items) > MaxItems {
+		return fmt.Errorf("result with %d items", len(r.Items))
+	}
+	for _, it := range r.Items {
+		if it.Err == nil && it.Value == nil {
+			return fmt.Errorf("item %d has neither value nor error", it.Seq)
+		}
+	}
+	return nil
+}
+
+func (r *StartReply) validate() error {
+	switch r.Verdict {
+	case VerdictGo, VerdictDrop, VerdictBusy:
+		return nil
+	}
+	return fmt.Errorf("unknown verdict %d", r.Verdict)
+}
