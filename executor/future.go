@@ -30,6 +30,7 @@ type state struct {
 	done      chan struct{}
 	callbacks []*func()
 	interrupt func() // set while running; ends the handler's context
+	settled   func() // set by the executor before the future escapes; told once when done
 }
 
 func (s *state) init() { s.done = make(chan struct{}) }
@@ -85,6 +86,9 @@ func (s *state) finishLocked() {
 	cbs := s.callbacks
 	s.callbacks = nil
 	s.mu.Unlock()
+	if s.settled != nil {
+		s.settled()
+	}
 	for _, cb := range cbs {
 		runCallback(*cb)
 	}

@@ -1,0 +1,129 @@
+package executor_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/task"
+)
+
+// Square is declared once and shared by producers and workers.
+var Square = task.New[int, int]("square")
+
+// Hold blocks until its input channel name is released; the examples use it
+// to fill a pool.
+var Hold = task.New[string, string]("hold")
+
+func newPool(workers int) (*executor.Local, chan struct{}) {
+	release := make(chan struct{})
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
+	task.Handle(reg, Hold, func(ctx context.Context, name string) (string, error) {
+		<-release
+		return name, nil
+	})
+	ex, err := executor.NewLocal(reg, executor.MaxWorkers(workers))
+	if err != nil {
+		panic(err)
+	}
+	return ex, release
+}
+
+func ExampleSubmit() {
+	ex, _ := newPool(4)
+	defer ex.Shutdown(context.Background(), true, false)
+
+	ctx := context.Background()
+	f, err := executor.Submit(ctx, ex, Square, 7)
+	if err != nil {
+		panic(err)
+	}
+	v, err := f.Result(ctx)
+	fmt.Println(v, err)
+	// Output: 49 <nil>
+}
+
+func ExampleMap() {
+	ex, _ := newPool(4)
+	defer ex.Shutdown(context.Background(), true, false)
+
+	ctx := context.Background()
+	inputs := slices.Values([]int{1, 2, 3, 4, 5})
+	for v, err := range executor.Map(ctx, ex, Square, inputs, executor.Chunksize(2), executor.Timeout(time.Minute)) {
+		if err != nil {
+			fmt.Println("error:", err)
+			break
+		}
+		fmt.Print(v, " ")
+	}
+	fmt.Println()
+	// Output: 1 4 9 16 25
+}
+
+func ExampleWait() {
+	ex, release := newPool(3)
+	defer ex.Shutdown(context.Background(), true, false)
+
+	ctx := context.Background()
+	slow, _ := executor.Submit(ctx, ex, Hold, "slow")
+	fast, _ := executor.Submit(ctx, ex, Hold, "fast")
+	quick, _ := executor.Submit(ctx, ex, Square, 3)
+	done, notDone := executor.Wait(ctx, []*executor.Future[int]{quick}, executor.FirstCompleted)
+	fmt.Println(len(done), len(notDone))
+
+	timeout, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	done2, notDone2 := executor.Wait(timeout, []*executor.Future[string]{slow, fast}, executor.AllCompleted)
+	fmt.Println(len(done2), len(notDone2))
+	close(release)
+	// Output:
+	// 1 0
+	// 0 2
+}
+
+func ExampleAsCompleted() {
+	ex, _ := newPool(4)
+	defer ex.Shutdown(context.Background(), true, false)
+
+	ctx := context.Background()
+	var fs []*executor.Future[int]
+	for i := 1; i <= 3; i++ {
+		f, _ := executor.Submit(ctx, ex, Square, i)
+		fs = append(fs, f)
+	}
+	sum := 0
+	for f, err := range executor.AsCompleted(ctx, fs) {
+		if err != nil {
+			panic(err)
+		}
+		v, _ := f.Result(ctx)
+		sum += v
+	}
+	fmt.Println(sum)
+	// Output: 14
+}
+
+func ExampleFuture_Cancel() {
+	ex, release := newPool(1)
+	defer ex.Shutdown(context.Background(), true, false)
+
+	ctx := context.Background()
+	busy, _ := executor.Submit(ctx, ex, Hold, "busy") // takes the only worker
+	queued, _ := executor.Submit(ctx, ex, Square, 2)
+	queued.AddDoneCallback(func(f *executor.Future[int]) { fmt.Println("callback: cancelled =", f.Cancelled()) })
+
+	fmt.Println("cancel queued:", queued.Cancel())
+	_, err := queued.Result(ctx)
+	fmt.Println(err)
+	close(release)
+	v, _ := busy.Result(ctx)
+	fmt.Println(v, "cancel finished:", busy.Cancel())
+	// Output:
+	// callback: cancelled = true
+	// cancel queued: true
+	// executor: future cancelled
+	// busy cancel finished: false
+}

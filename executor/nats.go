@@ -1,0 +1,552 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/task"
+)
+
+// ErrDisconnected fails the futures of a NATS executor that was cut off from
+// the broker for longer than the pool's grace period.
+var ErrDisconnected = errors.New("executor: cut off from the broker for longer than the grace period")
+
+// NATSOption configures [NewNATS].
+type NATSOption func(*natsConfig) error
+
+type natsConfig struct {
+	prefix, pool string
+	pc           broker.PoolConfig
+	log          *slog.Logger
+}
+
+// WithPool names the pool to submit to; the default is broker.DefaultPool.
+func WithPool(name string) NATSOption {
+	return func(c *natsConfig) error { c.pool = name; return nil }
+}
+
+// WithPrefix sets the subject prefix; the default is broker.DefaultPrefix.
+func WithPrefix(prefix string) NATSOption {
+	return func(c *natsConfig) error { c.prefix = prefix; return nil }
+}
+
+// WithPoolConfig sets the pool's stream settings, lease and grace period;
+// workers of the pool should use the same.
+func WithPoolConfig(pc broker.PoolConfig) NATSOption {
+	return func(c *natsConfig) error {
+		if err := pc.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidOption, err)
+		}
+		c.pc = pc
+		return nil
+	}
+}
+
+// WithLogger sets where the executor logs; the default is slog.Default().
+func WithLogger(l *slog.Logger) NATSOption {
+	return func(c *natsConfig) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+		}
+		c.log = l
+		return nil
+	}
+}
+
+// NATS runs tasks on worker processes reached through NATS JetStream. It
+// publishes chunks to the pool's stream and is the only arbiter of its
+// futures: a worker must ask it before starting a chunk, which makes Cancel
+// and Running exact across hosts, and each future is set once however often
+// a chunk is delivered. Create it with [NewNATS].
+type NATS struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	subj    broker.Subjects
+	pc      broker.PoolConfig
+	log     *slog.Logger
+	id      string
+	control string
+
+	mu       sync.Mutex
+	chunks   map[uint64]*remoteChunk
+	nextID   uint64
+	closed   bool
+	stopOnce sync.Once
+
+	subs     []*nats.Subscription
+	acks     chan pubAck
+	stop     chan struct{} // closed when closed and every chunk is settled
+	finished chan struct{} // closed when the executor's goroutines are gone
+}
+
+// remoteChunk is the producer's record of a published chunk. Its fields are
+// guarded by NATS.mu.
+type remoteChunk struct {
+	id      uint64
+	b       *batch
+	left    int // futures not yet done
+	started bool
+	attempt attempt
+	goItems []uint32
+	lease   time.Time // the current attempt's lease ends then
+	timer   *time.Timer
+}
+
+// attempt names one delivery of a chunk to one worker.
+type attempt struct {
+	worker   string
+	delivery uint64
+	inbox    string
+}
+
+type pubAck struct {
+	paf jetstream.PubAckFuture
+	rc  *remoteChunk
+}
+
+// NewNATS returns an executor publishing to a pool over nc, creating the
+// pool's stream if needed. The executor does not own nc: close it after
+// Shutdown. It fails with ErrInvalidOption for a bad option or with the
+// broker's error if the stream cannot be provisioned.
+func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, error) {
+	cfg := natsConfig{prefix: broker.DefaultPrefix, pool: broker.DefaultPool, log: slog.Default()}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	subj, err := broker.NewSubjects(cfg.prefix, cfg.pool)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidOption, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("executor: jetstream: %w", err)
+	}
+	stream, err := broker.EnsureStream(ctx, js, subj, cfg.pc)
+	if err != nil {
+		return nil, err
+	}
+	id := nuid.Next()
+	n := &NATS{
+		nc: nc, js: js, stream: stream, subj: subj, pc: cfg.pc.WithDefaults(), log: cfg.log,
+		id: id, control: subj.Control(id),
+		chunks:   make(map[uint64]*remoteChunk),
+		acks:     make(chan pubAck, 4096),
+		stop:     make(chan struct{}),
+		finished: make(chan struct{}),
+	}
+	for _, s := range []struct {
+		subject string
+		fn      nats.MsgHandler
+	}{
+		{n.control + broker.StartSuffix, n.onStart},
+		{n.control + broker.ResultSuffix, n.onResult},
+		{n.control + broker.LeaseSuffix, n.onLease},
+		{subj.MaxDeliveriesAdvisory(), n.onMaxDeliveries},
+	} {
+		sub, err := nc.Subscribe(s.subject, s.fn)
+		if err != nil {
+			n.unsubscribe()
+			return nil, fmt.Errorf("executor: subscribe %s: %w", s.subject, err)
+		}
+		sub.SetPendingLimits(-1, -1)
+		n.subs = append(n.subs, sub)
+	}
+	if err := nc.Flush(); err != nil {
+		n.unsubscribe()
+		return nil, fmt.Errorf("executor: flush subscriptions: %w", err)
+	}
+	go n.run()
+	return n, nil
+}
+
+// ID is the executor's id, unique per executor; workers see it in chunks.
+func (n *NATS) ID() string { return n.id }
+
+func (n *NATS) enqueue(ctx context.Context, b *batch) error {
+	if err := task.ValidateKind(b.codec.Kind); err != nil {
+		return err
+	}
+	items := make([]broker.Item, len(b.calls))
+	for i, c := range b.calls {
+		raw, err := b.codec.EncodeIn(c.arg)
+		if err != nil {
+			return fmt.Errorf("executor: encode %s input: %w", b.codec.Kind, err)
+		}
+		items[i] = broker.Item{Seq: uint32(i), Args: raw}
+	}
+	var deadline int64
+	if !b.deadline.IsZero() {
+		deadline = b.deadline.UnixNano()
+	}
+
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrShutdown
+	}
+	n.nextID++
+	rc := &remoteChunk{id: n.nextID, b: b, left: len(b.calls)}
+	n.mu.Unlock()
+
+	data, err := broker.Encode(&broker.Chunk{
+		Executor: n.id, ID: rc.id, Kind: b.codec.Kind, Control: n.control,
+		Deadline: deadline, Items: items,
+	})
+	if err != nil {
+		return err
+	}
+	// Leave room for the headers.
+	if limit := n.nc.MaxPayload() - 256; int64(len(data)) > limit {
+		return fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), b.codec.Kind, len(data), limit)
+	}
+	for i := range b.calls {
+		b.calls[i].s.settled = func() { n.settle(rc) }
+	}
+
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrShutdown
+	}
+	n.chunks[rc.id] = rc
+	if !b.deadline.IsZero() {
+		rc.timer = time.AfterFunc(time.Until(b.deadline), func() { n.expire(rc, false) })
+	}
+	n.mu.Unlock()
+
+	msg := &nats.Msg{Subject: n.subj.Tasks(b.codec.Kind), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, broker.MsgID(n.id, rc.id))
+	paf, err := n.js.PublishMsgAsync(msg)
+	if err != nil {
+		n.forget(rc)
+		return fmt.Errorf("executor: publish %s chunk: %w", b.codec.Kind, err)
+	}
+	select {
+	case n.acks <- pubAck{paf, rc}:
+	case <-ctx.Done():
+		// The chunk is published; its PubAck goes unchecked.
+	}
+	return nil
+}
+
+// forget drops a chunk that never escaped enqueue.
+func (n *NATS) forget(rc *remoteChunk) {
+	n.mu.Lock()
+	delete(n.chunks, rc.id)
+	if rc.timer != nil {
+		rc.timer.Stop()
+	}
+	n.mu.Unlock()
+	for i := range rc.b.calls {
+		rc.b.calls[i].s.settled = nil
+	}
+}
+
+// settle is told when one future of rc is done, however it got done.
+func (n *NATS) settle(rc *remoteChunk) {
+	n.mu.Lock()
+	rc.left--
+	if rc.left == 0 {
+		delete(n.chunks, rc.id)
+		if rc.timer != nil {
+			rc.timer.Stop()
+		}
+	}
+	done := n.closed && len(n.chunks) == 0
+	n.mu.Unlock()
+	if done {
+		n.stopOnce.Do(func() { close(n.stop) })
+	}
+}
+
+// run owns the executor's background work: checking PubAcks in order and
+// watching the connection. It exits once the executor is shut down and every
+// chunk is settled.
+func (n *NATS) run() {
+	defer close(n.finished)
+	defer n.unsubscribe()
+	tick := time.NewTicker(min(n.pc.Grace/4, time.Second))
+	defer tick.Stop()
+	var cutOff time.Time
+	for {
+		select {
+		case <-n.stop:
+			return
+		case pa := <-n.acks:
+			select {
+			case <-pa.paf.Ok():
+			case err := <-pa.paf.Err():
+				n.failChunk(pa.rc, fmt.Errorf("executor: publish %s chunk: %w", pa.rc.b.codec.Kind, err))
+			case <-n.stop:
+				return
+			}
+		case now := <-tick.C:
+			if n.nc.Status() == nats.CONNECTED {
+				cutOff = time.Time{}
+				continue
+			}
+			if cutOff.IsZero() {
+				cutOff = now
+			} else if now.Sub(cutOff) > n.pc.Grace {
+				n.failAll(fmt.Errorf("%w (%v)", ErrDisconnected, n.pc.Grace))
+			}
+		}
+	}
+}
+
+func (n *NATS) unsubscribe() {
+	for _, s := range n.subs {
+		s.Unsubscribe()
+	}
+}
+
+// failChunk resolves every future of rc that is not done with err.
+func (n *NATS) failChunk(rc *remoteChunk, err error) {
+	for i := range rc.b.calls {
+		rc.b.calls[i].s.resolve(nil, err)
+	}
+}
+
+func (n *NATS) failAll(err error) {
+	n.mu.Lock()
+	all := make([]*remoteChunk, 0, len(n.chunks))
+	for _, rc := range n.chunks {
+		all = append(all, rc)
+	}
+	n.mu.Unlock()
+	for _, rc := range all {
+		n.failChunk(rc, err)
+	}
+}
+
+// expire runs at a chunk's deadline: pending futures fail at once, as their
+// tasks must never start. Running ones get until the deadline plus the lease
+// and grace for their worker to report, then fail too, so a future with a
+// deadline never hangs.
+func (n *NATS) expire(rc *remoteChunk, final bool) {
+	for i := range rc.b.calls {
+		s := rc.b.calls[i].s
+		if final || s.status() == pending {
+			s.resolve(nil, errExpired(rc.b.codec.Kind))
+		}
+	}
+	if final {
+		return
+	}
+	n.mu.Lock()
+	if rc.left > 0 {
+		rc.timer = time.AfterFunc(n.pc.AckWait+n.pc.Grace, func() { n.expire(rc, true) })
+	}
+	n.mu.Unlock()
+}
+
+func (n *NATS) onStart(m *nats.Msg) {
+	var req broker.Start
+	if err := broker.Decode(m.Data, &req); err != nil {
+		n.log.Warn("executor: bad start request", "err", err)
+		return
+	}
+	reply := n.decideStart(req)
+	data, err := broker.Encode(&reply)
+	if err != nil {
+		return
+	}
+	if err := m.Respond(data); err != nil {
+		n.log.Warn("executor: answer start request", "chunk", req.Chunk, "err", err)
+	}
+}
+
+// decideStart arbitrates a worker's request to start a chunk. It is the only
+// place futures become running, so a future is either cancelled or started,
+// never both.
+func (n *NATS) decideStart(req broker.Start) broker.StartReply {
+	drop := broker.StartReply{Verdict: broker.VerdictDrop}
+	n.mu.Lock()
+	rc := n.chunks[req.Chunk]
+	if rc == nil {
+		n.mu.Unlock()
+		return drop
+	}
+	now := time.Now()
+	att := attempt{worker: req.Worker, delivery: req.Delivery, inbox: req.Inbox}
+	switch {
+	case rc.b.expired(now):
+		n.mu.Unlock()
+		n.expire(rc, true)
+		return drop
+	case rc.started && rc.attempt == att:
+		// A retried request of the attempt already granted.
+		items := rc.goItems
+		n.mu.Unlock()
+		return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds()}
+	case rc.started && now.Before(rc.lease):
+		n.mu.Unlock()
+		return broker.StartReply{Verdict: broker.VerdictBusy}
+	}
+	defer n.mu.Unlock()
+	var items []uint32
+	for i := range rc.b.calls {
+		s := rc.b.calls[i].s
+		seq := uint32(i)
+		// Unfinished items of an attempt whose lease lapsed are running
+		// already; the new attempt takes them over.
+		if s.start(func() { n.interrupt(rc, seq) }) || s.status() == running {
+			items = append(items, seq)
+		}
+	}
+	if len(items) == 0 {
+		return drop
+	}
+	rc.started, rc.attempt, rc.goItems = true, att, items
+	rc.lease = now.Add(n.pc.AckWait)
+	return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds()}
+}
+
+func (n *NATS) interrupt(rc *remoteChunk, seq uint32) {
+	n.mu.Lock()
+	inbox := rc.attempt.inbox
+	n.mu.Unlock()
+	if inbox == "" {
+		return
+	}
+	data, err := broker.Encode(&broker.Interrupt{Executor: n.id, Chunk: rc.id, Seq: seq})
+	if err == nil {
+		err = n.nc.Publish(inbox, data)
+	}
+	if err != nil {
+		n.log.Warn("executor: send interrupt", "chunk", rc.id, "err", err)
+	}
+}
+
+func (n *NATS) onLease(m *nats.Msg) {
+	var l broker.Lease
+	if broker.Decode(m.Data, &l) != nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if rc := n.chunks[l.Chunk]; rc != nil && rc.attempt.worker == l.Worker && rc.attempt.delivery == l.Delivery {
+		rc.lease = time.Now().Add(n.pc.AckWait)
+	}
+}
+
+func (n *NATS) onResult(m *nats.Msg) {
+	var r broker.Result
+	if err := broker.Decode(m.Data, &r); err != nil {
+		n.log.Warn("executor: bad result", "err", err)
+		return
+	}
+	n.mu.Lock()
+	rc := n.chunks[r.Chunk]
+	n.mu.Unlock()
+	if rc != nil {
+		kind := rc.b.codec.Kind
+		for _, it := range r.Items {
+			if int(it.Seq) >= len(rc.b.calls) {
+				continue
+			}
+			s := rc.b.calls[it.Seq].s
+			if it.Err != nil {
+				s.resolve(nil, it.Err.TaskError(kind))
+				continue
+			}
+			v, err := rc.b.codec.DecodeOut(it.Value)
+			if err != nil {
+				err = &task.Error{Kind: kind, Type: "bad_output", Message: err.Error()}
+			}
+			s.resolve(v, err)
+		}
+	}
+	// Ack only JetStream ack subjects of this pool's stream, so a forged
+	// result cannot ack anything else.
+	if r.Final && strings.HasPrefix(r.Ack, "$JS.ACK."+n.subj.Stream()+".") {
+		if err := n.nc.Publish(r.Ack, []byte("+ACK")); err != nil {
+			n.log.Warn("executor: ack chunk", "chunk", r.Chunk, "err", err)
+		}
+	}
+}
+
+// onMaxDeliveries fails the futures of a chunk of ours that JetStream gave up
+// on after MaxDeliver deliveries, and removes the chunk from the stream.
+func (n *NATS) onMaxDeliveries(m *nats.Msg) {
+	var adv struct {
+		StreamSeq  uint64 `json:"stream_seq"`
+		Deliveries uint64 `json:"deliveries"`
+	}
+	if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raw, err := n.stream.GetMsg(ctx, adv.StreamSeq)
+	if err != nil {
+		return
+	}
+	var exec string
+	var id uint64
+	msgID := raw.Header.Get(jetstream.MsgIDHeader)
+	if i := strings.LastIndexByte(msgID, '.'); i > 0 {
+		exec = msgID[:i]
+		fmt.Sscan(msgID[i+1:], &id)
+	}
+	if exec != n.id {
+		return
+	}
+	n.mu.Lock()
+	rc := n.chunks[id]
+	n.mu.Unlock()
+	if rc != nil {
+		n.failChunk(rc, &task.Error{Kind: rc.b.codec.Kind, Type: "max_deliveries",
+			Message: fmt.Sprintf("chunk delivered %d times without completing", adv.Deliveries)})
+	}
+	if err := n.stream.DeleteMsg(ctx, adv.StreamSeq); err != nil {
+		n.log.Warn("executor: delete abandoned chunk", "seq", adv.StreamSeq, "err", err)
+	}
+}
+
+// Shutdown implements [Executor.Shutdown]. The executor keeps listening for
+// results until every outstanding future is done, then releases its
+// subscriptions; it never closes the connection it was given.
+func (n *NATS) Shutdown(ctx context.Context, wait, cancelFutures bool) error {
+	n.mu.Lock()
+	n.closed = true
+	var all []*remoteChunk
+	if cancelFutures {
+		for _, rc := range n.chunks {
+			all = append(all, rc)
+		}
+	}
+	done := len(n.chunks) == 0
+	n.mu.Unlock()
+	for _, rc := range all {
+		for i := range rc.b.calls {
+			rc.b.calls[i].s.cancel()
+		}
+	}
+	if done {
+		n.stopOnce.Do(func() { close(n.stop) })
+	}
+	if !wait {
+		return nil
+	}
+	select {
+	case <-n.finished:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
