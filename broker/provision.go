@@ -80,15 +80,21 @@ func (c PoolConfig) Validate() error {
 	return nil
 }
 
-// EnsureStream creates the pool's stream, or updates it to cfg if it exists:
-// WorkQueue retention, file storage, cfg.Replicas, the dedup window. It is
-// idempotent and safe to race from many processes.
+// EnsureStream returns the pool's stream, creating it if it does not exist:
+// WorkQueue retention, file storage, cfg.Replicas, the dedup window. An
+// existing stream is used as it is, so producers and workers started with
+// other settings never fight over it. It is safe to race from many processes.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, s Subjects, cfg PoolConfig) (jetstream.Stream, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if st, err := js.Stream(ctx, s.Stream()); err == nil {
+		return st, nil
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("broker: look up stream %s: %w", s.Stream(), err)
+	}
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:       s.Stream(),
 		Subjects:   []string{s.AllTasks()},
 		Retention:  jetstream.WorkQueuePolicy,
@@ -97,21 +103,32 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, s Subjects, cfg P
 		Duplicates: cfg.DuplicateWindow,
 		Discard:    jetstream.DiscardOld,
 	})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		st, err = js.Stream(ctx, s.Stream())
+	}
 	if err != nil {
-		return nil, fmt.Errorf("broker: ensure stream %s: %w", s.Stream(), err)
+		return nil, fmt.Errorf("broker: create stream %s: %w", s.Stream(), err)
 	}
 	return st, nil
 }
 
-// EnsureConsumer creates the durable pull consumer of kind shared by all the
-// pool's workers of that kind, or updates it to cfg: explicit ack, AckWait,
-// MaxDeliver, MaxAckPending. It is idempotent.
+// EnsureConsumer returns the durable pull consumer of kind shared by all the
+// pool's workers of that kind, creating it if it does not exist: explicit
+// ack, AckWait, MaxDeliver, MaxAckPending. An existing consumer is used as it
+// is. It is safe to race from many processes.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, s Subjects, kind string, cfg PoolConfig) (jetstream.Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	c, err := js.CreateOrUpdateConsumer(ctx, s.Stream(), jetstream.ConsumerConfig{
+	if c, err := js.Consumer(ctx, s.Stream(), s.Consumer(kind)); err == nil {
+		return c, nil
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("broker: look up consumer %s: %w", kind, err)
+	}
+	// CreateConsumer succeeds when an identical consumer was created
+	// meanwhile by another worker.
+	c, err := js.CreateConsumer(ctx, s.Stream(), jetstream.ConsumerConfig{
 		Durable:       s.Consumer(kind),
 		FilterSubject: s.Tasks(kind),
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -119,10 +136,12 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, s Subjects, kin
 		MaxDeliver:    cfg.MaxDeliver,
 		MaxAckPending: cfg.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		Replicas:      0,
 	})
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		c, err = js.Consumer(ctx, s.Stream(), s.Consumer(kind))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("broker: ensure consumer %s: %w", kind, err)
+		return nil, fmt.Errorf("broker: create consumer %s: %w", kind, err)
 	}
 	return c, nil
 }

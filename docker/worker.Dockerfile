@@ -1,0 +1,3 @@
+FROM scratch
+COPY worker /worker
+ENTRYPOINT ["/worker"]
