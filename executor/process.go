@@ -1,0 +1,253 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/worker"
+)
+
+// ProcessOption configures [NewProcessPool].
+type ProcessOption func(*processConfig) error
+
+type processConfig struct {
+	command     []string
+	concurrency int
+	storeDir    string
+	pc          broker.PoolConfig
+	stderr      *os.File
+}
+
+// Command runs the workers as path with args instead of re-executing this
+// program; the command must serve a worker configured from the environment,
+// as cmd/worker and any program calling [worker.ServeIfChild] do.
+func Command(path string, args ...string) ProcessOption {
+	return func(c *processConfig) error {
+		if path == "" {
+			return fmt.Errorf("%w: empty command", ErrInvalidOption)
+		}
+		c.command = append([]string{path}, args...)
+		return nil
+	}
+}
+
+// Concurrency sets how many tasks each worker process runs at once; the
+// default is 1, like a Python process pool.
+func Concurrency(n int) ProcessOption {
+	return func(c *processConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: Concurrency(%d) must be at least 1", ErrInvalidOption, n)
+		}
+		c.concurrency = n
+		return nil
+	}
+}
+
+// StoreDir keeps the embedded broker's JetStream store in dir instead of a
+// temporary directory removed at Shutdown.
+func StoreDir(dir string) ProcessOption {
+	return func(c *processConfig) error { c.storeDir = dir; return nil }
+}
+
+// ProcessPoolConfig sets the pool's lease and grace settings (see
+// broker.PoolConfig).
+func ProcessPoolConfig(pc broker.PoolConfig) ProcessOption {
+	return func(c *processConfig) error {
+		if err := pc.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidOption, err)
+		}
+		c.pc = pc
+		return nil
+	}
+}
+
+// WorkerStderr sends the worker processes' standard error to f; the default
+// is this process's.
+func WorkerStderr(f *os.File) ProcessOption {
+	return func(c *processConfig) error { c.stderr = f; return nil }
+}
+
+// ProcessPool is Python's ProcessPoolExecutor: an embedded NATS server and N
+// worker processes on this host behind a [NATS] executor. By default the
+// workers re-execute this program, which must call [worker.ServeIfChild]
+// first thing in main. A worker process that dies is started again; its
+// chunks are redelivered to the others. Create it with [NewProcessPool].
+type ProcessPool struct {
+	*NATS
+	srv *broker.Embedded
+	nc  *nats.Conn
+	cfg processConfig
+	env []string
+
+	mu       sync.Mutex
+	procs    []*os.Process
+	stopping bool
+	sup      sync.WaitGroup // one supervisor per worker slot
+
+	teardownOnce sync.Once
+	torn         chan struct{}
+}
+
+// NewProcessPool starts an embedded broker and worker processes serving it.
+// It returns once the broker is up and the processes are started; the
+// processes connect and start pulling on their own.
+func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*ProcessPool, error) {
+	if workers < 1 {
+		return nil, fmt.Errorf("%w: %d workers, want at least 1", ErrInvalidOption, workers)
+	}
+	cfg := processConfig{concurrency: 1, stderr: os.Stderr}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.command == nil {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("executor: find this program to run workers: %w", err)
+		}
+		cfg.command = []string{self}
+	}
+	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: cfg.storeDir})
+	if err != nil {
+		return nil, err
+	}
+	p := &ProcessPool{srv: srv, cfg: cfg, torn: make(chan struct{}), procs: make([]*os.Process, workers)}
+	p.nc, err = nats.Connect(srv.ClientURL(), nats.Name("jetpool-process-pool"), nats.MaxReconnects(-1))
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("executor: connect to embedded broker: %w", err)
+	}
+	p.NATS, err = NewNATS(ctx, p.nc, WithPoolConfig(cfg.pc))
+	if err != nil {
+		p.nc.Close()
+		srv.Shutdown()
+		return nil, err
+	}
+	p.env = append(os.Environ(), worker.ChildEnv(srv.ClientURL(), cfg.concurrency, cfg.pc)...)
+	for i := range workers {
+		cmd, err := p.spawn(i)
+		if err != nil {
+			p.teardown(context.Background())
+			return nil, err
+		}
+		p.sup.Add(1)
+		go p.supervise(i, cmd)
+	}
+	return p, nil
+}
+
+func (p *ProcessPool) spawn(slot int) (*exec.Cmd, error) {
+	cmd := exec.Command(p.cfg.command[0], p.cfg.command[1:]...)
+	cmd.Env = append(p.env, worker.EnvID+"=proc-"+strconv.Itoa(os.Getpid())+"-"+strconv.Itoa(slot))
+	cmd.Stdout, cmd.Stderr = p.cfg.stderr, p.cfg.stderr
+	setParentDeath(cmd)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping {
+		return nil, errors.New("executor: pool is stopping")
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("executor: start worker process: %w", err)
+	}
+	p.procs[slot] = cmd.Process
+	return cmd, nil
+}
+
+// supervise waits for the process in slot and starts it again if it exits
+// before the pool is torn down.
+func (p *ProcessPool) supervise(slot int, cmd *exec.Cmd) {
+	defer p.sup.Done()
+	for {
+		err := cmd.Wait()
+		p.mu.Lock()
+		stopping := p.stopping
+		p.mu.Unlock()
+		if stopping {
+			return
+		}
+		p.NATS.log.Warn("executor: worker process exited; starting another", "pid", cmd.Process.Pid, "err", err)
+		time.Sleep(100 * time.Millisecond)
+		if cmd, err = p.spawn(slot); err != nil {
+			return
+		}
+	}
+}
+
+// Processes returns the current worker processes, for observing or
+// signalling them.
+func (p *ProcessPool) Processes() []*os.Process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]*os.Process(nil), p.procs...)
+}
+
+// URL is the embedded broker's client URL.
+func (p *ProcessPool) URL() string { return p.srv.ClientURL() }
+
+// Shutdown implements [Executor.Shutdown]; once every outstanding future is
+// done it stops the worker processes (SIGTERM: they finish what they run),
+// the connection and the embedded broker. With wait it returns after that;
+// without, that happens in the background.
+func (p *ProcessPool) Shutdown(ctx context.Context, wait, cancelFutures bool) error {
+	if err := p.NATS.Shutdown(ctx, wait, cancelFutures); err != nil {
+		return err
+	}
+	if !wait {
+		go func() {
+			<-p.NATS.finished
+			p.teardown(context.Background())
+		}()
+		return nil
+	}
+	return p.teardown(ctx)
+}
+
+// teardown stops the processes, the connection and the server, once. A
+// process still running a minute after SIGTERM, or when ctx ends, is killed.
+func (p *ProcessPool) teardown(ctx context.Context) error {
+	p.teardownOnce.Do(func() {
+		p.mu.Lock()
+		p.stopping = true
+		procs := append([]*os.Process(nil), p.procs...)
+		p.mu.Unlock()
+		go func() {
+			defer close(p.torn)
+			for _, proc := range procs {
+				if proc != nil {
+					proc.Signal(syscall.SIGTERM)
+				}
+			}
+			exited := make(chan struct{})
+			go func() { p.sup.Wait(); close(exited) }()
+			select {
+			case <-exited:
+			case <-time.After(time.Minute):
+				for _, proc := range procs {
+					if proc != nil {
+						proc.Kill()
+					}
+				}
+				<-exited
+			}
+			p.nc.Close()
+			p.srv.Shutdown()
+		}()
+	})
+	select {
+	case <-p.torn:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
