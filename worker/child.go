@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -132,6 +133,9 @@ func ServeChild(reg *task.Registry) error {
 	if err != nil {
 		return err
 	}
+	// A pool's workers speak up only about trouble: their parent's output is
+	// the user's.
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	opts := broker.OptionsFromEnv()
 	opts.Name = "jetpool-worker"
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)

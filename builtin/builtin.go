@@ -1,0 +1,97 @@
+// Package builtin declares the tasks that ship with cmd/worker and that
+// cmd/submit submits by kind: square, say-hi, sleep, download and copy.
+package builtin
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/jetpool/jetpool/task"
+)
+
+// The built-in tasks. Their kinds are stable; inputs and outputs are plain
+// msgpack/JSON values so the untyped CLI path can use them.
+var (
+	// Square returns n*n.
+	Square = task.New[int, int]("square")
+	// SayHi greets a name and says which host, process and worker did it.
+	SayHi = task.New[string, Greeting]("say-hi")
+	// Sleep sleeps ms milliseconds, or until its context ends, and returns ms.
+	Sleep = task.New[int, int]("sleep")
+	// Download fetches a URL into a directory.
+	Download = task.New[DownloadArgs, FileResult]("download")
+	// Copy copies a regular file into a directory or onto a path.
+	Copy = task.New[CopyArgs, FileResult]("copy")
+)
+
+// Config configures the built-in handlers. The zero value works.
+type Config struct {
+	// AllowedRoot, if set, confines download destinations and copy sources
+	// and destinations to this directory tree.
+	AllowedRoot string
+	// MaxDownloadBytes caps a download; default 1 GiB.
+	MaxDownloadBytes int64
+	// HTTPClient fetches downloads; default a client with a 10-minute timeout.
+	HTTPClient *http.Client
+}
+
+// Kinds maps each built-in kind to a one-line description, for help texts.
+func Kinds() map[string]string {
+	return map[string]string{
+		Square.Kind():   "N -> N*N",
+		SayHi.Kind():    `"name" -> {"text", "host", "pid", "worker"}`,
+		Sleep.Kind():    "MS -> MS after sleeping MS milliseconds",
+		Download.Kind(): `{"url", "dest", "name"?} -> {"path", "bytes", "sha256", "ms"}`,
+		Copy.Kind():     `{"src", "dest"} -> {"path", "bytes", "sha256", "ms"}`,
+	}
+}
+
+// Register adds every built-in handler to reg.
+func Register(reg *task.Registry, cfg Config) {
+	if cfg.MaxDownloadBytes <= 0 {
+		cfg.MaxDownloadBytes = 1 << 30
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Minute}
+	}
+	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
+	task.Handle(reg, SayHi, sayHi)
+	task.Handle(reg, Sleep, sleep)
+	task.Handle(reg, Download, func(ctx context.Context, a DownloadArgs) (FileResult, error) { return download(ctx, cfg, a) })
+	task.Handle(reg, Copy, func(ctx context.Context, a CopyArgs) (FileResult, error) { return copyFile(ctx, cfg, a) })
+}
+
+// Greeting is say-hi's result.
+type Greeting struct {
+	Text   string `msgpack:"text" json:"text"`
+	Host   string `msgpack:"host" json:"host"`
+	PID    int    `msgpack:"pid" json:"pid"`
+	Worker string `msgpack:"worker" json:"worker"`
+}
+
+func sayHi(ctx context.Context, name string) (Greeting, error) {
+	host, _ := os.Hostname()
+	return Greeting{Text: "hi " + name, Host: host, PID: os.Getpid(), Worker: task.WorkerID(ctx)}, nil
+}
+
+func sleep(ctx context.Context, ms int) (int, error) {
+	if ms < 0 {
+		return 0, kindError{"bad_input", "sleep: negative duration"}
+	}
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return ms, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// kindError is an error that names its type for task.Error.
+type kindError struct{ typ, msg string }
+
+func (e kindError) Error() string     { return e.msg }
+func (e kindError) ErrorType() string { return e.typ }
