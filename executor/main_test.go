@@ -1,11 +1,80 @@
 package executor_test
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
+
+	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/task"
+	"github.com/jetpool/jetpool/worker"
 )
 
 func TestMain(m *testing.M) {
+	// The fault tests start this test binary as worker processes and as a
+	// producer process to kill.
+	worker.ServeIfChild(childRegistry())
+	if url := os.Getenv(envTestProducer); url != "" {
+		os.Exit(runDoomedProducer(url))
+	}
 	goleak.VerifyTestMain(m)
+}
+
+// Tasks run by the worker processes of the fault tests.
+var (
+	SlowSquare = task.New[int, int]("slow-square")
+	Nap        = task.New[int, int]("nap")
+)
+
+func childRegistry() *task.Registry {
+	reg := task.NewRegistry()
+	task.Handle(reg, SlowSquare, func(ctx context.Context, n int) (int, error) {
+		time.Sleep(200 * time.Microsecond)
+		return n * n, nil
+	})
+	task.Handle(reg, Nap, func(ctx context.Context, ms int) (int, error) {
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+			return ms, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+	return reg
+}
+
+const envTestProducer = "JETPOOL_TEST_PRODUCER"
+
+// runDoomedProducer submits naps to the broker at url, says so on stdout and
+// waits to be killed.
+func runDoomedProducer(url string) int {
+	nc := connectOrDie(url)
+	ex, err := executor.NewNATS(context.Background(), nc, executor.WithPoolConfig(faultPoolConfig))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for range doomedTasks {
+		if _, err := executor.Submit(context.Background(), ex, Nap, 100); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	fmt.Println("submitted")
+	select {}
+}
+
+func connectOrDie(url string) *nats.Conn {
+	nc, err := broker.Connect(broker.ConnectOptions{URL: url})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	return nc
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/executor"
@@ -90,4 +91,26 @@ func TestNATSConformance(t *testing.T) {
 		startWorker(t, connect(t, nc.ConnectedUrl()), cfg.Registry, worker.Config{Concurrency: cfg.Workers, Retry: cfg.Retry})
 		return ex
 	})
+}
+
+func jetstreamOf(t *testing.T, nc *nats.Conn) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	st, err := js.Stream(context.Background(), "JETPOOL_DEFAULT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
 }

@@ -74,25 +74,28 @@ func (w *Worker) terminate(msg jetstream.Msg) {
 }
 
 // askStart requests leave to start c, retrying while the producer does not
-// answer (it may be reconnecting) for the pool's grace period, keeping the
-// message alive meanwhile. ok is false if the grace period ran out.
+// answer (it may be reconnecting) until the pool's grace period has passed
+// since the producer last answered anything, keeping the message alive
+// meanwhile. A producer already silent for longer than that gets a single
+// try, so the chunks of a producer that is gone for good are dropped at once.
+// ok is false if the producer did not answer.
 func (w *Worker) askStart(c *broker.Chunk, delivery uint64, msg jetstream.Msg) (reply broker.StartReply, ok bool) {
 	req, err := broker.Encode(&broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.subj.WorkerInbox(w.cfg.ID), Delivery: delivery})
 	if err != nil {
 		return reply, false
 	}
-	giveUp := time.Now().Add(w.cfg.PoolConfig.Grace)
+	giveUp := w.silentSince(c.Executor, time.Now()).Add(w.cfg.PoolConfig.Grace)
 	backoff := 50 * time.Millisecond
 	lastProgress := time.Now()
 	for {
 		resp, err := w.nc.Request(c.Control+broker.StartSuffix, req, 2*time.Second)
 		if err == nil {
 			if err := broker.Decode(resp.Data, &reply); err == nil {
+				w.answered(c.Executor)
 				return reply, true
 			}
 			w.log.Warn("worker: malformed start reply", "executor", c.Executor, "chunk", c.ID)
-		}
-		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) && err != nil {
+		} else if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
 			w.log.Debug("worker: start request", "chunk", c.ID, "err", err)
 		}
 		if time.Now().After(giveUp) {
@@ -105,6 +108,25 @@ func (w *Worker) askStart(c *broker.Chunk, delivery uint64, msg jetstream.Msg) (
 		time.Sleep(backoff)
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// silentSince returns when the producer first failed to answer in its
+// current silence, recording now if it is not silent yet.
+func (w *Worker) silentSince(executor string, now time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if t, ok := w.silent[executor]; ok {
+		return t
+	}
+	w.silent[executor] = now
+	return now
+}
+
+// answered clears a producer's silence.
+func (w *Worker) answered(executor string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.silent, executor)
 }
 
 // run executes the granted items of c in order and reports their results.

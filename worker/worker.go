@@ -81,6 +81,7 @@ type Worker struct {
 
 	mu      sync.Mutex
 	running map[runKey]context.CancelFunc // interruptible tasks
+	silent  map[string]time.Time          // producers not answering, since when
 
 	stats struct {
 		started, dropped, terminated, busy, redelivered atomic.Int64
@@ -151,6 +152,7 @@ func New(nc *nats.Conn, reg *task.Registry, cfg Config) (*Worker, error) {
 		nc: nc, js: js, reg: reg, cfg: cfg, subj: subj, kinds: kinds,
 		log:     cfg.Logger.With("worker", cfg.ID),
 		running: make(map[runKey]context.CancelFunc),
+		silent:  make(map[string]time.Time),
 	}, nil
 }
 

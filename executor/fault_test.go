@@ -1,0 +1,209 @@
+package executor_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/task"
+	"github.com/jetpool/jetpool/worker"
+)
+
+// faultPoolConfig gives the fault tests a short lease and grace period so a
+// lost worker or producer is noticed in seconds.
+var faultPoolConfig = broker.PoolConfig{AckWait: 2 * time.Second, Grace: 2 * time.Second}
+
+const doomedTasks = 200
+
+func faultPool(t *testing.T, workers int, opts ...executor.ProcessOption) *executor.ProcessPool {
+	t.Helper()
+	opts = append([]executor.ProcessOption{executor.ProcessPoolConfig(faultPoolConfig)}, opts...)
+	p, err := executor.NewProcessPool(context.Background(), workers, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := p.Shutdown(ctx, true, true); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return p
+}
+
+func ints(n int) func(func(int) bool) {
+	return func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+// TestProcessPoolSurvivesWorkerKill SIGKILLs a worker process in the middle of
+// a 5,000-task map: every result still arrives, right and in order.
+func TestProcessPoolSurvivesWorkerKill(t *testing.T) {
+	p := faultPool(t, 3, executor.Concurrency(2))
+	const n = 5000
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	got, killed := 0, 0
+	for v, err := range executor.Map(ctx, p, SlowSquare, ints(n), executor.Chunksize(10)) {
+		if err != nil {
+			t.Fatalf("result %d: %v", got, err)
+		}
+		if v != got*got {
+			t.Fatalf("result %d = %d, want %d", got, v, got*got)
+		}
+		got++
+		if got == n/4 || got == n/2 {
+			proc := p.Processes()[killed]
+			if err := proc.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed++
+			t.Logf("killed worker process %d after %d results", proc.Pid, got)
+		}
+	}
+	if got != n || killed != 2 {
+		t.Fatalf("%d results with %d kills, want %d with 2", got, killed, n)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestBrokerRestartLosesNothing stops the embedded broker in the middle of a
+// map and starts it again on the same store directory: every result arrives.
+func TestBrokerRestartLosesNothing(t *testing.T) {
+	cfg := broker.EmbeddedConfig{Port: freePort(t), StoreDir: t.TempDir()}
+	srv, err := broker.StartEmbedded(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown() })
+	nc := connect(t, srv.ClientURL())
+	ex := newNATS(t, nc, executor.WithPoolConfig(faultPoolConfig))
+	startWorker(t, connect(t, srv.ClientURL()), childRegistry(), worker.Config{Concurrency: 4, PoolConfig: faultPoolConfig})
+
+	const n = 3000
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	got := 0
+	for v, err := range executor.Map(ctx, ex, SlowSquare, ints(n), executor.Chunksize(5), executor.Buffersize(32)) {
+		if err != nil {
+			t.Fatalf("result %d: %v", got, err)
+		}
+		if v != got*got {
+			t.Fatalf("result %d = %d, want %d", got, v, got*got)
+		}
+		got++
+		if got == n/3 {
+			srv.Shutdown()
+			t.Logf("broker stopped after %d results", got)
+			time.Sleep(500 * time.Millisecond)
+			if srv, err = broker.StartEmbedded(cfg); err != nil {
+				t.Fatal(err)
+			}
+			t.Log("broker started again on the same store")
+		}
+	}
+	if got != n {
+		t.Fatalf("%d results, want %d", got, n)
+	}
+}
+
+// TestProducerGoneLeavesNoWork kills a producer process that has queued 200
+// tasks: within the grace period the workers drop what is left, and no task
+// starts once the drops began.
+func TestProducerGoneLeavesNoWork(t *testing.T) {
+	srv, nc := startBroker(t)
+	var ran atomic.Int64
+	reg := task.NewRegistry()
+	task.Handle(reg, Nap, func(ctx context.Context, ms int) (int, error) {
+		ran.Add(1)
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return ms, nil
+	})
+	// Provision the stream with the test's settings before the producer does.
+	newNATS(t, nc, executor.WithPoolConfig(faultPoolConfig))
+
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), envTestProducer+"="+srv.ClientURL())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "submitted\n" {
+		t.Fatalf("producer said %q, %v", line, err)
+	}
+
+	w := startWorker(t, connect(t, srv.ClientURL()), reg, worker.Config{Concurrency: 2, PoolConfig: faultPoolConfig})
+	waitUntil(t, func() bool { return ran.Load() >= 4 }, "the worker to run some tasks")
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	killedAt := time.Now()
+	ranAtKill := ran.Load()
+
+	// Every queued chunk is dropped within the grace period plus a few
+	// request timeouts.
+	js := jetstreamOf(t, nc)
+	waitUntil(t, func() bool { return streamMsgs(t, js) == 0 }, "the stream to empty")
+	emptied := time.Since(killedAt)
+	final := ran.Load()
+	st := w.Stats()
+	t.Logf("tasks=%d ran before kill=%d ran after kill=%d terminated=%d, stream empty %v after the kill",
+		doomedTasks, ranAtKill, final-ranAtKill, st.ChunksTerminated, emptied.Round(time.Millisecond))
+	// At most the tasks already granted when the producer died (one per
+	// slot) may still run.
+	if final-ranAtKill > 2 {
+		t.Errorf("%d tasks started after their producer was killed", final-ranAtKill)
+	}
+	if st.ChunksTerminated < doomedTasks-final {
+		t.Errorf("%d chunks terminated, want at least %d", st.ChunksTerminated, doomedTasks-final)
+	}
+	if limit := faultPoolConfig.Grace + 10*time.Second; emptied > limit {
+		t.Errorf("stream emptied %v after the kill, want within %v", emptied, limit)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
