@@ -197,10 +197,10 @@ func (w *Worker) Stats() Stats {
 }
 
 // Run provisions the pool's stream and the consumers of the worker's kinds
-// if they are missing, then serves until ctx ends. Then it drains: it stops
-// pulling, lets the running chunks finish (their handlers' contexts are not
-// cancelled) and sends their results, and returns nil. It returns an error
-// only if provisioning or subscribing fails.
+// if they are missing (retrying while the broker is not ready), then serves
+// until ctx ends. Then it drains: it stops pulling, lets the running chunks
+// finish (their handlers' contexts are not cancelled) and sends their
+// results, and returns nil. It returns an error only if it cannot subscribe.
 func (w *Worker) Run(ctx context.Context) error {
 	consumers, err := w.provision(ctx)
 	if err != nil {
@@ -234,9 +234,24 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // provision makes sure the pool's stream and the consumers of w's kinds
-// exist.
+// exist. A broker that is not ready yet (a cluster still electing, a server
+// still starting) is retried with backoff until ctx ends, so workers may start
+// before their brokers.
 func (w *Worker) provision(ctx context.Context) ([]jetstream.Consumer, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	backoff := 100 * time.Millisecond
+	for {
+		consumers, err := w.provisionOnce(ctx)
+		if err == nil || ctx.Err() != nil {
+			return consumers, err
+		}
+		w.log.Warn("worker: provisioning failed; retrying", "err", err, "in", backoff)
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (w *Worker) provisionOnce(ctx context.Context) ([]jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := broker.EnsureStream(ctx, w.js, w.subj, w.cfg.PoolConfig); err != nil {
 		return nil, err
