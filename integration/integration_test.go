@@ -54,9 +54,19 @@ func (tl *tally) add(i int) {
 	tl.resolved[i]++
 }
 
-// check fails unless every one of n futures resolved exactly once.
+// check fails unless every one of n futures resolved exactly once. Done
+// callbacks run just after a future's Done channel closes, so it gives the
+// last ones a moment.
 func (tl *tally) check(t *testing.T, n int) {
 	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		tl.mu.Lock()
+		all := len(tl.resolved) >= n
+		tl.mu.Unlock()
+		if all {
+			break
+		}
+	}
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	twice := 0
