@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "worker:", err)
 		return 2
 	}
-	logger.Info("worker starting", "id", w.ID(), "server", nc.ConnectedUrlRedacted(), "kinds", cfg.Kinds)
+	logger.Info("worker starting", "id", w.ID(), "server", nc.ConnectedUrlRedacted(), "kinds", w.Kinds())
 	if err := w.Run(ctx); err != nil {
 		logger.Error("worker stopped", "err", err)
 		return 1
