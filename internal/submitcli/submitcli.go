@@ -46,6 +46,7 @@ func commands() []command {
 		{"map", "run a task over many inputs, results in input order", runMap},
 		{"run", "run one task and print its result", runOne},
 		{"kinds", "list the built-in task kinds", runKinds},
+		{"bench", "measure throughput and latency on this host", runBench},
 	}
 }
 

@@ -1,0 +1,301 @@
+// Package bench measures a jetpool pool against the raw JetStream ceiling:
+// the figures of 'submit bench' and BENCHMARKS.md. Each function runs one
+// workload and returns its figures; none asserts anything.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/builtin"
+	"github.com/jetpool/jetpool/executor"
+)
+
+// Figure is one measured number.
+type Figure struct {
+	Name  string
+	Value float64
+	Unit  string
+}
+
+// String formats the figure as one aligned line.
+func (f Figure) String() string {
+	return fmt.Sprintf("%-44s %14.1f %s", f.Name, f.Value, f.Unit)
+}
+
+// SubmitThroughput submits n square tasks (chunk size 1), all in flight at
+// once, and waits for every result.
+func SubmitThroughput(ctx context.Context, ex executor.Executor, n int) (Figure, error) {
+	start := time.Now()
+	fs := make([]*executor.Future[int], n)
+	for i := range n {
+		f, err := executor.Submit(ctx, ex, builtin.Square, i)
+		if err != nil {
+			return Figure{}, err
+		}
+		fs[i] = f
+	}
+	for i, f := range fs {
+		v, err := f.Result(ctx)
+		if err != nil {
+			return Figure{}, err
+		}
+		if v != i*i {
+			return Figure{}, fmt.Errorf("bench: square(%d) = %d", i, v)
+		}
+	}
+	return Figure{"submit->result, chunk 1", float64(n) / time.Since(start).Seconds(), "tasks/s"}, nil
+}
+
+// MapThroughput maps square over 0..n-1 in chunks.
+func MapThroughput(ctx context.Context, ex executor.Executor, n, chunk int) (Figure, error) {
+	start := time.Now()
+	i := 0
+	for v, err := range executor.Map(ctx, ex, builtin.Square, count(n), executor.Chunksize(chunk)) {
+		if err != nil {
+			return Figure{}, err
+		}
+		if v != i*i {
+			return Figure{}, fmt.Errorf("bench: square(%d) = %d", i, v)
+		}
+		i++
+	}
+	return Figure{fmt.Sprintf("map %d ints, chunksize %d", n, chunk), float64(n) / time.Since(start).Seconds(), "items/s"}, nil
+}
+
+// Latency submits n tasks one after another, each awaited before the next,
+// and returns the p50 and p99 of Submit→Result.
+func Latency(ctx context.Context, ex executor.Executor, n int) ([]Figure, error) {
+	lat := make([]time.Duration, n)
+	for i := range n {
+		start := time.Now()
+		f, err := executor.Submit(ctx, ex, builtin.Square, i)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := f.Result(ctx); err != nil {
+			return nil, err
+		}
+		lat[i] = time.Since(start)
+	}
+	return percentiles("submit->result latency", lat), nil
+}
+
+func percentiles(name string, lat []time.Duration) []Figure {
+	slices.Sort(lat)
+	at := func(p float64) float64 {
+		return float64(lat[int(p*float64(len(lat)-1))].Microseconds())
+	}
+	return []Figure{{name + " p50", at(0.50), "µs"}, {name + " p99", at(0.99), "µs"}}
+}
+
+func count(n int) func(func(int) bool) {
+	return func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+// MapMemory maps square over n inputs streamed from an iter.Seq and returns
+// the process's peak resident memory during the run, sampled every 10ms.
+func MapMemory(ctx context.Context, ex executor.Executor, n, chunk int) (Figure, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var peak int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			peak = max(peak, rss())
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	_, err := MapThroughput(ctx, ex, n, chunk)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return Figure{}, err
+	}
+	return Figure{fmt.Sprintf("peak RSS, map over %d streamed items", n), float64(peak) / (1 << 20), "MB"}, nil
+}
+
+// rss reads this process's resident set size from /proc; 0 where there is
+// none.
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+// RawCeiling runs the loop every task of the pool goes through, bare: a
+// JetStream publish, a pull, an ack and a core-NATS reply, with no futures,
+// no encoding and no bookkeeping. It returns the throughput with n messages
+// in flight and the latency of single round trips.
+func RawCeiling(ctx context.Context, url string, n, samples int) ([]Figure, error) {
+	pub, err := nats.Connect(url)
+	if err != nil {
+		return nil, err
+	}
+	defer pub.Close()
+	sub, err := nats.Connect(url)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+	js, err := jetstream.New(pub)
+	if err != nil {
+		return nil, err
+	}
+	const stream = "RAWCEILING"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"raw.>"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage}); err != nil {
+		return nil, err
+	}
+	defer js.DeleteStream(context.Background(), stream)
+	sjs, _ := jetstream.New(sub)
+	cons, err := sjs.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 4096})
+	if err != nil {
+		return nil, err
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		m.Ack()
+		sub.Publish(m.Headers().Get("Reply"), nil)
+	}, jetstream.PullMaxMessages(512))
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Stop()
+
+	inbox := nats.NewInbox()
+	replies := make(chan struct{}, n)
+	rs, err := pub.Subscribe(inbox, func(*nats.Msg) { replies <- struct{}{} })
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Unsubscribe()
+	rs.SetPendingLimits(-1, -1)
+	payload := make([]byte, 16)
+	send := func() error {
+		m := &nats.Msg{Subject: "raw.task", Data: payload, Header: nats.Header{"Reply": []string{inbox}}}
+		_, err := js.PublishMsgAsync(m)
+		return err
+	}
+	start := time.Now()
+	for range n {
+		if err := send(); err != nil {
+			return nil, err
+		}
+	}
+	for range n {
+		select {
+		case <-replies:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	figs := []Figure{{"raw ceiling: publish->pull->ack->reply", float64(n) / time.Since(start).Seconds(), "tasks/s"}}
+	lat := make([]time.Duration, samples)
+	for i := range samples {
+		t0 := time.Now()
+		if err := send(); err != nil {
+			return nil, err
+		}
+		select {
+		case <-replies:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		lat[i] = time.Since(t0)
+	}
+	return append(figs, percentiles("raw ceiling latency", lat)...), nil
+}
+
+// Env is a pool for benchmarks on this host: an embedded broker, a NATS
+// executor and one in-process worker, each on its own connection.
+type Env struct {
+	Srv *broker.Embedded
+	Ex  *executor.NATS
+	nc  []*nats.Conn
+	end func()
+}
+
+// StartEnv starts an Env whose worker runs concurrency chunks at once.
+func StartEnv(ctx context.Context, concurrency int) (*Env, error) {
+	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{MaxPayload: 8 << 20})
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Srv: srv}
+	conn := func() (*nats.Conn, error) {
+		nc, err := nats.Connect(srv.ClientURL())
+		if err == nil {
+			e.nc = append(e.nc, nc)
+		}
+		return nc, err
+	}
+	pc, err := conn()
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	if e.Ex, err = executor.NewNATS(ctx, pc); err != nil {
+		e.Close()
+		return nil, err
+	}
+	wc, err := conn()
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	stopWorker, err := runWorker(wc, concurrency)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.end = stopWorker
+	return e, nil
+}
+
+// Close shuts everything down.
+func (e *Env) Close() {
+	if e.Ex != nil {
+		e.Ex.Shutdown(context.Background(), true, true)
+	}
+	if e.end != nil {
+		e.end()
+	}
+	for _, nc := range e.nc {
+		nc.Close()
+	}
+	e.Srv.Shutdown()
+}

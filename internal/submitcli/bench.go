@@ -1,0 +1,172 @@
+package submitcli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jetpool/jetpool/builtin"
+	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/internal/bench"
+)
+
+const benchUsage = `
+Usage: submit bench [flags]
+
+Measures a pool on this host (an embedded broker and an in-process worker)
+against the raw JetStream ceiling in the same run, and, with --python, runs
+Python's ProcessPoolExecutor on the same workloads. Prints one line per figure.
+
+Examples:
+  submit bench
+  submit bench --python bench/processpool.py --scaling
+  submit bench --tasks 5000 --map-items 100000 --memory-items 0
+`
+
+func runBench(ctx context.Context, args []string, io IO) int {
+	fs := newFlagSet("bench", benchUsage, io.Err)
+	tasks := fs.Int("tasks", 20_000, "tasks for the submit throughput figure")
+	mapItems := fs.Int("map-items", 1_000_000, "items for the map figure")
+	chunk := fs.Int("chunksize", 1000, "chunk size of the map figures")
+	samples := fs.Int("latency-samples", 2000, "sequential tasks for the latency figures")
+	memItems := fs.Int("memory-items", 10_000_000, "items of the streamed map whose peak memory is measured (0: skip)")
+	concurrency := fs.Int("concurrency", 2*runtime.GOMAXPROCS(0), "chunks the in-process worker runs at once")
+	python := fs.String("python", "", "run this Python script (bench/processpool.py) on the same workloads and print ratios")
+	scaling := fs.Bool("scaling", false, "also measure sleep-bound scaling over 4 worker processes x 16 slots")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return usageErr(err)
+	}
+	if *tasks < 1 || *mapItems < 1 || *chunk < 1 || *samples < 1 || *memItems < 0 || *concurrency < 1 {
+		fmt.Fprintln(io.Err, "submit bench: counts must be positive")
+		return ExitUsage
+	}
+	env, err := bench.StartEnv(ctx, *concurrency)
+	if err != nil {
+		fmt.Fprintln(io.Err, "submit bench:", err)
+		return ExitUnavailable
+	}
+	defer env.Close()
+	fmt.Fprintf(io.Out, "# %s, %d CPUs, %s\n", runtime.Version(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
+	got := map[string]float64{}
+	print := func(figs ...bench.Figure) {
+		for _, f := range figs {
+			fmt.Fprintln(io.Out, f)
+			got[f.Name] = f.Value
+		}
+	}
+	steps := []func() ([]bench.Figure, error){
+		func() ([]bench.Figure, error) {
+			if *memItems == 0 {
+				return nil, nil
+			}
+			f, err := bench.MapMemory(ctx, env.Ex, *memItems, *chunk)
+			return []bench.Figure{f}, err
+		},
+		func() ([]bench.Figure, error) { return bench.RawCeiling(ctx, env.Srv.ClientURL(), *tasks, *samples) },
+		func() ([]bench.Figure, error) {
+			f, err := bench.SubmitThroughput(ctx, env.Ex, *tasks)
+			return []bench.Figure{f}, err
+		},
+		func() ([]bench.Figure, error) {
+			f, err := bench.MapThroughput(ctx, env.Ex, *mapItems, *chunk)
+			return []bench.Figure{f}, err
+		},
+		func() ([]bench.Figure, error) { return bench.Latency(ctx, env.Ex, *samples) },
+	}
+	if *scaling {
+		steps = append(steps, func() ([]bench.Figure, error) { return benchScaling(ctx) })
+	}
+	for _, step := range steps {
+		figs, err := step()
+		if err != nil {
+			fmt.Fprintln(io.Err, "submit bench:", err)
+			return ExitUnavailable
+		}
+		print(figs...)
+	}
+	fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "submit throughput / raw ceiling",
+		got["submit->result, chunk 1"]/got["raw ceiling: publish->pull->ack->reply"])
+	fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "latency p50 / raw ceiling p50",
+		got["submit->result latency p50"]/got["raw ceiling latency p50"])
+	if *python != "" {
+		py, err := runPython(ctx, *python, *tasks, *mapItems, *chunk)
+		if err != nil {
+			fmt.Fprintln(io.Err, "submit bench: python:", err)
+			return ExitUnavailable
+		}
+		for _, f := range py {
+			fmt.Fprintln(io.Out, f)
+		}
+		if len(py) == 2 {
+			fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "submit throughput / python ProcessPool", got["submit->result, chunk 1"]/py[0].Value)
+			fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "map throughput / python ProcessPool", got[fmt.Sprintf("map %d ints, chunksize %d", *mapItems, *chunk)]/py[1].Value)
+		}
+	}
+	return ExitOK
+}
+
+// runPython runs the Python side and parses its "name: value unit" lines.
+func runPython(ctx context.Context, script string, tasks, items, chunk int) ([]bench.Figure, error) {
+	cmd := exec.CommandContext(ctx, "python3", script, strconv.Itoa(tasks), strconv.Itoa(items), strconv.Itoa(chunk))
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, err
+	}
+	var figs []bench.Figure
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		figs = append(figs, bench.Figure{Name: name, Value: v, Unit: f[1]})
+	}
+	return figs, sc.Err()
+}
+
+// benchScaling runs sleep-bound tasks of 10ms over 4 worker processes with
+// 16 slots each and compares the time with the ideal n*10ms/64.
+func benchScaling(ctx context.Context) ([]bench.Figure, error) {
+	const procs, slots, n, ms = 4, 16, 6400, 10
+	p, err := executor.NewProcessPool(ctx, procs, executor.Concurrency(slots))
+	if err != nil {
+		return nil, err
+	}
+	defer p.Shutdown(context.Background(), true, true)
+	// Warm up: every process connected and pulling.
+	if _, err := bench.MapThroughput(ctx, p, 1000, 10); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	inputs := func(yield func(int) bool) {
+		for range n {
+			if !yield(ms) {
+				return
+			}
+		}
+	}
+	for _, err := range executor.Map(ctx, p, builtin.Sleep, inputs, executor.Buffersize(4*procs*slots)) {
+		if err != nil {
+			return nil, err
+		}
+	}
+	took := time.Since(start)
+	ideal := time.Duration(n/(procs*slots)) * ms * time.Millisecond
+	return []bench.Figure{
+		{Name: fmt.Sprintf("scaling: %d x %dms over %d procs x %d slots", n, ms, procs, slots), Value: float64(took.Milliseconds()), Unit: "ms"},
+		{Name: "scaling efficiency (ideal / actual)", Value: 100 * ideal.Seconds() / took.Seconds(), Unit: "%"},
+	}, nil
+}
