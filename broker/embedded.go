@@ -21,6 +21,9 @@ type EmbeddedConfig struct {
 	StoreDir string
 	// MaxPayload caps a message's size in bytes; 0 keeps the server's 1 MiB.
 	MaxPayload int32
+	// ConfigFile, if set, is a nats-server configuration file (accounts,
+	// users, permissions, TLS) loaded first; the fields above override it.
+	ConfigFile string
 }
 
 // Embedded is a NATS server with JetStream running inside this process.
@@ -46,14 +49,18 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	opts := &server.Options{
-		Host:       cfg.Host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		MaxPayload: cfg.MaxPayload,
-		NoSigs:     true,
-		NoLog:      true,
+	opts := &server.Options{}
+	if cfg.ConfigFile != "" {
+		var err error
+		if opts, err = server.ProcessConfigFile(cfg.ConfigFile); err != nil {
+			e.removeTemp()
+			return nil, fmt.Errorf("broker: embedded server config: %w", err)
+		}
+	}
+	opts.Host, opts.Port, opts.JetStream, opts.StoreDir = cfg.Host, port, true, cfg.StoreDir
+	opts.NoSigs, opts.NoLog = true, true
+	if cfg.MaxPayload != 0 {
+		opts.MaxPayload = cfg.MaxPayload
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

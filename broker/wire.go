@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jetpool/jetpool/task"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/jetpool/jetpool/internal/mpcheck"
+	"github.com/jetpool/jetpool/task"
 )
 
 // The wire envelope. Every message is msgpack with structs encoded as arrays,
@@ -63,10 +65,13 @@ type Chunk struct {
 }
 
 // Item is one call in a chunk: its index in the chunk and its msgpack input.
+// Args travel as a msgpack bin, not inline, so the envelope stays well formed
+// whatever bytes a producer puts in them; a worker that cannot decode them
+// fails that item with task.TypeBadInput.
 type Item struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Seq      uint32
-	Args     msgpack.RawMessage
+	Args     []byte
 }
 
 // Verdicts a producer gives to a Start request.
@@ -115,7 +120,7 @@ type Result struct {
 type ItemResult struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Seq      uint32
-	Value    msgpack.RawMessage
+	Value    []byte // msgpack, as a bin
 	Err      *ErrorInfo
 }
 
@@ -170,6 +175,9 @@ func Encode(v any) ([]byte, error) {
 // matching ErrMalformed; it never panics and never allocates more than the
 // input's length allows.
 func Decode(data []byte, v any) error {
+	if err := mpcheck.Check(data); err != nil {
+		return fmt.Errorf("%w: %T: %v", ErrMalformed, v, err)
+	}
 	if err := unmarshal(data, v); err != nil {
 		return fmt.Errorf("%w: %T: %v", ErrMalformed, v, err)
 	}

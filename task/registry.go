@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/jetpool/jetpool/internal/mpcheck"
 )
 
 // Handler is the untyped form of a registered handler, used by runners (the
@@ -99,6 +101,9 @@ func (h *handler[In, Out]) Call(ctx context.Context, in any) (out any, err error
 
 func (h *handler[In, Out]) CallRaw(ctx context.Context, raw []byte) ([]byte, error) {
 	var in In
+	if err := mpcheck.Check(raw); err != nil {
+		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: err.Error()}
+	}
 	if err := msgpack.Unmarshal(raw, &in); err != nil {
 		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: err.Error()}
 	}

@@ -15,6 +15,8 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/jetpool/jetpool/internal/mpcheck"
 )
 
 // MaxKindLen is the longest kind accepted by [ValidateKind].
@@ -53,6 +55,9 @@ func (t Task[In, Out]) Codec() Codec {
 		},
 		DecodeOut: func(raw []byte) (any, error) {
 			var out Out
+			if err := mpcheck.Check(raw); err != nil {
+				return nil, fmt.Errorf("task: decode %s result: %w", t.kind, err)
+			}
 			if err := msgpack.Unmarshal(raw, &out); err != nil {
 				return nil, fmt.Errorf("task: decode %s result: %w", t.kind, err)
 			}

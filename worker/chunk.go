@@ -3,7 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
-	"strconv"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,18 +14,27 @@ import (
 	"github.com/jetpool/jetpool/task"
 )
 
+// startTimeout bounds one start request; a producer answers from memory.
+const startTimeout = 2 * time.Second
+
 // handle runs one delivered chunk through the protocol: ask, run, report.
 // It never panics on any input: handlers' panics are recovered by the
-// registry, and malformed chunks are terminated.
-func (w *Worker) handle(kind string, msg jetstream.Msg) {
+// registry, and malformed chunks are terminated. ctx is Run's: once it ends,
+// a chunk not yet granted goes back to the stream, while a granted one runs
+// to its end.
+func (w *Worker) handle(ctx context.Context, src source, msg jetstream.Msg) {
 	var c broker.Chunk
-	if err := broker.Decode(msg.Data(), &c); err != nil {
-		w.log.Warn("worker: malformed chunk terminated", "kind", kind, "err", err)
+	err := checkLengths(msg.Data())
+	if err == nil {
+		err = broker.Decode(msg.Data(), &c)
+	}
+	if err != nil {
+		w.log.Warn("worker: malformed chunk terminated", "kind", src.kind, "err", err)
 		w.terminate(msg)
 		return
 	}
-	if c.Kind != kind {
-		w.log.Warn("worker: chunk kind does not match its subject", "kind", kind, "chunk_kind", c.Kind)
+	if c.Kind != src.kind {
+		w.log.Warn("worker: chunk kind does not match its subject; terminated", "kind", src.kind, "chunk_kind", c.Kind)
 		w.terminate(msg)
 		return
 	}
@@ -40,15 +49,20 @@ func (w *Worker) handle(kind string, msg jetstream.Msg) {
 	}
 	meta, err := msg.Metadata()
 	if err != nil {
+		w.log.Warn("worker: chunk without JetStream metadata terminated", "kind", src.kind, "err", err)
 		w.terminate(msg)
 		return
 	}
 	if meta.NumDelivered > 1 {
 		w.stats.redelivered.Add(1)
 	}
-	reply, ok := w.askStart(&c, meta.NumDelivered, msg)
-	if !ok {
-		w.log.Warn("worker: producer did not answer within the grace period; chunk dropped", "executor", c.Executor, "chunk", c.ID)
+	reply, outcome := w.askStart(ctx, &c, meta.NumDelivered, msg, src.ackWait)
+	switch outcome {
+	case drained:
+		msg.Nak()
+		return
+	case silent:
+		w.log.Warn("worker: producer did not answer within the grace period; chunk terminated", "executor", c.Executor, "chunk", c.ID)
 		w.terminate(msg)
 		return
 	}
@@ -59,13 +73,13 @@ func (w *Worker) handle(kind string, msg jetstream.Msg) {
 		return
 	case broker.VerdictBusy:
 		w.stats.busy.Add(1)
-		msg.NakWithDelay(w.cfg.PoolConfig.AckWait)
+		msg.NakWithDelay(src.ackWait)
 		return
 	}
 	w.stats.started.Add(1)
 	w.stats.inflight.Add(1)
 	defer w.stats.inflight.Add(-1)
-	w.run(&c, meta.NumDelivered, deadline, reply, msg)
+	w.run(&c, meta.NumDelivered, deadline, reply, msg, src.ackWait)
 }
 
 func (w *Worker) terminate(msg jetstream.Msg) {
@@ -73,50 +87,76 @@ func (w *Worker) terminate(msg jetstream.Msg) {
 	msg.Term()
 }
 
-// askStart requests leave to start c, retrying while the producer does not
-// answer (it may be reconnecting) until the pool's grace period has passed
-// since the producer last answered anything, keeping the message alive
-// meanwhile. A producer already silent for longer than that gets a single
-// try, so the chunks of a producer that is gone for good are dropped at once.
-// ok is false if the producer did not answer.
-func (w *Worker) askStart(c *broker.Chunk, delivery uint64, msg jetstream.Msg) (reply broker.StartReply, ok bool) {
+// Outcomes of askStart.
+const (
+	answered = iota
+	silent   // the producer did not answer within the grace period
+	drained  // Run's ctx ended before the producer answered
+)
+
+// askStart requests leave to start c, retrying with backoff while the
+// producer does not answer (it may be reconnecting) until the pool's grace
+// period has passed since the producer first failed to answer, keeping the
+// message alive meanwhile. A producer already silent for longer than that
+// gets a single try, so the chunks of a producer that is gone for good are
+// terminated at once. If ctx ends between tries, it gives up with drained.
+func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64, msg jetstream.Msg, ackWait time.Duration) (broker.StartReply, int) {
+	var reply broker.StartReply
 	req, err := broker.Encode(&broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.subj.WorkerInbox(w.cfg.ID), Delivery: delivery})
 	if err != nil {
-		return reply, false
+		return reply, silent
 	}
-	giveUp := w.silentSince(c.Executor, time.Now()).Add(w.cfg.PoolConfig.Grace)
+	subject := c.Control + broker.StartSuffix
+	var giveUp time.Time
 	backoff := 50 * time.Millisecond
 	lastProgress := time.Now()
 	for {
-		resp, err := w.nc.Request(c.Control+broker.StartSuffix, req, 2*time.Second)
+		resp, err := w.nc.Request(subject, req, startTimeout)
 		if err == nil {
 			if err := broker.Decode(resp.Data, &reply); err == nil {
 				w.answered(c.Executor)
-				return reply, true
+				return reply, answered
 			}
 			w.log.Warn("worker: malformed start reply", "executor", c.Executor, "chunk", c.ID)
 		} else if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
 			w.log.Debug("worker: start request", "chunk", c.ID, "err", err)
 		}
-		if time.Now().After(giveUp) {
-			return reply, false
+		now := time.Now()
+		if giveUp.IsZero() {
+			giveUp = w.silentSince(c.Executor, now).Add(w.cfg.PoolConfig.Grace)
 		}
-		if time.Since(lastProgress) > w.cfg.PoolConfig.AckWait/3 {
+		if !now.Before(giveUp) {
+			return reply, silent
+		}
+		if now.Sub(lastProgress) > ackWait/3 {
 			msg.InProgress()
-			lastProgress = time.Now()
+			lastProgress = now
 		}
-		time.Sleep(backoff)
+		t := time.NewTimer(min(backoff, time.Until(giveUp)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return reply, drained
+		case <-t.C:
+		}
 		backoff = min(2*backoff, time.Second)
 	}
 }
 
 // silentSince returns when the producer first failed to answer in its
-// current silence, recording now if it is not silent yet.
+// current silence, recording now if it is not silent yet. Producers silent
+// for ten grace periods are forgotten, so the record stays small on a worker
+// that outlives many producers.
 func (w *Worker) silentSince(executor string, now time.Time) time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if t, ok := w.silent[executor]; ok {
 		return t
+	}
+	for e, t := range w.silent {
+		if now.Sub(t) > 10*w.cfg.PoolConfig.Grace {
+			delete(w.silent, e)
+		}
 	}
 	w.silent[executor] = now
 	return now
@@ -126,38 +166,124 @@ func (w *Worker) silentSince(executor string, now time.Time) time.Time {
 func (w *Worker) answered(executor string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.silent, executor)
+	if len(w.silent) > 0 {
+		delete(w.silent, executor)
+	}
 }
 
-// run executes the granted items of c in order and reports their results.
-func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply broker.StartReply, msg jetstream.Msg) {
-	h, ok := w.reg.Lookup(c.Kind)
-	stopBeat := w.heartbeat(c, delivery, reply.LeaseMs, msg)
+// chunkKey names a chunk, as an Interrupt does.
+type chunkKey struct {
+	executor string
+	chunk    uint64
+}
+
+// chunkRun is a granted chunk while it runs. An interrupt ends its running
+// item's context, or marks a later item so that it never begins.
+type chunkRun struct {
+	items int // granted items; bounds the marks
+
+	mu          sync.Mutex
+	seq         uint32
+	cancel      context.CancelFunc // the running item's; nil between items
+	interrupted map[uint32]bool
+}
+
+func (r *chunkRun) interrupt(seq uint32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil && r.seq == seq {
+		r.cancel()
+		return
+	}
+	if r.interrupted == nil {
+		r.interrupted = make(map[uint32]bool)
+	}
+	if len(r.interrupted) < r.items {
+		r.interrupted[seq] = true
+	}
+}
+
+// begin makes item seq the running one, interruptible through cancel. It
+// reports false if the item was interrupted before its turn.
+func (r *chunkRun) begin(seq uint32, cancel context.CancelFunc) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.interrupted[seq] {
+		return false
+	}
+	r.seq, r.cancel = seq, cancel
+	return true
+}
+
+func (r *chunkRun) end() {
+	r.mu.Lock()
+	r.cancel = nil
+	r.mu.Unlock()
+}
+
+func (w *Worker) register(key chunkKey, r *chunkRun) {
+	w.mu.Lock()
+	w.running[key] = append(w.running[key], r)
+	w.mu.Unlock()
+}
+
+func (w *Worker) unregister(key chunkKey, r *chunkRun) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	runs := slices.DeleteFunc(w.running[key], func(x *chunkRun) bool { return x == r })
+	if len(runs) == 0 {
+		delete(w.running, key)
+	} else {
+		w.running[key] = runs
+	}
+}
+
+// run executes the granted items of c in the order granted and reports their
+// results; the final report carries the message's ack subject, and the
+// producer acks it. The handlers' contexts end with c's deadline or an
+// interrupt, never with Run's.
+func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply broker.StartReply, msg jetstream.Msg, ackWait time.Duration) {
+	key := chunkKey{c.Executor, c.ID}
+	r := &chunkRun{items: len(reply.Items)}
+	w.register(key, r)
+	defer w.unregister(key, r)
+	stopBeat := w.heartbeat(c, delivery, reply.LeaseMs, ackWait, msg)
 	defer stopBeat()
 
-	rep := reporter{w: w, c: c}
-	for _, seq := range reply.Items {
-		args, known := argsOf(c, seq)
+	base := task.WithWorker(context.Background(), w.cfg.ID)
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		base, cancel = context.WithDeadline(base, deadline)
+		defer cancel()
+	}
+	h, known := w.reg.Lookup(c.Kind)
+	rep := newReporter(w, c)
+	for i, seq := range reply.Items {
 		var res broker.ItemResult
+		args, ok := argsOf(c, seq)
 		switch {
-		case !ok:
-			res = broker.ItemResult{Seq: seq, Err: &broker.ErrorInfo{Type: task.TypeUnknownKind, Message: "no handler for kind " + c.Kind + " on worker " + w.cfg.ID}}
 		case !known:
-			res = broker.ItemResult{Seq: seq, Err: &broker.ErrorInfo{Type: task.TypeBadInput, Message: "the producer granted an item the chunk does not hold"}}
+			res = failed(seq, task.TypeUnknownKind, "no handler for kind "+c.Kind+" on worker "+w.cfg.ID)
+		case !ok:
+			res = failed(seq, task.TypeBadInput, "the producer granted an item the chunk does not hold")
 		case !deadline.IsZero() && !time.Now().Before(deadline):
-			res = broker.ItemResult{Seq: seq, Err: &broker.ErrorInfo{Type: task.TypeDeadline, Message: "deadline passed before the task started"}}
+			res = failed(seq, task.TypeDeadline, "deadline passed before the task started")
 		default:
-			res = w.runItem(c, seq, h, args, deadline)
+			res = w.runItem(base, r, c.Kind, h, seq, args)
 		}
 		if res.Err != nil {
 			w.stats.failed.Add(1)
 		} else {
 			w.stats.succeeded.Add(1)
 		}
-		rep.add(res)
+		rep.add(res, i < len(reply.Items)-1)
 	}
 	stopBeat()
-	rep.flush(true, msg.Reply())
+	rep.final(msg.Reply())
+}
+
+func failed(seq uint32, typ, message string) broker.ItemResult {
+	return broker.ItemResult{Seq: seq, Err: &broker.ErrorInfo{Type: typ, Message: message}}
 }
 
 // argsOf finds item seq's input; items are normally stored at their index.
@@ -173,24 +299,14 @@ func argsOf(c *broker.Chunk, seq uint32) ([]byte, bool) {
 	return nil, false
 }
 
-func (w *Worker) runItem(c *broker.Chunk, seq uint32, h task.Handler, args []byte, deadline time.Time) broker.ItemResult {
-	ctx := task.WithWorker(context.Background(), w.cfg.ID)
-	var cancel context.CancelFunc
-	if deadline.IsZero() {
-		ctx, cancel = context.WithCancel(ctx)
-	} else {
-		ctx, cancel = context.WithDeadline(ctx, deadline)
+// runItem calls the handler on one item, retrying errors marked retryable.
+func (w *Worker) runItem(base context.Context, r *chunkRun, kind string, h task.Handler, seq uint32, args []byte) broker.ItemResult {
+	ctx, cancel := context.WithCancel(base)
+	defer cancel()
+	if !r.begin(seq, cancel) {
+		return failed(seq, task.TypeInterrupted, "interrupted before it started")
 	}
-	key := runKey{c.Executor, c.ID, seq}
-	w.mu.Lock()
-	w.running[key] = cancel
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		delete(w.running, key)
-		w.mu.Unlock()
-		cancel()
-	}()
+	defer r.end()
 	var out []byte
 	attempts := 0
 	err := w.cfg.Retry.Do(ctx, func() (err error) {
@@ -201,25 +317,28 @@ func (w *Worker) runItem(c *broker.Chunk, seq uint32, h task.Handler, args []byt
 		return err
 	})
 	if err != nil {
-		return broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(c.Kind, err)}
+		return broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(kind, err)}
 	}
 	return broker.ItemResult{Seq: seq, Value: out}
 }
 
 // heartbeat keeps a running chunk from being redelivered (InProgress) and
-// renews its lease with the producer, every third of the lease. The returned
-// func stops it and may be called more than once.
-func (w *Worker) heartbeat(c *broker.Chunk, delivery uint64, leaseMs int64, msg jetstream.Msg) func() {
-	lease := time.Duration(leaseMs) * time.Millisecond
-	if lease <= 0 {
-		lease = w.cfg.PoolConfig.AckWait
+// renews its lease with the producer, every third of the shorter of the
+// lease and the consumer's AckWait. The returned func stops it, waits until
+// no beat is under way and may be called more than once.
+func (w *Worker) heartbeat(c *broker.Chunk, delivery uint64, leaseMs int64, ackWait time.Duration, msg jetstream.Msg) func() {
+	every := ackWait
+	if lease := time.Duration(leaseMs) * time.Millisecond; lease > 0 {
+		every = min(every, lease)
 	}
+	every = max(every/3, 10*time.Millisecond)
 	renew, _ := broker.Encode(&broker.Lease{Chunk: c.ID, Worker: w.cfg.ID, Delivery: delivery})
+	subject := c.Control + broker.LeaseSuffix
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(lease / 3)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -227,7 +346,7 @@ func (w *Worker) heartbeat(c *broker.Chunk, delivery uint64, leaseMs int64, msg 
 				return
 			case <-t.C:
 				msg.InProgress()
-				w.nc.Publish(c.Control+broker.LeaseSuffix, renew)
+				w.nc.Publish(subject, renew)
 			}
 		}
 	}()
@@ -236,59 +355,4 @@ func (w *Worker) heartbeat(c *broker.Chunk, delivery uint64, leaseMs int64, msg 
 		once.Do(func() { close(stop) })
 		<-done
 	}
-}
-
-// reporter batches a chunk's results: it sends what it has every
-// ResultInterval and everything at the end, splitting messages to stay under
-// the server's maximum payload.
-type reporter struct {
-	w        *Worker
-	c        *broker.Chunk
-	pending  []broker.ItemResult
-	size     int
-	lastSent time.Time
-}
-
-func (r *reporter) add(res broker.ItemResult) {
-	limit := int(r.w.nc.MaxPayload()) - 1024
-	if len(res.Value)+256 > limit {
-		res = broker.ItemResult{Seq: res.Seq, Err: &broker.ErrorInfo{Type: "result_too_large",
-			Message: "result of " + strconv.Itoa(len(res.Value)) + " bytes exceeds the server's maximum payload"}}
-	}
-	if res.Err != nil && len(res.Err.Message)+len(res.Err.Stack) > limit/2 {
-		res.Err.Stack = ""
-		if len(res.Err.Message) > limit/2 {
-			res.Err.Message = res.Err.Message[:limit/2]
-		}
-	}
-	sz := len(res.Value) + 64
-	if res.Err != nil {
-		sz += len(res.Err.Message) + len(res.Err.Stack) + len(res.Err.Type)
-	}
-	if r.size+sz > limit {
-		r.flush(false, "")
-	}
-	r.pending = append(r.pending, res)
-	r.size += sz
-	if r.lastSent.IsZero() {
-		r.lastSent = time.Now()
-	}
-	if time.Since(r.lastSent) >= r.w.cfg.ResultInterval {
-		r.flush(false, "")
-	}
-}
-
-func (r *reporter) flush(final bool, ack string) {
-	if len(r.pending) == 0 && !final {
-		return
-	}
-	data, err := broker.Encode(&broker.Result{Chunk: r.c.ID, Worker: r.w.cfg.ID, Final: final, Ack: ack, Items: r.pending})
-	if err == nil {
-		err = r.w.nc.Publish(r.c.Control+broker.ResultSuffix, data)
-	}
-	if err != nil {
-		// A lost result means a redelivery that the producer drops or reruns.
-		r.w.log.Warn("worker: send results", "chunk", r.c.ID, "err", err)
-	}
-	r.pending, r.size, r.lastSent = r.pending[:0], 0, time.Now()
 }

@@ -23,7 +23,7 @@ const waitFor = 15 * time.Second
 
 // env is one test's broker, pool and producer-side connection.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *broker.Embedded
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -33,7 +33,7 @@ type env struct {
 
 // newEnv starts an embedded server for one test and provisions the pool's
 // stream with pc, so chunks can be published before a worker runs.
-func newEnv(t *testing.T, pc broker.PoolConfig, ec broker.EmbeddedConfig) *env {
+func newEnv(t testing.TB, pc broker.PoolConfig, ec broker.EmbeddedConfig) *env {
 	t.Helper()
 	srv, err := broker.StartEmbedded(ec)
 	if err != nil {
@@ -321,7 +321,7 @@ func (p *fakeProducer) one(id uint64) []broker.ItemResult {
 }
 
 // recv takes one value from ch or fails the test after waitFor.
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
@@ -333,7 +333,7 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 }
 
 // eventually polls cond until it holds or fails the test after waitFor.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -348,7 +348,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // decodeValue unmarshals an item's value or fails the test.
-func decodeValue[T any](t *testing.T, it broker.ItemResult) T {
+func decodeValue[T any](t testing.TB, it broker.ItemResult) T {
 	t.Helper()
 	var v T
 	if it.Err != nil {

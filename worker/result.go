@@ -1,0 +1,139 @@
+package worker
+
+import (
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jetpool/jetpool/broker"
+)
+
+// TypeResultTooLarge marks an item whose result did not fit in one message
+// under the server's maximum payload; the value is dropped.
+const TypeResultTooLarge = "result_too_large"
+
+// headroom is what a Result message needs besides its items' own bytes: the
+// envelope, the worker id and the ack subject.
+const headroom = 1024
+
+// reporter batches a running chunk's results: finished items wait at most
+// ResultInterval before they are sent, messages are split to stay under the
+// server's maximum payload, and the final message comes last.
+type reporter struct {
+	w     *Worker
+	c     *broker.Chunk
+	limit int // bytes of items per message
+
+	mu       sync.Mutex
+	pending  []broker.ItemResult
+	size     int
+	lastSent time.Time
+	timer    *time.Timer // flushes pending results when they are due
+	done     bool        // the final result is sent
+}
+
+func newReporter(w *Worker, c *broker.Chunk) *reporter {
+	return &reporter{
+		w: w, c: c,
+		limit:    max(int(w.nc.MaxPayload())-headroom-len(w.cfg.ID), 1024),
+		lastSent: time.Now(),
+	}
+}
+
+// add queues an item's result. more says whether items follow; without, the
+// final flush follows at once and no timer is armed.
+func (r *reporter) add(res broker.ItemResult, more bool) {
+	res = r.fit(res)
+	sz := itemSize(res)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.size+sz > r.limit {
+		r.sendLocked(false, "")
+	}
+	r.pending = append(r.pending, res)
+	r.size += sz
+	if !more {
+		return
+	}
+	due := r.lastSent.Add(r.w.cfg.ResultInterval)
+	if wait := time.Until(due); wait <= 0 {
+		r.sendLocked(false, "")
+	} else if r.timer == nil {
+		r.timer = time.AfterFunc(wait, r.flushDue)
+	}
+}
+
+func (r *reporter) flushDue() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.timer = nil
+	if !r.done {
+		r.sendLocked(false, "")
+	}
+}
+
+// final sends what is pending with Final set and ack, the JetStream ack
+// subject the producer acks once it has the results.
+func (r *reporter) final(ack string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done = true
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	r.sendLocked(true, ack)
+}
+
+func (r *reporter) sendLocked(final bool, ack string) {
+	if len(r.pending) == 0 && !final {
+		return
+	}
+	data, err := broker.Encode(&broker.Result{Chunk: r.c.ID, Worker: r.w.cfg.ID, Final: final, Ack: ack, Items: r.pending})
+	if err == nil {
+		err = r.w.nc.Publish(r.c.Control+broker.ResultSuffix, data)
+	}
+	if err != nil {
+		// A lost result means a redelivery that the producer drops or
+		// reruns: the chunk is not acked without its final result.
+		r.w.log.Warn("worker: send results", "executor", r.c.Executor, "chunk", r.c.ID, "final", final, "err", err)
+	}
+	r.pending, r.size, r.lastSent = r.pending[:0], 0, time.Now()
+}
+
+// fit makes res small enough to travel in a message of its own.
+func (r *reporter) fit(res broker.ItemResult) broker.ItemResult {
+	if itemSize(res) <= r.limit {
+		return res
+	}
+	if res.Err == nil {
+		return failed(res.Seq, TypeResultTooLarge, "result of "+strconv.Itoa(len(res.Value))+
+			" bytes exceeds the server's maximum payload of "+strconv.FormatInt(r.w.nc.MaxPayload(), 10))
+	}
+	e := *res.Err
+	e.Stack = ""
+	e.Type = truncate(e.Type, 256)
+	e.Message = truncate(e.Message, r.limit/2)
+	return broker.ItemResult{Seq: res.Seq, Err: &e}
+}
+
+// itemSize bounds an item result's encoded size from above.
+func itemSize(res broker.ItemResult) int {
+	n := 16 + len(res.Value)
+	if e := res.Err; e != nil {
+		n += 24 + len(e.Type) + len(e.Message) + len(e.Stack)
+	}
+	return n
+}
+
+// truncate cuts s to at most n bytes at a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,803 @@
+package worker_test
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/task"
+	"github.com/jetpool/jetpool/worker"
+)
+
+var (
+	Square = task.New[int, int]("square")
+	Cube   = task.New[int, int]("cube")
+	// Block runs until its context ends or its input's gate opens.
+	Block = task.New[string, string]("block")
+	Fail  = task.New[string, string]("fail")
+	Blob  = task.New[int, string]("blob")
+)
+
+// fastPool keeps the fault paths of these tests short.
+var fastPool = broker.PoolConfig{AckWait: 2 * time.Second, Grace: 2 * time.Second}
+
+// squares is a registry with Square and a count of its calls.
+func squares(calls *atomic.Int64) *task.Registry {
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) {
+		if calls != nil {
+			calls.Add(1)
+		}
+		return n * n, nil
+	})
+	return reg
+}
+
+// gates is a Block handler whose calls wait for a gate named by their input.
+type gates struct {
+	mu      sync.Mutex
+	open    map[string]chan struct{}
+	started chan string
+	calls   atomic.Int64
+}
+
+func newGates() *gates {
+	return &gates{open: make(map[string]chan struct{}), started: make(chan string, 64)}
+}
+
+func (g *gates) gate(name string) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ch, ok := g.open[name]
+	if !ok {
+		ch = make(chan struct{})
+		g.open[name] = ch
+	}
+	return ch
+}
+
+func (g *gates) release(name string) { close(g.gate(name)) }
+
+func (g *gates) handle(reg *task.Registry) {
+	task.Handle(reg, Block, func(ctx context.Context, name string) (string, error) {
+		g.calls.Add(1)
+		g.started <- name
+		select {
+		case <-g.gate(name):
+			if err := ctx.Err(); err != nil {
+				return "", err
+			}
+			return name + " done by " + task.WorkerID(ctx), nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	})
+}
+
+func TestChunkRunsInOrder(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	w := e.startWorker(squares(nil), worker.Config{})
+	p.submit(1, Square.Kind(), 1, 2, 3, 4, 5)
+
+	start := recv(t, p.starts, "start request")
+	if start.Chunk != 1 || start.Worker != w.ID() || start.Inbox != e.subj.WorkerInbox(w.ID()) || start.Delivery != 1 {
+		t.Errorf("start request %+v, want chunk 1 by %s with inbox %s, delivery 1", start, w.ID(), e.subj.WorkerInbox(w.ID()))
+	}
+	items := p.one(1)
+	if len(items) != 5 {
+		t.Fatalf("%d results, want 5", len(items))
+	}
+	for i, it := range items {
+		if it.Seq != uint32(i) {
+			t.Errorf("result %d is of item %d", i, it.Seq)
+		}
+		if v := decodeValue[int](t, it); v != (i+1)*(i+1) {
+			t.Errorf("item %d = %d, want %d", i, v, (i+1)*(i+1))
+		}
+	}
+	e.waitSettled()
+	if st := w.Stats(); st.ChunksStarted != 1 || st.TasksSucceeded != 5 || st.TasksFailed != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestDropVerdictAcksAndRunsNothing(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	p.setDecide(func(broker.Start, []uint32) broker.StartReply {
+		return broker.StartReply{Verdict: broker.VerdictDrop}
+	})
+	var calls atomic.Int64
+	w := e.startWorker(squares(&calls), worker.Config{})
+	p.submit(1, Square.Kind(), 1, 2)
+
+	recv(t, p.starts, "start request")
+	e.waitSettled()
+	eventually(t, "drop counted", func() bool { return w.Stats().ChunksDropped == 1 })
+	if n := calls.Load(); n != 0 {
+		t.Errorf("handler ran %d times for a dropped chunk", n)
+	}
+	if len(p.results) != 0 {
+		t.Errorf("a dropped chunk sent results")
+	}
+}
+
+func TestGoRunsOnlyTheGrantedItems(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	p.setDecide(func(_ broker.Start, all []uint32) broker.StartReply {
+		// Items 0 and 2 were cancelled meanwhile.
+		return broker.StartReply{Verdict: broker.VerdictGo, Items: []uint32{1, 3}, LeaseMs: 2000}
+	})
+	var calls atomic.Int64
+	e.startWorker(squares(&calls), worker.Config{})
+	p.submit(1, Square.Kind(), 10, 11, 12, 13)
+
+	items := p.one(1)
+	if len(items) != 2 || items[0].Seq != 1 || items[1].Seq != 3 {
+		t.Fatalf("results of items %v, want 1 and 3", seqs(items))
+	}
+	if v := decodeValue[int](t, items[0]); v != 121 {
+		t.Errorf("item 1 = %d, want 121", v)
+	}
+	if v := decodeValue[int](t, items[1]); v != 169 {
+		t.Errorf("item 3 = %d, want 169", v)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("handler ran %d times, want 2", n)
+	}
+	e.waitSettled()
+}
+
+func seqs(items []broker.ItemResult) []uint32 {
+	out := make([]uint32, len(items))
+	for i, it := range items {
+		out[i] = it.Seq
+	}
+	return out
+}
+
+func TestMalformedChunksAreTerminated(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	var calls atomic.Int64
+	w := e.startWorker(squares(&calls), worker.Config{})
+
+	wrongShape, _ := msgpack.Marshal(map[string]int{"a": 1})
+	encode := func(c broker.Chunk) []byte {
+		b, err := broker.Encode(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	good := p.chunk(99, Square.Kind(), 3)
+	noItems, otherKind, noControl := good, good, good
+	noItems.Items = nil
+	otherKind.Kind = Cube.Kind()
+	noControl.Control = ""
+	cases := map[string][]byte{
+		"garbage":     {0xc1, 0xff, 0x00},
+		"empty":       {},
+		"wrong shape": wrongShape,
+		"truncated":   encode(good)[:10],
+		"no items":    encode(noItems),
+		"other kind":  encode(otherKind),
+		"no control":  encode(noControl),
+		"huge count":  {0x96, 0xa1, 'x', 0x01, 0xa6, 's', 'q', 'u', 'a', 'r', 'e', 0xa1, 'c', 0x00, 0xdd, 0x7f, 0xff, 0xff, 0xff},
+	}
+	for _, data := range cases {
+		e.publish(Square.Kind(), data)
+	}
+	e.publishChunk(good)
+
+	items := p.one(99)
+	if len(items) != 1 || decodeValue[int](t, items[0]) != 9 {
+		t.Fatalf("the good chunk after malformed ones gave %+v", items)
+	}
+	e.waitSettled()
+	if st := w.Stats(); st.ChunksTerminated != int64(len(cases)) {
+		t.Errorf("%d chunks terminated, want %d", st.ChunksTerminated, len(cases))
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler ran %d times, want 1", n)
+	}
+}
+
+func TestSilentProducerChunkTerminatedAfterGrace(t *testing.T) {
+	pc := broker.PoolConfig{AckWait: 2 * time.Second, Grace: 300 * time.Millisecond}
+	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	var calls atomic.Int64
+	w := e.startWorker(squares(&calls), worker.Config{})
+	e.waitServing(Square.Kind())
+
+	gone := broker.Chunk{Executor: "gone", ID: 1, Kind: Square.Kind(), Control: e.subj.Control("gone"),
+		Items: []broker.Item{{Seq: 0, Args: msgpack.RawMessage{0x01}}}}
+	begin := time.Now()
+	e.publishChunk(gone)
+	e.waitSettled()
+	if d := time.Since(begin); d < pc.Grace {
+		t.Errorf("chunk terminated after %v, before the grace of %v", d, pc.Grace)
+	}
+	if st := w.Stats(); st.ChunksTerminated != 1 {
+		t.Errorf("%d chunks terminated, want 1", st.ChunksTerminated)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("handler ran %d times for a silent producer", n)
+	}
+}
+
+func TestLateProducerIsWaitedFor(t *testing.T) {
+	pc := broker.PoolConfig{AckWait: 2 * time.Second, Grace: 10 * time.Second}
+	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	e.startWorker(squares(nil), worker.Config{})
+	e.waitServing(Square.Kind())
+
+	c := broker.Chunk{Executor: "late", ID: 7, Kind: Square.Kind(), Control: e.subj.Control("late"),
+		Items: []broker.Item{{Seq: 0, Args: msgpack.RawMessage{0x05}}}}
+	e.publishChunk(c)
+	// The worker holds the chunk and meets no responders...
+	eventually(t, "chunk delivered", func() bool { return e.consumerInfo(Square.Kind()).NumAckPending == 1 })
+	// ...until the producer comes back within the grace period.
+	p := e.producer("late")
+	p.mu.Lock()
+	p.items[7] = []uint32{0}
+	p.mu.Unlock()
+	items := p.one(7)
+	if v := decodeValue[int](t, items[0]); v != 25 {
+		t.Errorf("item 0 = %d, want 25", v)
+	}
+}
+
+func TestBusyVerdictRedelivers(t *testing.T) {
+	pc := broker.PoolConfig{AckWait: 500 * time.Millisecond, Grace: 2 * time.Second}
+	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	var asked atomic.Int64
+	p.setDecide(func(_ broker.Start, all []uint32) broker.StartReply {
+		if asked.Add(1) == 1 {
+			return broker.StartReply{Verdict: broker.VerdictBusy}
+		}
+		return broker.StartReply{Verdict: broker.VerdictGo, Items: all, LeaseMs: 500}
+	})
+	w := e.startWorker(squares(nil), worker.Config{})
+	p.submit(1, Square.Kind(), 4)
+
+	first, second := recv(t, p.starts, "start"), recv(t, p.starts, "second start")
+	if first.Delivery != 1 || second.Delivery != 2 {
+		t.Errorf("deliveries %d and %d, want 1 and 2", first.Delivery, second.Delivery)
+	}
+	if v := decodeValue[int](t, p.one(1)[0]); v != 16 {
+		t.Errorf("item 0 = %d, want 16", v)
+	}
+	if st := w.Stats(); st.ChunksBusy != 1 || st.Redelivered != 1 || st.ChunksStarted != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestInterruptCancelsTheRunningItem(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	g := newGates()
+	reg := task.NewRegistry()
+	g.handle(reg)
+	e.startWorker(reg, worker.Config{})
+	p.submit(1, Block.Kind(), "first", "second", "third")
+
+	start := recv(t, p.starts, "start")
+	if name := recv(t, g.started, "handler start"); name != "first" {
+		t.Fatalf("%s started first", name)
+	}
+	interrupt := func(seq uint32) {
+		data, err := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 1, Seq: seq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.nc.Publish(start.Inbox, data)
+	}
+	// Garbage and interrupts of other chunks are ignored.
+	e.nc.Publish(start.Inbox, []byte("garbage"))
+	other, _ := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 2, Seq: 0})
+	e.nc.Publish(start.Inbox, other)
+	// The queued item is interrupted before its turn, then the running one.
+	interrupt(1)
+	interrupt(0)
+	if name := recv(t, g.started, "handler start"); name != "third" {
+		t.Fatalf("%s started after the first, want third", name)
+	}
+	g.release("third")
+
+	items := p.one(1)
+	if len(items) != 3 {
+		t.Fatalf("%d results, want 3", len(items))
+	}
+	for _, seq := range []int{0, 1} {
+		if err := items[seq].Err; err == nil || err.Type != task.TypeInterrupted {
+			t.Errorf("item %d: error %+v, want type %s", seq, err, task.TypeInterrupted)
+		}
+	}
+	if v := decodeValue[string](t, items[2]); !strings.HasPrefix(v, "third done by ") {
+		t.Errorf("item 2 = %q", v)
+	}
+	if n := g.calls.Load(); n != 2 {
+		t.Errorf("handler ran %d times, want 2 (the interrupted queued item must not start)", n)
+	}
+}
+
+// retryIn tells the Fail handler how to fail.
+type retryIn struct {
+	Key       string
+	Fails     int  // calls that fail before one succeeds
+	Retryable bool // mark the failures retryable
+}
+
+func TestRetries(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	var mu sync.Mutex
+	calls := map[string]int{}
+	reg := task.NewRegistry()
+	flaky := task.New[retryIn, int]("flaky")
+	task.Handle(reg, flaky, func(ctx context.Context, in retryIn) (int, error) {
+		mu.Lock()
+		calls[in.Key]++
+		n := calls[in.Key]
+		mu.Unlock()
+		if n <= in.Fails {
+			err := errors.New("flaky")
+			if in.Retryable {
+				err = task.Retryable(err)
+			}
+			return 0, err
+		}
+		return n, nil
+	})
+	w := e.startWorker(reg, worker.Config{Retry: task.RetryPolicy{Attempts: 3, Backoff: time.Millisecond}})
+	p.submit(1, flaky.Kind(),
+		retryIn{Key: "recovers", Fails: 2, Retryable: true},
+		retryIn{Key: "exhausted", Fails: 5, Retryable: true},
+		retryIn{Key: "permanent", Fails: 5},
+	)
+
+	items := p.one(1)
+	if v := decodeValue[int](t, items[0]); v != 3 {
+		t.Errorf("recovering item succeeded on call %d, want 3", v)
+	}
+	if err := items[1].Err; err == nil || !err.Retryable || err.Message != "flaky" {
+		t.Errorf("exhausted item: error %+v, want a retryable flaky", err)
+	}
+	if err := items[2].Err; err == nil || err.Retryable {
+		t.Errorf("permanent item: error %+v, want a non-retryable one", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["recovers"] != 3 || calls["exhausted"] != 3 || calls["permanent"] != 1 {
+		t.Errorf("calls %v, want recovers 3, exhausted 3, permanent 1", calls)
+	}
+	if st := w.Stats(); st.TasksRetried != 4 || st.TasksSucceeded != 1 || st.TasksFailed != 2 {
+		t.Errorf("stats %+v, want 4 retries, 1 success, 2 failures", st)
+	}
+}
+
+type quotaError struct{}
+
+func (quotaError) Error() string     { return "over quota" }
+func (quotaError) ErrorType() string { return "quota" }
+
+func TestHandlerErrors(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	reg := task.NewRegistry()
+	task.Handle(reg, Fail, func(ctx context.Context, how string) (string, error) {
+		switch how {
+		case "panic":
+			panic("boom")
+		case "typed":
+			return "", quotaError{}
+		}
+		return "ok", nil
+	})
+	e.startWorker(reg, worker.Config{})
+	c := p.chunk(1, Fail.Kind(), "panic", "typed", "fine", "")
+	c.Items[3].Args = msgpack.RawMessage{0x01} // an int where a string is due
+	e.publishChunk(c)
+
+	items := p.one(1)
+	tests := []struct {
+		seq       int
+		typ, msg  string
+		wantStack bool
+	}{
+		{0, task.TypePanic, "boom", true},
+		{1, "quota", "over quota", false},
+		{3, task.TypeBadInput, "", false},
+	}
+	for _, tt := range tests {
+		err := items[tt.seq].Err
+		if err == nil {
+			t.Errorf("item %d succeeded, want a %s error", tt.seq, tt.typ)
+			continue
+		}
+		if err.Type != tt.typ || !strings.Contains(err.Message, tt.msg) {
+			t.Errorf("item %d: error %s: %s, want %s: %s", tt.seq, err.Type, err.Message, tt.typ, tt.msg)
+		}
+		if hasStack := strings.Contains(err.Stack, "goroutine"); hasStack != tt.wantStack {
+			t.Errorf("item %d: stack %q, want one: %v", tt.seq, err.Stack, tt.wantStack)
+		}
+	}
+	if v := decodeValue[string](t, items[2]); v != "ok" {
+		t.Errorf("item 2 = %q", v)
+	}
+}
+
+func TestExpiredChunkNeverStarts(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	var calls atomic.Int64
+	w := e.startWorker(squares(&calls), worker.Config{})
+	c := p.chunk(1, Square.Kind(), 2)
+	c.Deadline = time.Now().Add(-time.Second).UnixNano()
+	e.publishChunk(c)
+
+	e.waitSettled()
+	if st := w.Stats(); st.ChunksTerminated != 1 {
+		t.Errorf("%d chunks terminated, want 1", st.ChunksTerminated)
+	}
+	if len(p.starts) != 0 || calls.Load() != 0 {
+		t.Errorf("an expired chunk was asked for (%d) or run (%d)", len(p.starts), calls.Load())
+	}
+}
+
+func TestDeadlineStopsTheChunkMidway(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	g := newGates()
+	reg := task.NewRegistry()
+	g.handle(reg)
+	e.startWorker(reg, worker.Config{})
+	c := p.chunk(1, Block.Kind(), "forever", "later")
+	c.Deadline = time.Now().Add(300 * time.Millisecond).UnixNano()
+	e.publishChunk(c)
+
+	items := p.one(1)
+	for _, it := range items {
+		if it.Err == nil || it.Err.Type != task.TypeDeadline {
+			t.Errorf("item %d: error %+v, want type %s", it.Seq, it.Err, task.TypeDeadline)
+		}
+	}
+	if n := g.calls.Load(); n != 1 {
+		t.Errorf("handler ran %d times, want 1 (the item after the deadline must not start)", n)
+	}
+}
+
+func TestDrainFinishesRunningChunks(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	g := newGates()
+	reg := task.NewRegistry()
+	g.handle(reg)
+	w := e.startWorker(reg, worker.Config{})
+	p.submit(1, Block.Kind(), "slow")
+	recv(t, g.started, "handler start")
+
+	w.cancel()
+	select {
+	case err := <-w.done:
+		t.Fatalf("Run returned %v with a chunk running", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	g.release("slow")
+	if err := recv(t, w.done, "Run's return"); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	close(w.done)
+	// Run's return means the result is out: the producer gets it even when
+	// the worker's connection closes at once.
+	w.nc.Close()
+	items := p.one(1)
+	if v := decodeValue[string](t, items[0]); v != "slow done by "+w.ID() {
+		t.Errorf("item 0 = %q; the drain must not cancel the handler", v)
+	}
+	e.waitSettled()
+}
+
+func TestDrainReleasesUnstartedChunks(t *testing.T) {
+	// A long AckWait: only a nak brings the chunk back in time.
+	pc := broker.PoolConfig{AckWait: time.Minute, Grace: time.Minute}
+	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	var calls atomic.Int64
+	w := e.startWorker(squares(&calls), worker.Config{})
+	e.waitServing(Square.Kind())
+	c := broker.Chunk{Executor: "away", ID: 1, Kind: Square.Kind(), Control: e.subj.Control("away"),
+		Items: []broker.Item{{Seq: 0, Args: msgpack.RawMessage{0x03}}}}
+	e.publishChunk(c)
+	eventually(t, "chunk delivered", func() bool { return e.consumerInfo(Square.Kind()).NumAckPending == 1 })
+
+	// A drain does not wait out the grace of a producer that does not answer:
+	// the chunk goes back to the stream at once...
+	begin := time.Now()
+	if err := w.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("drain took %v", d)
+	}
+	if calls.Load() != 0 {
+		t.Errorf("the handler ran without leave")
+	}
+	// ...for the next worker, once its producer is back.
+	p := e.producer("away")
+	p.mu.Lock()
+	p.items[1] = []uint32{0}
+	p.mu.Unlock()
+	e.startWorker(squares(&calls), worker.Config{})
+	if v := decodeValue[int](t, p.one(1)[0]); v != 9 {
+		t.Errorf("item 0 = %d, want 9", v)
+	}
+}
+
+func TestConcurrencyBound(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	const limit, perKind = 3, 12
+	var now, peak atomic.Int64
+	work := func(ctx context.Context, n int) (int, error) {
+		cur := now.Add(1)
+		for {
+			old := peak.Load()
+			if cur <= old || peak.CompareAndSwap(old, cur) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // the work
+		now.Add(-1)
+		return n, nil
+	}
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, work)
+	task.Handle(reg, Cube, work)
+	w := e.startWorker(reg, worker.Config{Concurrency: limit})
+	for i := range perKind {
+		p.submit(uint64(2*i+1), Square.Kind(), i)
+		p.submit(uint64(2*i+2), Cube.Kind(), i)
+	}
+
+	items, _ := p.collect(2 * perKind)
+	if len(items) != 2*perKind {
+		t.Fatalf("results of %d chunks, want %d", len(items), 2*perKind)
+	}
+	if got := peak.Load(); got > limit {
+		t.Errorf("%d handlers ran at once, limit %d", got, limit)
+	}
+	eventually(t, "nothing in flight", func() bool { return w.Stats().InFlight == 0 })
+	e.waitSettled()
+}
+
+func TestHeartbeatsOutliveAckWait(t *testing.T) {
+	pc := broker.PoolConfig{AckWait: 500 * time.Millisecond, Grace: 2 * time.Second}
+	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	reg := task.NewRegistry()
+	nap := task.New[int, int]("nap")
+	task.Handle(reg, nap, func(ctx context.Context, ms int) (int, error) {
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond): // the work
+			return ms, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+	w := e.startWorker(reg, worker.Config{})
+	p.submit(1, nap.Kind(), 1500)
+
+	if v := decodeValue[int](t, p.one(1)[0]); v != 1500 {
+		t.Errorf("item 0 = %d", v)
+	}
+	e.waitSettled()
+	if len(p.starts) != 1 || w.Stats().Redelivered != 0 {
+		t.Errorf("%d start requests, %d redeliveries; want the chunk delivered once", len(p.starts), w.Stats().Redelivered)
+	}
+	if n := len(p.leases); n < 2 {
+		t.Errorf("%d lease renewals in 1.5s with a 500ms lease, want at least 2", n)
+	}
+	for range len(p.leases) {
+		if l := <-p.leases; l.Chunk != 1 || l.Worker != w.ID() || l.Delivery != 1 {
+			t.Errorf("lease %+v", l)
+		}
+	}
+}
+
+func TestPartialResults(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) {
+		time.Sleep(60 * time.Millisecond) // the work
+		return n * n, nil
+	})
+	e.startWorker(reg, worker.Config{ResultInterval: 50 * time.Millisecond})
+	p.submit(1, Square.Kind(), 0, 1, 2, 3)
+
+	items, msgs := p.collect(1)
+	if got := seqs(items[1]); len(got) != 4 || got[0] != 0 || got[3] != 3 {
+		t.Fatalf("results of items %v, want 0..3 in order", got)
+	}
+	if len(msgs[1]) < 2 {
+		t.Errorf("%d result messages for a 240ms chunk with a 50ms interval, want partial ones", len(msgs[1]))
+	}
+}
+
+func TestOversizedResults(t *testing.T) {
+	const maxPayload = 64 << 10
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{MaxPayload: maxPayload})
+	p := e.producer("test1")
+	reg := task.NewRegistry()
+	task.Handle(reg, Blob, func(ctx context.Context, n int) (string, error) {
+		return strings.Repeat("x", n), nil
+	})
+	e.startWorker(reg, worker.Config{})
+	sizes := []any{100 << 10, 20 << 10, 20 << 10, 20 << 10, 20 << 10, 20 << 10, 10}
+	p.submit(1, Blob.Kind(), sizes...)
+
+	items, msgs := p.collect(1)
+	if len(items[1]) != len(sizes) {
+		t.Fatalf("%d results, want %d", len(items[1]), len(sizes))
+	}
+	if err := items[1][0].Err; err == nil || err.Type != "result_too_large" {
+		t.Errorf("item 0: error %+v, want result_too_large", err)
+	}
+	for i, it := range items[1][1:] {
+		if v := decodeValue[string](t, it); len(v) != sizes[i+1].(int) {
+			t.Errorf("item %d: %d bytes, want %d", it.Seq, len(v), sizes[i+1])
+		}
+	}
+	if len(msgs[1]) < 2 {
+		t.Errorf("%d result messages for 100KiB of results under a 64KiB limit", len(msgs[1]))
+	}
+	e.waitSettled()
+}
+
+func TestHeterogeneousWorkers(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	cubes := task.NewRegistry()
+	task.Handle(cubes, Cube, func(ctx context.Context, n int) (int, error) { return n * n * n, nil })
+	sq := e.startWorker(squares(nil), worker.Config{ID: "squarer"})
+	cu := e.startWorker(cubes, worker.Config{ID: "cuber"})
+	for i := range 10 {
+		p.submit(uint64(2*i+1), Square.Kind(), i)
+		p.submit(uint64(2*i+2), Cube.Kind(), i)
+	}
+
+	starts := map[uint64]string{}
+	for range 20 {
+		s := recv(t, p.starts, "start")
+		starts[s.Chunk] = s.Worker
+	}
+	items, _ := p.collect(20)
+	for id, res := range items {
+		want, n := sq.ID(), int(id-1)/2
+		v := n * n
+		if id%2 == 0 {
+			want, v = cu.ID(), n*n*n
+		}
+		if starts[id] != want {
+			t.Errorf("chunk %d ran on %s, want %s", id, starts[id], want)
+		}
+		if got := decodeValue[int](t, res[0]); got != v {
+			t.Errorf("chunk %d = %d, want %d", id, got, v)
+		}
+	}
+	e.waitSettled()
+}
+
+func TestNewValidates(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	reg := squares(nil)
+	tests := []struct {
+		name string
+		reg  *task.Registry
+		cfg  worker.Config
+	}{
+		{"bad id", reg, worker.Config{ID: "a.b"}},
+		{"bad prefix", reg, worker.Config{Prefix: "a b"}},
+		{"bad pool", reg, worker.Config{Pool: "x.>"}},
+		{"negative concurrency", reg, worker.Config{Concurrency: -1}},
+		{"unknown kind", reg, worker.Config{Kinds: []string{"cube"}}},
+		{"empty registry", task.NewRegistry(), worker.Config{}},
+		{"nil registry", nil, worker.Config{}},
+		{"bad pool config", reg, worker.Config{PoolConfig: broker.PoolConfig{Replicas: 2}}},
+		{"negative result interval", reg, worker.Config{ResultInterval: -time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := worker.New(e.nc, tt.reg, tt.cfg); !errors.Is(err, worker.ErrInvalidConfig) {
+				t.Errorf("New: %v, want ErrInvalidConfig", err)
+			}
+		})
+	}
+	if _, err := worker.New(nil, reg, worker.Config{}); !errors.Is(err, worker.ErrInvalidConfig) {
+		t.Errorf("New with a nil connection: %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestDefaultID(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	a, err := worker.New(e.nc, squares(nil), worker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := worker.New(e.nc, squares(nil), worker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := regexp.MustCompile(`^[A-Za-z0-9_-]+-[0-9]+-[A-Za-z0-9]+$`)
+	if !token.MatchString(a.ID()) {
+		t.Errorf("default id %q is not host-pid-random", a.ID())
+	}
+	if a.ID() == b.ID() {
+		t.Errorf("two workers got the id %q", a.ID())
+	}
+	if got := a.Kinds(); len(got) != 1 || got[0] != Square.Kind() {
+		t.Errorf("kinds %v, want [square]", got)
+	}
+}
+
+// BenchmarkChunks measures a worker's throughput of one-item chunks of a
+// trivial task, with a producer that answers at once.
+func BenchmarkChunks(b *testing.B) {
+	e := newEnv(b, fastPool, broker.EmbeddedConfig{})
+	control := e.subj.Control("bench")
+	goAll, _ := broker.Encode(&broker.StartReply{Verdict: broker.VerdictGo, Items: []uint32{0}, LeaseMs: 2000})
+	finals := make(chan struct{}, b.N)
+	for _, s := range []struct {
+		suffix string
+		fn     func(m *nats.Msg)
+	}{
+		{broker.StartSuffix, func(m *nats.Msg) { m.Respond(goAll) }},
+		{broker.ResultSuffix, func(m *nats.Msg) {
+			var r broker.Result
+			if broker.Decode(m.Data, &r) == nil && r.Final {
+				e.nc.Publish(r.Ack, []byte("+ACK"))
+				finals <- struct{}{}
+			}
+		}},
+	} {
+		sub, err := e.nc.Subscribe(control+s.suffix, s.fn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sub.SetPendingLimits(-1, -1)
+	}
+	data, _ := broker.Encode(&broker.Chunk{Executor: "bench", Kind: Square.Kind(), Control: control,
+		Items: []broker.Item{{Seq: 0, Args: msgpack.RawMessage{0x07}}}})
+	for range b.N {
+		if _, err := e.js.PublishAsync(e.subj.Tasks(Square.Kind()), data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("publishing took over a minute")
+	}
+	b.ResetTimer()
+	e.startWorker(squares(nil), worker.Config{Concurrency: benchConcurrency})
+	for range b.N {
+		recv(b, finals, "final result")
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "chunks/s")
+}
+
+var benchConcurrency = 32
