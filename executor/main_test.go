@@ -34,7 +34,11 @@ var (
 
 func childRegistry() *task.Registry {
 	reg := task.NewRegistry()
+	ranLog := openRanLog()
 	task.Handle(reg, SlowSquare, func(ctx context.Context, n int) (int, error) {
+		if ranLog != nil {
+			fmt.Fprintln(ranLog, n)
+		}
 		time.Sleep(200 * time.Microsecond)
 		return n * n, nil
 	})
@@ -49,7 +53,25 @@ func childRegistry() *task.Registry {
 	return reg
 }
 
-const envTestProducer = "JETPOOL_TEST_PRODUCER"
+const (
+	envTestProducer = "JETPOOL_TEST_PRODUCER"
+	envRanLog       = "JETPOOL_TEST_RAN_LOG"
+)
+
+// openRanLog opens the file where worker processes of a fault test record
+// every execution, one line per run, so duplicates can be counted.
+func openRanLog() *os.File {
+	path := os.Getenv(envRanLog)
+	if path == "" || !worker.IsChild() {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return nil
+	}
+	return f
+}
 
 // runDoomedProducer submits naps to the broker at url, says so on stdout and
 // waits to be killed.

@@ -800,4 +800,4 @@ func BenchmarkChunks(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "chunks/s")
 }
 
-var benchConcurrency = 32
+var benchConcurrency = 128
