@@ -1,0 +1,138 @@
+package broker
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The plain types share the envelope types' fields and tags but not their
+// hand-written codecs, so msgpack encodes them by reflection.
+type (
+	plainChunk      Chunk
+	plainStart      Start
+	plainStartReply StartReply
+	plainResult     Result
+	plainLease      Lease
+	plainInterrupt  Interrupt
+)
+
+// TestCodecsMatchReflection checks that the hand-written codecs read what
+// reflection writes and write what reflection reads, field for field.
+func TestCodecsMatchReflection(t *testing.T) {
+	chunk := Chunk{Executor: "ex1", ID: 1 << 40, Kind: "square", Control: "jetpool.default.ctl.ex1",
+		Deadline: -5, Items: []Item{{Seq: 0, Args: []byte{0x01}}, {Seq: 7, Args: []byte{0xc0, 0xff}}, {Seq: 1 << 31}}}
+	result := Result{Chunk: 9, Worker: "w", Final: true, Ack: "$JS.ACK.X",
+		Items: []ItemResult{{Seq: 1, Value: []byte{0x2a}}, {Seq: 2, Err: &ErrorInfo{Type: "panic", Message: "boom", Stack: "s", Retryable: true}}}}
+	cases := []struct {
+		name       string
+		typed      any // pointer to an envelope value
+		plain      any // the same value as its plain type
+		newTyped   func() any
+		newPlain   func() any
+		plainValue func(any) any // converts a decoded plain value back
+	}{
+		{"chunk", &chunk, (*plainChunk)(&chunk), func() any { return new(Chunk) }, func() any { return new(plainChunk) },
+			func(v any) any { return (*Chunk)(v.(*plainChunk)) }},
+		{"empty chunk", &Chunk{}, &plainChunk{}, func() any { return new(Chunk) }, func() any { return new(plainChunk) },
+			func(v any) any { return (*Chunk)(v.(*plainChunk)) }},
+		{"start", &Start{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2}, &plainStart{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2},
+			func() any { return new(Start) }, func() any { return new(plainStart) }, func(v any) any { return (*Start)(v.(*plainStart)) }},
+		{"start reply go", &StartReply{Verdict: VerdictGo, Items: []uint32{0, 5}, LeaseMs: 30000}, &plainStartReply{Verdict: VerdictGo, Items: []uint32{0, 5}, LeaseMs: 30000},
+			func() any { return new(StartReply) }, func() any { return new(plainStartReply) }, func(v any) any { return (*StartReply)(v.(*plainStartReply)) }},
+		{"start reply drop", &StartReply{Verdict: VerdictDrop}, &plainStartReply{Verdict: VerdictDrop},
+			func() any { return new(StartReply) }, func() any { return new(plainStartReply) }, func(v any) any { return (*StartReply)(v.(*plainStartReply)) }},
+		{"result", &result, (*plainResult)(&result), func() any { return new(Result) }, func() any { return new(plainResult) },
+			func(v any) any { return (*Result)(v.(*plainResult)) }},
+		{"lease", &Lease{Chunk: 1, Worker: "w", Delivery: 4}, &plainLease{Chunk: 1, Worker: "w", Delivery: 4},
+			func() any { return new(Lease) }, func() any { return new(plainLease) }, func(v any) any { return (*Lease)(v.(*plainLease)) }},
+		{"interrupt", &Interrupt{Executor: "e", Chunk: 2, Seq: 3}, &plainInterrupt{Executor: "e", Chunk: 2, Seq: 3},
+			func() any { return new(Interrupt) }, func() any { return new(plainInterrupt) }, func(v any) any { return (*Interrupt)(v.(*plainInterrupt)) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			byReflection, err := msgpack.Marshal(c.plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.newTyped()
+			if err := msgpack.Unmarshal(byReflection, got); err != nil {
+				t.Fatalf("hand-written decoder on reflection's bytes: %v", err)
+			}
+			if !reflect.DeepEqual(got, c.typed) {
+				t.Fatalf("hand-written decoder read %+v, want %+v", got, c.typed)
+			}
+			byHand, err := msgpack.Marshal(c.typed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := c.newPlain()
+			if err := msgpack.Unmarshal(byHand, back); err != nil {
+				t.Fatalf("reflection on the hand-written encoding: %v", err)
+			}
+			if !reflect.DeepEqual(c.plainValue(back), c.typed) {
+				t.Fatalf("reflection read %+v, want %+v", back, c.typed)
+			}
+		})
+	}
+}
+
+// TestCodecsSkipUnknownFields: a newer peer may append fields; they are
+// skipped, and a shorter array leaves the missing fields zero.
+func TestCodecsSkipUnknownFields(t *testing.T) {
+	longer, _ := msgpack.Marshal([]any{uint64(3), "w", "i", uint64(2), "extra", []any{1, 2}})
+	var s Start
+	if err := msgpack.Unmarshal(longer, &s); err != nil {
+		t.Fatal(err)
+	}
+	if want := (Start{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2}); s != want {
+		t.Fatalf("got %+v, want %+v", s, want)
+	}
+	shorter, _ := msgpack.Marshal([]any{uint64(3)})
+	s = Start{}
+	if err := msgpack.Unmarshal(shorter, &s); err != nil {
+		t.Fatal(err)
+	}
+	if want := (Start{Chunk: 3}); s != want {
+		t.Fatalf("got %+v, want %+v", s, want)
+	}
+}
+
+func TestCodecsRefuseWrongTypes(t *testing.T) {
+	for name, v := range map[string][]any{
+		"string for chunk id": {"ex", "not a number", "k", "c", 0, []any{}},
+		"map for items":       {"ex", 1, "k", "c", 0, map[string]any{"a": 1}},
+		"number for args":     {"ex", 1, "k", "c", 0, []any{[]any{0, 12}}},
+		"string for deadline": {"ex", 1, "k", "c", "soon", []any{}},
+		"item not an array":   {"ex", 1, "k", "c", 0, []any{"x"}},
+	} {
+		data, _ := msgpack.Marshal(v)
+		var c Chunk
+		if err := Decode(data, &c); err == nil {
+			t.Errorf("%s: decoded %+v", name, c)
+		}
+	}
+}
+
+func BenchmarkDecodeChunk(b *testing.B) {
+	data, _ := Encode(&Chunk{Executor: "ex1", ID: 12, Kind: "square", Control: "jetpool.default.ctl.ex1", Items: []Item{{Seq: 0, Args: []byte{0x01}}}})
+	b.ReportAllocs()
+	for b.Loop() {
+		var c Chunk
+		if err := Decode(data, &c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeResult(b *testing.B) {
+	data, _ := Encode(&Result{Chunk: 9, Worker: "w", Final: true, Ack: "$JS.ACK.X", Items: []ItemResult{{Seq: 1, Value: []byte{0x2a}}}})
+	b.ReportAllocs()
+	for b.Loop() {
+		var r Result
+		if err := Decode(data, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
