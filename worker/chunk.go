@@ -23,6 +23,7 @@ const startTimeout = 2 * time.Second
 // a chunk not yet granted goes back to the stream, while a granted one runs
 // to its end.
 func (w *Worker) handle(ctx context.Context, src source, msg jetstream.Msg) {
+	m := w.metrics.kind(src.kind)
 	var c broker.Chunk
 	err := checkLengths(msg.Data())
 	if err == nil {
@@ -30,12 +31,12 @@ func (w *Worker) handle(ctx context.Context, src source, msg jetstream.Msg) {
 	}
 	if err != nil {
 		w.log.Warn("worker: malformed chunk terminated", "kind", src.kind, "err", err)
-		w.terminate(msg)
+		w.terminate(m, msg)
 		return
 	}
 	if c.Kind != src.kind {
 		w.log.Warn("worker: chunk kind does not match its subject; terminated", "kind", src.kind, "chunk_kind", c.Kind)
-		w.terminate(msg)
+		w.terminate(m, msg)
 		return
 	}
 	var deadline time.Time
@@ -43,18 +44,19 @@ func (w *Worker) handle(ctx context.Context, src source, msg jetstream.Msg) {
 		deadline = time.Unix(0, c.Deadline)
 		if !time.Now().Before(deadline) {
 			// The producer's own timer fails these futures.
-			w.terminate(msg)
+			w.terminate(m, msg)
 			return
 		}
 	}
 	meta, err := msg.Metadata()
 	if err != nil {
 		w.log.Warn("worker: chunk without JetStream metadata terminated", "kind", src.kind, "err", err)
-		w.terminate(msg)
+		w.terminate(m, msg)
 		return
 	}
 	if meta.NumDelivered > 1 {
 		w.stats.redelivered.Add(1)
+		m.redelivered.Inc()
 	}
 	reply, outcome := w.askStart(ctx, &c, meta.NumDelivered, msg, src.ackWait)
 	switch outcome {
@@ -63,12 +65,13 @@ func (w *Worker) handle(ctx context.Context, src source, msg jetstream.Msg) {
 		return
 	case silent:
 		w.log.Warn("worker: producer did not answer within the grace period; chunk terminated", "executor", c.Executor, "chunk", c.ID)
-		w.terminate(msg)
+		w.terminate(m, msg)
 		return
 	}
 	switch reply.Verdict {
 	case broker.VerdictDrop:
 		w.stats.dropped.Add(1)
+		m.dropped.Inc()
 		msg.Ack()
 		return
 	case broker.VerdictBusy:
@@ -77,13 +80,21 @@ func (w *Worker) handle(ctx context.Context, src source, msg jetstream.Msg) {
 		return
 	}
 	w.stats.started.Add(1)
+	m.chunksStarted.Inc()
 	w.stats.inflight.Add(1)
-	defer w.stats.inflight.Add(-1)
-	w.run(&c, meta.NumDelivered, deadline, reply, msg, src.ackWait)
+	m.inFlight.Inc()
+	defer func() {
+		w.stats.inflight.Add(-1)
+		m.inFlight.Dec()
+	}()
+	w.log.Debug("worker: chunk started", "kind", c.Kind, "executor", c.Executor, "chunk", c.ID,
+		"items", len(reply.Items), "delivery", meta.NumDelivered)
+	w.run(&c, meta.NumDelivered, deadline, reply, msg, src.ackWait, m)
 }
 
-func (w *Worker) terminate(msg jetstream.Msg) {
+func (w *Worker) terminate(m *kindMetrics, msg jetstream.Msg) {
 	w.stats.terminated.Add(1)
+	m.terminated.Inc()
 	msg.Term()
 }
 
@@ -241,8 +252,9 @@ func (w *Worker) unregister(key chunkKey, r *chunkRun) {
 // run executes the granted items of c in the order granted and reports their
 // results; the final report carries the message's ack subject, and the
 // producer acks it. The handlers' contexts end with c's deadline or an
-// interrupt, never with Run's.
-func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply broker.StartReply, msg jetstream.Msg, ackWait time.Duration) {
+// interrupt, never with Run's, and carry the producer's span context when
+// the message has a traceparent header.
+func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply broker.StartReply, msg jetstream.Msg, ackWait time.Duration, m *kindMetrics) {
 	key := chunkKey{c.Executor, c.ID}
 	r := &chunkRun{items: len(reply.Items)}
 	w.register(key, r)
@@ -250,7 +262,7 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 	stopBeat := w.heartbeat(c, delivery, reply.LeaseMs, ackWait, msg)
 	defer stopBeat()
 
-	base := task.WithWorker(context.Background(), w.cfg.ID)
+	base := broker.ExtractTrace(task.WithWorker(context.Background(), w.cfg.ID), msg.Headers())
 	if !deadline.IsZero() {
 		var cancel context.CancelFunc
 		base, cancel = context.WithDeadline(base, deadline)
@@ -269,12 +281,14 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 		case !deadline.IsZero() && !time.Now().Before(deadline):
 			res = failed(seq, task.TypeDeadline, "deadline passed before the task started")
 		default:
-			res = w.runItem(base, r, c.Kind, h, seq, args)
+			res = w.runItem(base, r, c.Kind, h, seq, args, m)
 		}
 		if res.Err != nil {
 			w.stats.failed.Add(1)
+			m.failed.Inc()
 		} else {
 			w.stats.succeeded.Add(1)
+			m.succeeded.Inc()
 		}
 		rep.add(res, i < len(reply.Items)-1)
 	}
@@ -300,22 +314,26 @@ func argsOf(c *broker.Chunk, seq uint32) ([]byte, bool) {
 }
 
 // runItem calls the handler on one item, retrying errors marked retryable.
-func (w *Worker) runItem(base context.Context, r *chunkRun, kind string, h task.Handler, seq uint32, args []byte) broker.ItemResult {
+func (w *Worker) runItem(base context.Context, r *chunkRun, kind string, h task.Handler, seq uint32, args []byte, m *kindMetrics) broker.ItemResult {
 	ctx, cancel := context.WithCancel(base)
 	defer cancel()
 	if !r.begin(seq, cancel) {
 		return failed(seq, task.TypeInterrupted, "interrupted before it started")
 	}
 	defer r.end()
+	m.started.Inc()
+	began := time.Now()
 	var out []byte
 	attempts := 0
 	err := w.cfg.Retry.Do(ctx, func() (err error) {
 		if attempts++; attempts > 1 {
 			w.stats.retried.Add(1)
+			m.retried.Inc()
 		}
 		out, err = h.CallRaw(ctx, args)
 		return err
 	})
+	m.duration.Observe(time.Since(began).Seconds())
 	if err != nil {
 		return broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(kind, err)}
 	}

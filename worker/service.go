@@ -1,5 +1,16 @@
 package worker
 
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/jetpool/jetpool/internal/version"
+)
+
 // ServiceName is the NATS micro service name every worker registers under,
 // so `nats micro ls` and `submit status` list the workers online.
 const ServiceName = "jetpool-worker"
@@ -30,4 +41,64 @@ type Status struct {
 	TasksSucceeded   int64 `json:"tasks_succeeded"`
 	TasksFailed      int64 `json:"tasks_failed"`
 	TasksRetried     int64 `json:"tasks_retried"`
+}
+
+// StatusSubject returns the subject of the worker's status endpoint:
+// <prefix>.<pool>.worker.<id>.status, beside its interrupt inbox
+// (<prefix>.<pool>.worker.<id>) and apart from the pool's task and control
+// subjects. A request to it is answered with the worker's [Status] as JSON,
+// the same data its $SRV.STATS reply carries.
+func (w *Worker) StatusSubject() string {
+	return w.subj.WorkerInbox(w.cfg.ID) + "." + StatusEndpoint
+}
+
+// status is a snapshot of the worker's [Status].
+func (w *Worker) status() Status {
+	st := w.Stats()
+	return Status{
+		InFlight:         st.InFlight,
+		Concurrency:      w.cfg.Concurrency,
+		ChunksStarted:    st.ChunksStarted,
+		ChunksDropped:    st.ChunksDropped,
+		ChunksTerminated: st.ChunksTerminated,
+		Redelivered:      st.Redelivered,
+		TasksSucceeded:   st.TasksSucceeded,
+		TasksFailed:      st.TasksFailed,
+		TasksRetried:     st.TasksRetried,
+	}
+}
+
+// addService adds the worker to the NATS service registry ($SRV.PING, INFO and
+// STATS) under ServiceName, with the Meta* metadata and the status endpoint.
+// The caller stops the returned service.
+func (w *Worker) addService() (micro.Service, error) {
+	host, _ := os.Hostname()
+	svc, err := micro.AddService(w.nc, micro.Config{
+		Name:        ServiceName,
+		Version:     version.Version,
+		Description: "jetpool worker of pool " + w.subj.Pool(),
+		Metadata: map[string]string{
+			MetaPool:        w.subj.Pool(),
+			MetaKinds:       strings.Join(w.cfg.Kinds, ","),
+			MetaWorkerID:    w.cfg.ID,
+			MetaHost:        host,
+			MetaPID:         strconv.Itoa(os.Getpid()),
+			MetaConcurrency: strconv.Itoa(w.cfg.Concurrency),
+		},
+		StatsHandler: func(*micro.Endpoint) any { return w.status() },
+		ErrorHandler: func(_ micro.Service, err *micro.NATSError) {
+			w.log.Warn("worker: service registration", "subject", err.Subject, "err", err.Description)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: register service: %w", err)
+	}
+	err = svc.AddEndpoint(StatusEndpoint, micro.HandlerFunc(func(req micro.Request) {
+		req.RespondJSON(w.status())
+	}), micro.WithEndpointSubject(w.StatusSubject()), micro.WithEndpointQueueGroupDisabled())
+	if err != nil {
+		svc.Stop()
+		return nil, fmt.Errorf("worker: register status endpoint: %w", err)
+	}
+	return svc, nil
 }

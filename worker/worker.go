@@ -47,6 +47,8 @@ type Worker struct {
 	log  *slog.Logger
 
 	serving atomic.Bool
+	ready   atomic.Bool // pulling, not draining
+	metrics *metrics
 
 	mu      sync.Mutex
 	running map[chunkKey][]*chunkRun // granted chunks, for interrupts
@@ -75,6 +77,7 @@ func New(nc *nats.Conn, reg *task.Registry, cfg Config) (*Worker, error) {
 	return &Worker{
 		nc: nc, js: js, reg: reg, cfg: cfg, subj: subj,
 		log:     cfg.Logger.With("worker", cfg.ID),
+		metrics: newMetrics(subj.Pool(), cfg.Kinds),
 		running: make(map[chunkKey][]*chunkRun),
 		silent:  make(map[string]time.Time),
 	}, nil
@@ -82,6 +85,14 @@ func New(nc *nats.Conn, reg *task.Registry, cfg Config) (*Worker, error) {
 
 // ID returns the worker's id.
 func (w *Worker) ID() string { return w.cfg.ID }
+
+// Ready reports whether the worker is serving: Run has provisioned the
+// pool's consumers, registered the worker's service and is pulling, its drain
+// has not begun, and its connection to the server is up. It is false before
+// Run, while the broker is not ready yet, from the moment Run's ctx ends
+// (while the running chunks finish) and whenever the connection is lost. It
+// is safe to call at any time and costs two atomic loads.
+func (w *Worker) Ready() bool { return w.ready.Load() && w.nc.IsConnected() }
 
 // Kinds returns the kinds the worker serves.
 func (w *Worker) Kinds() []string { return append([]string(nil), w.cfg.Kinds...) }
@@ -113,11 +124,12 @@ type source struct {
 
 // Run provisions the pool's stream and the consumers of the worker's kinds
 // if they are missing (retrying while the broker is not ready), subscribes to
-// the worker's interrupt inbox and serves until ctx ends. Then it drains: it
-// stops pulling, hands back chunks it holds but was not yet let to start,
-// lets the running chunks finish (their handlers' contexts are not
-// cancelled), flushes their results to the server and returns nil. Every
-// goroutine it started has ended by then.
+// the worker's interrupt inbox, registers the worker as a NATS service (see
+// [ServiceName] and [Worker.StatusSubject]) and serves until ctx ends. Then
+// it drains: it stops pulling, hands back chunks it holds but was not yet let
+// to start, lets the running chunks finish (their handlers' contexts are not
+// cancelled), flushes their results to the server, stops the service and
+// returns nil. Every goroutine it started has ended by then.
 //
 // It returns an error only if it cannot subscribe, or ErrRunning if the
 // worker is running already. A worker may run again after Run returned.
@@ -140,6 +152,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	// The inbox stays until the last chunk ended: drained chunks are still
 	// interruptible.
 	defer inbox.Unsubscribe()
+	svc, err := w.addService()
+	if err != nil {
+		return err
+	}
+	// Listed while its chunks run, drained ones too: their counts still move.
+	defer func() {
+		if err := svc.Stop(); err != nil {
+			w.log.Warn("worker: stop service", "err", err)
+		}
+	}()
 
 	// slots bounds the chunks held at once across kinds; a puller takes a
 	// slot before it pulls, so no message waits client-side for a slot.
@@ -148,8 +170,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	for _, src := range sources {
 		pullers.Go(func() { w.pull(ctx, src, slots, &chunks) })
 	}
-	w.log.Info("worker serving", "pool", w.subj.Pool(), "kinds", w.cfg.Kinds, "concurrency", w.cfg.Concurrency)
+	w.ready.Store(true)
+	stopReady := context.AfterFunc(ctx, func() { w.ready.Store(false) })
+	defer func() {
+		stopReady()
+		w.ready.Store(false)
+	}()
+	w.log.Info("worker serving", "pool", w.subj.Pool(), "kinds", w.cfg.Kinds, "concurrency", w.cfg.Concurrency,
+		"status_subject", w.StatusSubject())
 	pullers.Wait()
+	w.log.Info("worker draining", "in_flight", w.stats.inflight.Load())
 	chunks.Wait()
 	if err := w.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		w.log.Warn("worker: flush results after drain", "err", err)
