@@ -48,6 +48,14 @@ type Config struct {
 	ResultInterval time.Duration
 }
 
+// Validate reports the first setting of c that [New] would reject for reg,
+// as an error matching ErrInvalidConfig, without connecting anywhere; a
+// command line checks its flags with it before it dials the server.
+func (c Config) Validate(reg *task.Registry) error {
+	_, _, err := c.withDefaults(reg)
+	return err
+}
+
 // withDefaults validates c against reg and fills in its defaults.
 func (c Config) withDefaults(reg *task.Registry) (Config, broker.Subjects, error) {
 	if reg == nil {

@@ -724,7 +724,13 @@ func TestNewValidates(t *testing.T) {
 			if _, err := worker.New(e.nc, tt.reg, tt.cfg); !errors.Is(err, worker.ErrInvalidConfig) {
 				t.Errorf("New: %v, want ErrInvalidConfig", err)
 			}
+			if err := tt.cfg.Validate(tt.reg); !errors.Is(err, worker.ErrInvalidConfig) {
+				t.Errorf("Validate: %v, want ErrInvalidConfig", err)
+			}
 		})
+	}
+	if err := (worker.Config{Concurrency: 4, Kinds: []string{Square.Kind()}}).Validate(reg); err != nil {
+		t.Errorf("Validate of a good config: %v", err)
 	}
 	if _, err := worker.New(nil, reg, worker.Config{}); !errors.Is(err, worker.ErrInvalidConfig) {
 		t.Errorf("New with a nil connection: %v, want ErrInvalidConfig", err)
