@@ -136,3 +136,15 @@ func BenchmarkDecodeResult(b *testing.B) {
 		}
 	}
 }
+
+func TestMsgIDRoundTrip(t *testing.T) {
+	exec, id, ok := ParseMsgID(MsgID("abc.def", 42))
+	if !ok || exec != "abc.def" || id != 42 {
+		t.Fatalf("ParseMsgID(MsgID) = %q, %d, %v", exec, id, ok)
+	}
+	for _, bad := range []string{"", "nodot", ".5", "ex.", "ex.-1", "ex.x1", "ex.99999999999999999999"} {
+		if _, _, ok := ParseMsgID(bad); ok {
+			t.Errorf("ParseMsgID(%q) accepted", bad)
+		}
+	}
+}

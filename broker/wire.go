@@ -3,6 +3,8 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -158,7 +160,21 @@ func (e *ErrorInfo) TaskError(kind string) *task.Error {
 
 // MsgID is the JetStream dedup id of a chunk.
 func MsgID(executorID string, chunk uint64) string {
-	return fmt.Sprintf("%s.%d", executorID, chunk)
+	return executorID + "." + strconv.FormatUint(chunk, 10)
+}
+
+// ParseMsgID splits a chunk's dedup id into its producer's id and the chunk
+// id; ok is false for anything MsgID does not make.
+func ParseMsgID(id string) (executorID string, chunk uint64, ok bool) {
+	i := strings.LastIndexByte(id, '.')
+	if i <= 0 {
+		return "", 0, false
+	}
+	chunk, err := strconv.ParseUint(id[i+1:], 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return id[:i], chunk, true
 }
 
 // Encode marshals a wire message.

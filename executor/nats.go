@@ -86,7 +86,6 @@ type NATS struct {
 	stopOnce sync.Once
 
 	subs     []*nats.Subscription
-	acks     chan pubAck
 	stop     chan struct{} // closed when closed and every chunk is settled
 	finished chan struct{} // closed when the executor's goroutines are gone
 }
@@ -111,11 +110,6 @@ type attempt struct {
 	inbox    string
 }
 
-type pubAck struct {
-	paf jetstream.PubAckFuture
-	rc  *remoteChunk
-}
-
 // NewNATS returns an executor publishing to a pool over nc, creating the
 // pool's stream if needed. The executor does not own nc: close it after
 // Shutdown. It fails with ErrInvalidOption for a bad option or with the
@@ -131,23 +125,22 @@ func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, err
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidOption, err)
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("executor: jetstream: %w", err)
-	}
-	stream, err := broker.EnsureStream(ctx, js, subj, cfg.pc)
-	if err != nil {
-		return nil, err
-	}
 	id := nuid.Next()
 	n := &NATS{
-		nc: nc, js: js, stream: stream, subj: subj, pc: cfg.pc.WithDefaults(), log: cfg.log,
+		nc: nc, subj: subj, pc: cfg.pc.WithDefaults(), log: cfg.log,
 		id: id, control: subj.Control(id),
 		chunks:   make(map[uint64]*remoteChunk),
-		acks:     make(chan pubAck, 4096),
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
 	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncErrHandler(n.onPublishError))
+	if err != nil {
+		return nil, fmt.Errorf("executor: jetstream: %w", err)
+	}
+	if n.stream, err = broker.EnsureStream(ctx, js, subj, cfg.pc); err != nil {
+		return nil, err
+	}
+	n.js = js
 	for _, s := range []struct {
 		subject string
 		fn      nats.MsgHandler
@@ -230,17 +223,39 @@ func (n *NATS) enqueue(ctx context.Context, b *batch) error {
 
 	msg := &nats.Msg{Subject: n.subj.Tasks(b.codec.Kind), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, broker.MsgID(n.id, rc.id))
-	paf, err := n.js.PublishMsgAsync(msg)
-	if err != nil {
+	broker.InjectTrace(ctx, msg.Header)
+	// With too many PubAcks outstanding the publish waits for the server,
+	// as long as ctx allows: the broker's pace is the producer's.
+	stall := publishStall
+	if d, ok := ctx.Deadline(); ok {
+		stall = max(time.Until(d), time.Millisecond)
+	}
+	if _, err := n.js.PublishMsgAsync(msg, jetstream.WithStallWait(stall)); err != nil {
 		n.forget(rc)
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && ctx.Err() != nil {
+			err = ctx.Err()
+		}
 		return fmt.Errorf("executor: publish %s chunk: %w", b.codec.Kind, err)
 	}
-	select {
-	case n.acks <- pubAck{paf, rc}:
-	case <-ctx.Done():
-		// The chunk is published; its PubAck goes unchecked.
-	}
 	return nil
+}
+
+// publishStall bounds how long a publish without a deadline waits for the
+// server to acknowledge earlier ones.
+const publishStall = time.Minute
+
+// onPublishError fails the futures of a chunk the stream did not take.
+func (n *NATS) onPublishError(_ jetstream.JetStream, m *nats.Msg, err error) {
+	exec, id, ok := broker.ParseMsgID(m.Header.Get(jetstream.MsgIDHeader))
+	if !ok || exec != n.id {
+		return
+	}
+	n.mu.Lock()
+	rc := n.chunks[id]
+	n.mu.Unlock()
+	if rc != nil {
+		n.failChunk(rc, fmt.Errorf("executor: publish %s chunk: %w", rc.b.codec.Kind, err))
+	}
 }
 
 // forget drops a chunk that never escaped enqueue.
@@ -273,8 +288,7 @@ func (n *NATS) settle(rc *remoteChunk) {
 	}
 }
 
-// run owns the executor's background work: checking PubAcks in order and
-// watching the connection. It exits once the executor is shut down and every
+// run owns the executor's background work: watching the connection. It exits once the executor is shut down and every
 // chunk is settled.
 func (n *NATS) run() {
 	defer close(n.finished)
@@ -286,14 +300,6 @@ func (n *NATS) run() {
 		select {
 		case <-n.stop:
 			return
-		case pa := <-n.acks:
-			select {
-			case <-pa.paf.Ok():
-			case err := <-pa.paf.Err():
-				n.failChunk(pa.rc, fmt.Errorf("executor: publish %s chunk: %w", pa.rc.b.codec.Kind, err))
-			case <-n.stop:
-				return
-			}
 		case now := <-tick.C:
 			if n.nc.Status() == nats.CONNECTED {
 				cutOff = time.Time{}
@@ -496,14 +502,8 @@ func (n *NATS) onMaxDeliveries(m *nats.Msg) {
 	if err != nil {
 		return
 	}
-	var exec string
-	var id uint64
-	msgID := raw.Header.Get(jetstream.MsgIDHeader)
-	if i := strings.LastIndexByte(msgID, '.'); i > 0 {
-		exec = msgID[:i]
-		fmt.Sscan(msgID[i+1:], &id)
-	}
-	if exec != n.id {
+	exec, id, ok := broker.ParseMsgID(raw.Header.Get(jetstream.MsgIDHeader))
+	if !ok || exec != n.id {
 		return
 	}
 	n.mu.Lock()
