@@ -1,0 +1,59 @@
+package executor_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/task"
+	"github.com/jetpool/jetpool/worker"
+)
+
+var traced = task.New[int, string]("traced")
+
+// TestTraceContextReachesHandler: the span context of Submit's and Map's ctx
+// arrives in the handler's ctx on the worker, as a remote parent, so spans a
+// handler starts join the producer's trace.
+func TestTraceContextReachesHandler(t *testing.T) {
+	_, nc := startBroker(t)
+	reg := task.NewRegistry()
+	task.Handle(reg, traced, func(ctx context.Context, _ int) (string, error) {
+		sc := trace.SpanContextFromContext(ctx)
+		if !sc.IsValid() || !sc.IsRemote() {
+			return "", nil
+		}
+		return sc.TraceID().String() + "/" + sc.SpanID().String(), nil
+	})
+	ex := newNATS(t, nc)
+	startWorker(t, connect(t, nc.ConnectedUrl()), reg, worker.Config{})
+
+	tid, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	sid, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
+	}))
+	want := tid.String() + "/" + sid.String()
+
+	f, err := executor.Submit(ctx, ex, traced, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.Result(context.Background()); err != nil || got != want {
+		t.Fatalf("Submit: handler saw %q, %v; want %q", got, err, want)
+	}
+	for got, err := range executor.Map(ctx, ex, traced, slices.Values([]int{1, 2, 3}), executor.Chunksize(2)) {
+		if err != nil || got != want {
+			t.Fatalf("Map: handler saw %q, %v; want %q", got, err, want)
+		}
+	}
+	untraced, err := executor.Submit(context.Background(), ex, traced, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := untraced.Result(context.Background()); err != nil || got != "" {
+		t.Fatalf("without a span: handler saw %q, %v; want no span context", got, err)
+	}
+}
