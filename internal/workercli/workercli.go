@@ -8,14 +8,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/builtin"
+	"github.com/jetpool/jetpool/internal/version"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
@@ -27,11 +30,26 @@ Serves the built-in tasks (square, say-hi, sleep, download, copy) to a jetpool
 pool until SIGTERM or SIGINT, then drains: it stops pulling, finishes what it
 runs and exits. Every flag has an environment variable; flags win.
 
+With --metrics ADDR it serves over HTTP on ADDR:
+  /metrics  Prometheus metrics
+  /healthz  200 while the process runs
+  /readyz   200 while connected and serving; 503 while starting, draining or
+            disconnected
+
 Examples:
-  worker --server nats://127.0.0.1:4222 --concurrency 16
+  worker --server nats://127.0.0.1:4222 --concurrency 16 --metrics :9090
   NATS_URL=nats://n1:4222,nats://n2:4222 JETPOOL_POOL=batch worker --kinds square,sleep
-  worker --creds /etc/jetpool/worker.creds --tlsca /etc/jetpool/ca.pem
+  worker --creds /etc/jetpool/worker.creds --tlsca /etc/jetpool/ca.pem --log-format json
 `
+
+// Environment variables of the command besides worker.ConfigFromEnv's and
+// the NATS_* connection settings.
+const (
+	envMetrics   = "JETPOOL_METRICS"
+	envLogFormat = "JETPOOL_LOG_FORMAT"
+	envLogLevel  = "JETPOOL_LOG_LEVEL"
+	envRoot      = "JETPOOL_ROOT"
+)
 
 // Main runs the worker command and returns its exit code: 0 after a clean
 // drain, 2 for bad flags or environment, 1 for anything else.
@@ -41,6 +59,7 @@ func Main(args []string, stderr io.Writer) int {
 	return run(ctx, args, stderr)
 }
 
+// run is Main until ctx ends, which stands for the signal.
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg, err := worker.ConfigFromEnv()
 	if err != nil {
@@ -48,49 +67,80 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	conn := broker.OptionsFromEnv()
-	var kinds, logFormat, logLevel, root string
+	var kinds, logFormat, logLevel, root, metricsAddr string
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, strings.TrimSpace(usage))
-		fmt.Fprintln(stderr, "\nFlags:")
-		fs.PrintDefaults()
-	}
-	fs.StringVar(&conn.URL, "server", conn.URL, "NATS server URLs, comma separated (env NATS_URL)")
-	fs.StringVar(&conn.URL, "s", conn.URL, "shorthand for --server")
+	// A mistake gets its message and a hint, not the whole help.
+	fs.Usage = func() {}
+	// Flags whose environment value may hold a secret show no default.
+	hiddenFlag(fs, &conn.URL, "server", "NATS server URLs, comma separated (env NATS_URL)")
+	hiddenFlag(fs, &conn.URL, "s", "shorthand for --server")
 	fs.StringVar(&conn.Creds, "creds", conn.Creds, "user credentials file (env NATS_CREDS)")
 	fs.StringVar(&conn.NKey, "nkey", conn.NKey, "nkey seed file (env NATS_NKEY)")
 	fs.StringVar(&conn.User, "user", conn.User, "user name (env NATS_USER)")
-	fs.StringVar(&conn.Password, "password", conn.Password, "password (env NATS_PASSWORD)")
-	fs.StringVar(&conn.Token, "token", conn.Token, "authentication token (env NATS_TOKEN)")
+	hiddenFlag(fs, &conn.Password, "password", "password (env NATS_PASSWORD)")
+	hiddenFlag(fs, &conn.Token, "token", "authentication token (env NATS_TOKEN)")
 	fs.StringVar(&conn.TLSCA, "tlsca", conn.TLSCA, "CA file to verify the server (env NATS_CA)")
 	fs.StringVar(&conn.TLSCert, "tlscert", conn.TLSCert, "client certificate file (env NATS_CERT)")
 	fs.StringVar(&conn.TLSKey, "tlskey", conn.TLSKey, "client private key file (env NATS_KEY)")
 	fs.StringVar(&cfg.Pool, "pool", cfg.Pool, "pool name (env JETPOOL_POOL; default \"default\")")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "subject prefix (env JETPOOL_PREFIX; default \"jetpool\")")
 	fs.StringVar(&cfg.ID, "id", cfg.ID, "worker id (env JETPOOL_WORKER_ID; default host-pid-random)")
-	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "chunks run at once (env JETPOOL_CONCURRENCY; default GOMAXPROCS)")
+	intFlag(fs, &cfg.Concurrency, "concurrency", "chunks run at once (env JETPOOL_CONCURRENCY; default GOMAXPROCS)")
 	fs.StringVar(&kinds, "kinds", strings.Join(cfg.Kinds, ","), "comma-separated kinds to serve (env JETPOOL_KINDS; default all)")
-	fs.DurationVar(&cfg.PoolConfig.AckWait, "ack-wait", cfg.PoolConfig.AckWait, "lease of a running chunk (env JETPOOL_ACK_WAIT; default 30s)")
-	fs.DurationVar(&cfg.PoolConfig.Grace, "grace", cfg.PoolConfig.Grace, "how long an unanswering producer is retried (env JETPOOL_GRACE; default 30s)")
-	fs.IntVar(&cfg.PoolConfig.Replicas, "replicas", cfg.PoolConfig.Replicas, "stream replicas, 1 or 3 (env JETPOOL_REPLICAS; default 1)")
-	fs.StringVar(&root, "root", os.Getenv("JETPOOL_ROOT"), "download and copy only inside this directory (env JETPOOL_ROOT)")
-	fs.StringVar(&logFormat, "log-format", envOr("JETPOOL_LOG_FORMAT", "text"), "log format: text or json (env JETPOOL_LOG_FORMAT)")
-	fs.StringVar(&logLevel, "log-level", envOr("JETPOOL_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env JETPOOL_LOG_LEVEL)")
+	durationFlag(fs, &cfg.PoolConfig.AckWait, "ack-wait", "lease of a running chunk (env JETPOOL_ACK_WAIT; default 30s)")
+	durationFlag(fs, &cfg.PoolConfig.Grace, "grace", "how long an unanswering producer is retried (env JETPOOL_GRACE; default 30s)")
+	intFlag(fs, &cfg.PoolConfig.Replicas, "replicas", "stream replicas, 1 or 3 (env JETPOOL_REPLICAS; default 1)")
+	fs.StringVar(&root, "root", os.Getenv(envRoot), "download and copy only inside this directory (env JETPOOL_ROOT)")
+	fs.StringVar(&metricsAddr, "metrics", os.Getenv(envMetrics), "serve /metrics, /healthz and /readyz over HTTP on this host:port, e.g. :9090 (env JETPOOL_METRICS; default off)")
+	fs.StringVar(&logFormat, "log-format", envOr(envLogFormat, "text"), "log format: text or json (env JETPOOL_LOG_FORMAT)")
+	fs.StringVar(&logLevel, "log-level", envOr(envLogLevel, "info"), "log level: debug, info, warn, error (env JETPOOL_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, strings.TrimSpace(usage))
+			fmt.Fprintln(stderr, "\nFlags:")
+			fs.PrintDefaults()
 			return 0
 		}
+		fmt.Fprintln(stderr, "Run 'worker --help' for usage.")
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "worker: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "worker: unexpected argument %q\nRun 'worker --help' for usage.\n", fs.Arg(0))
 		return 2
 	}
-	logger, err := newLogger(stderr, logFormat, logLevel)
-	if err != nil {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	src := func(flag, env string) string {
+		if set[flag] {
+			return "--" + flag
+		}
+		return env
+	}
+	usageErr := func(err error) int {
 		fmt.Fprintln(stderr, "worker:", err)
 		return 2
+	}
+
+	level, ok := parseLevel(logLevel)
+	if !ok {
+		return usageErr(fmt.Errorf("%s %q: want debug, info, warn or error", src("log-level", envLogLevel), logLevel))
+	}
+	if logFormat != "text" && logFormat != "json" {
+		return usageErr(fmt.Errorf("%s %q: want text or json", src("log-format", envLogFormat), logFormat))
+	}
+	logger := newLogger(stderr, logFormat, level)
+	if err := checkServers(conn.URL); err != nil {
+		name := "NATS_URL"
+		if set["server"] || set["s"] {
+			name = "--server"
+		}
+		return usageErr(fmt.Errorf("%s: %w", name, err))
+	}
+	if metricsAddr != "" {
+		if err := checkAddr(metricsAddr); err != nil {
+			return usageErr(fmt.Errorf("%s %q: %w", src("metrics", envMetrics), metricsAddr, err))
+		}
 	}
 	cfg.Logger = logger
 	cfg.Kinds = nil
@@ -101,6 +151,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	reg := task.NewRegistry()
 	builtin.Register(reg, builtin.Config{AllowedRoot: root})
+	if err := cfg.Validate(reg); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+
+	// Listening before dialling the server makes a taken port fail at once.
+	var ln net.Listener
+	if metricsAddr != "" {
+		if ln, err = net.Listen("tcp", metricsAddr); err != nil {
+			return usageErr(fmt.Errorf("%s %q: %w", src("metrics", envMetrics), metricsAddr, err))
+		}
+		defer ln.Close()
+	}
 
 	conn.Name = "jetpool-worker"
 	conn.Logger = logger
@@ -115,10 +178,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	defer nc.Close()
 	w, err := worker.New(nc, reg, cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, "worker:", err)
-		return 2
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
-	logger.Info("worker starting", "id", w.ID(), "server", nc.ConnectedUrlRedacted(), "kinds", w.Kinds())
+	if ln != nil {
+		obs, err := serveObservability(ln, w, logger)
+		if err != nil {
+			fmt.Fprintln(stderr, "worker:", err)
+			return 1
+		}
+		defer obs.shutdown()
+	}
+	logger.Info("worker starting", "id", w.ID(), "version", version.Version, "server", nc.ConnectedUrlRedacted(),
+		"auth", authMethod(conn), "pool", cfg.Pool, "kinds", w.Kinds(), "metrics", metricsAddr)
 	if err := w.Run(ctx); err != nil {
 		logger.Error("worker stopped", "err", err)
 		return 1
@@ -127,19 +199,37 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+// hiddenFlag defines a string flag, initially *p, whose help does not show
+// its default.
+func hiddenFlag(fs *flag.FlagSet, p *string, name, help string) {
+	fs.Func(name, help, func(s string) error {
+		*p = s
+		return nil
+	})
+}
+
+// intFlag defines a flag for a non-negative integer, initially *p.
+func intFlag(fs *flag.FlagSet, p *int, name, help string) {
+	fs.Func(name, help, func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return errors.New("want a non-negative integer")
+		}
+		*p = n
+		return nil
+	})
+}
+
+// durationFlag defines a flag for a duration, initially *p.
+func durationFlag(fs *flag.FlagSet, p *time.Duration, name, help string) {
+	fs.Func(name, help, func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return errors.New("want a duration such as 30s or 1m30s")
+		}
+		*p = d
+		return nil
+	})
 }
 
 func envOr(key, def string) string {
@@ -147,4 +237,19 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// authMethod names how the worker authenticates, never with what.
+func authMethod(o broker.ConnectOptions) string {
+	switch {
+	case o.Creds != "":
+		return "creds"
+	case o.NKey != "":
+		return "nkey"
+	case o.User != "":
+		return "user " + o.User
+	case o.Token != "":
+		return "token"
+	}
+	return "none"
 }
