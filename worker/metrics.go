@@ -19,10 +19,6 @@ const (
 	MetricChunksInFlight    = "jetpool_worker_chunks_in_flight"
 )
 
-// durationBuckets span a millisecond to about four minutes, by fours: built-in
-// tasks range from a multiplication to a download.
-var durationBuckets = prometheus.ExponentialBuckets(0.001, 4, 10)
-
 // metrics are a worker's Prometheus instruments. They are created
 // unregistered with the worker; [Worker.Collector] exposes them.
 type metrics struct {
@@ -55,7 +51,9 @@ func newMetrics(pool string, kinds []string) *metrics {
 	redelivered := counter(MetricChunksRedelivered, "Chunks delivered to this worker that JetStream had delivered before.")
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: MetricTaskDuration, Help: "Time from a task's first handler call to its result, retries and their backoff included.",
-		ConstLabels: pl, Buckets: durationBuckets,
+		// A millisecond to about four minutes, by fours: tasks range from a
+		// multiplication to a download.
+		ConstLabels: pl, Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 	}, []string{"kind"})
 	inFlight := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: MetricChunksInFlight, Help: "Chunks running now.", ConstLabels: pl,

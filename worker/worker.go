@@ -3,6 +3,13 @@
 // leave to start them, runs them with bounded concurrency, keeps them alive
 // with heartbeats and sends the results back. See broker/wire.go for the
 // protocol.
+//
+// A running worker can be observed three ways: its Prometheus metrics
+// ([Worker.Collector]), its readiness ([Worker.Ready]), and its NATS service
+// registration under [ServiceName], whose status endpoint
+// ([Worker.StatusSubject]) and $SRV.STATS replies carry a [Status]. A handler's
+// context carries the producer's trace span context when the chunk has a W3C
+// traceparent header.
 package worker
 
 import (
@@ -49,6 +56,7 @@ type Worker struct {
 	serving atomic.Bool
 	ready   atomic.Bool // pulling, not draining
 	metrics *metrics
+	starts  *startBatcher
 
 	mu      sync.Mutex
 	running map[chunkKey][]*chunkRun // granted chunks, for interrupts
@@ -78,6 +86,7 @@ func New(nc *nats.Conn, reg *task.Registry, cfg Config) (*Worker, error) {
 		nc: nc, js: js, reg: reg, cfg: cfg, subj: subj,
 		log:     cfg.Logger.With("worker", cfg.ID),
 		metrics: newMetrics(subj.Pool(), cfg.Kinds),
+		starts:  newStartBatcher(nc),
 		running: make(map[chunkKey][]*chunkRun),
 		silent:  make(map[string]time.Time),
 	}, nil
@@ -225,12 +234,13 @@ func (w *Worker) provisionOnce(ctx context.Context) ([]source, error) {
 }
 
 // pull fetches chunks of one kind and runs each in its own goroutine while
-// holding one of the shared slots, until ctx ends. When slots are free it
-// fetches as many chunks as there are free slots, without waiting; when the
-// stream is empty or the slots are taken it long-polls for a single chunk
-// without holding a slot, so one busy kind never starves another. At most
-// that one chunk per kind waits client-side for a slot, kept alive with
-// InProgress meanwhile.
+// holding one of the shared slots, until ctx ends. It waits for a free slot,
+// then fetches as many chunks as there are free slots, without waiting, so
+// under load one round trip to the server fills every slot that freed up
+// meanwhile. When the stream has nothing for this kind it gives the slots
+// back and long-polls for a single chunk without holding one, so an idle
+// kind never holds capacity a busy one could use. At most that one chunk per
+// kind waits client-side for a slot, kept alive with InProgress meanwhile.
 func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chunks *sync.WaitGroup) {
 	dispatch := func(msg jetstream.Msg) {
 		if ctx.Err() != nil {
@@ -245,7 +255,12 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 		})
 	}
 	for ctx.Err() == nil {
-		n := 0
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
 	grab:
 		for n < w.cfg.Concurrency {
 			select {
@@ -255,20 +270,18 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 				break grab
 			}
 		}
-		if n > 0 {
-			got := 0
-			if batch, err := src.cons.FetchNoWait(n); err == nil {
-				for msg := range batch.Messages() {
-					got++
-					dispatch(msg)
-				}
+		got := 0
+		if batch, err := src.cons.FetchNoWait(n); err == nil {
+			for msg := range batch.Messages() {
+				got++
+				dispatch(msg)
 			}
-			for range n - got {
-				<-slots
-			}
-			if got > 0 {
-				continue
-			}
+		}
+		for range n - got {
+			<-slots
+		}
+		if got > 0 {
+			continue
 		}
 		batch, err := src.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 		if err != nil {

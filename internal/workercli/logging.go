@@ -21,9 +21,15 @@ func parseLevel(s string) (slog.Level, bool) {
 	return 0, false
 }
 
-// secretKeys are attribute keys whose values are never written, whoever
-// logs them: the worker logs no secret, and this keeps it so.
-var secretKeys = map[string]bool{"password": true, "token": true, "seed": true, "nkey_seed": true, "secret": true, "creds_contents": true}
+// isSecretKey says whether an attribute's value is never written, whoever
+// logs it: the worker logs no secret, and this keeps it so.
+func isSecretKey(key string) bool {
+	switch strings.ToLower(key) {
+	case "password", "pass", "token", "seed", "nkey_seed", "secret", "creds_contents":
+		return true
+	}
+	return false
+}
 
 // newLogger writes text or JSON records at level and above to w, with the
 // values of secret-named attributes replaced.
@@ -31,7 +37,7 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{
 		Level: level,
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if secretKeys[strings.ToLower(a.Key)] {
+			if isSecretKey(a.Key) {
 				return slog.String(a.Key, "[REDACTED]")
 			}
 			return a
