@@ -19,6 +19,10 @@ var (
 	_ msgpack.CustomDecoder = (*Chunk)(nil)
 	_ msgpack.CustomEncoder = (*Start)(nil)
 	_ msgpack.CustomDecoder = (*Start)(nil)
+	_ msgpack.CustomEncoder = (*Starts)(nil)
+	_ msgpack.CustomDecoder = (*Starts)(nil)
+	_ msgpack.CustomEncoder = (*StartReplies)(nil)
+	_ msgpack.CustomDecoder = (*StartReplies)(nil)
 	_ msgpack.CustomEncoder = (*StartReply)(nil)
 	_ msgpack.CustomDecoder = (*StartReply)(nil)
 	_ msgpack.CustomEncoder = (*Result)(nil)
@@ -163,6 +167,60 @@ func (s *Start) DecodeMsgpack(d *msgpack.Decoder) error {
 	}
 	if f.more() {
 		s.Delivery, f.err = d.DecodeUint64()
+	}
+	return f.done()
+}
+
+// EncodeMsgpack implements msgpack.CustomEncoder.
+func (s *Starts) EncodeMsgpack(e *msgpack.Encoder) error {
+	e.EncodeArrayLen(1)
+	encodeLen(e, s.Items == nil, len(s.Items))
+	for i := range s.Items {
+		if err := s.Items[i].EncodeMsgpack(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DecodeMsgpack implements msgpack.CustomDecoder.
+func (s *Starts) DecodeMsgpack(d *msgpack.Decoder) error {
+	f := openFields(d)
+	if f.more() {
+		var n int
+		if n, f.err = arrayLen(d); f.err == nil && n >= 0 {
+			s.Items = make([]Start, n)
+			for i := 0; i < n && f.err == nil; i++ {
+				f.err = s.Items[i].DecodeMsgpack(d)
+			}
+		}
+	}
+	return f.done()
+}
+
+// EncodeMsgpack implements msgpack.CustomEncoder.
+func (r *StartReplies) EncodeMsgpack(e *msgpack.Encoder) error {
+	e.EncodeArrayLen(1)
+	encodeLen(e, r.Items == nil, len(r.Items))
+	for i := range r.Items {
+		if err := r.Items[i].EncodeMsgpack(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DecodeMsgpack implements msgpack.CustomDecoder.
+func (r *StartReplies) DecodeMsgpack(d *msgpack.Decoder) error {
+	f := openFields(d)
+	if f.more() {
+		var n int
+		if n, f.err = arrayLen(d); f.err == nil && n >= 0 {
+			r.Items = make([]StartReply, n)
+			for i := 0; i < n && f.err == nil; i++ {
+				f.err = r.Items[i].DecodeMsgpack(d)
+			}
+		}
 	}
 	return f.done()
 }

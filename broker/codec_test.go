@@ -13,6 +13,8 @@ type (
 	plainChunk      Chunk
 	plainStart      Start
 	plainStartReply StartReply
+	plainStarts     Starts
+	plainReplies    StartReplies
 	plainResult     Result
 	plainLease      Lease
 	plainInterrupt  Interrupt
@@ -39,6 +41,12 @@ func TestCodecsMatchReflection(t *testing.T) {
 			func(v any) any { return (*Chunk)(v.(*plainChunk)) }},
 		{"start", &Start{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2}, &plainStart{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2},
 			func() any { return new(Start) }, func() any { return new(plainStart) }, func(v any) any { return (*Start)(v.(*plainStart)) }},
+		{"starts", &Starts{Items: []Start{{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2}, {Chunk: 4}}},
+			&plainStarts{Items: []Start{{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2}, {Chunk: 4}}},
+			func() any { return new(Starts) }, func() any { return new(plainStarts) }, func(v any) any { return (*Starts)(v.(*plainStarts)) }},
+		{"start replies", &StartReplies{Items: []StartReply{{Verdict: VerdictGo, Items: []uint32{1}, LeaseMs: 5}, {Verdict: VerdictDrop}}},
+			&plainReplies{Items: []StartReply{{Verdict: VerdictGo, Items: []uint32{1}, LeaseMs: 5}, {Verdict: VerdictDrop}}},
+			func() any { return new(StartReplies) }, func() any { return new(plainReplies) }, func(v any) any { return (*StartReplies)(v.(*plainReplies)) }},
 		{"start reply go", &StartReply{Verdict: VerdictGo, Items: []uint32{0, 5}, LeaseMs: 30000}, &plainStartReply{Verdict: VerdictGo, Items: []uint32{0, 5}, LeaseMs: 30000},
 			func() any { return new(StartReply) }, func() any { return new(plainStartReply) }, func(v any) any { return (*StartReply)(v.(*plainStartReply)) }},
 		{"start reply drop", &StartReply{Verdict: VerdictDrop}, &plainStartReply{Verdict: VerdictDrop},

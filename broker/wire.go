@@ -18,11 +18,15 @@ import (
 //  1. The producer publishes a [Chunk] to Subjects.Tasks(kind) with the
 //     header Nats-Msg-Id = MsgID(executor, chunk id), so a retried publish is
 //     stored once.
-//  2. A worker pulls it and sends a [Start] request to Control+".start". The
-//     producer, the only arbiter of its futures, answers a [StartReply]:
-//     VerdictGo with the items still to run (cancelled ones left out, the rest
-//     now Running), VerdictDrop (nothing left to run: ack the message) or
-//     VerdictBusy (another attempt holds a live lease: nak with a delay).
+//  2. A worker pulls it and asks leave to start it: a [Starts] request to
+//     Control+".start" carrying a [Start] for this chunk and for any other
+//     chunks of the same producer it holds and has not asked about yet, so
+//     one round trip serves many chunks under load. The producer, the only
+//     arbiter of its futures, answers [StartReplies], one [StartReply] per
+//     Start in order: VerdictGo with the items still to run (cancelled ones
+//     left out, the rest now Running), VerdictDrop (nothing left to run: ack
+//     the message) or VerdictBusy (another attempt holds a live lease: nak
+//     with a delay).
 //  3. While running, the worker sends JetStream InProgress and a [Lease] to
 //     Control+".lease" every LeaseMs/3.
 //  4. The worker publishes [Result]s to Control+".result"; the last has
@@ -90,6 +94,19 @@ type Start struct {
 	Worker   string // the worker's id
 	Inbox    string // where to send interrupts for this attempt
 	Delivery uint64 // JetStream's delivery count; with Worker it names the attempt
+}
+
+// Starts is one start request: leave to start each of its chunks.
+type Starts struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Items    []Start
+}
+
+// StartReplies answers a Starts request: Items[i] is the verdict on the
+// request's Items[i].
+type StartReplies struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Items    []StartReply
 }
 
 // StartReply is the producer's verdict on a Start.
@@ -234,6 +251,25 @@ func (r *Result) validate() error {
 	for _, it := range r.Items {
 		if it.Err == nil && it.Value == nil {
 			return fmt.Errorf("item %d has neither value nor error", it.Seq)
+		}
+	}
+	return nil
+}
+
+func (s *Starts) validate() error {
+	if len(s.Items) == 0 || len(s.Items) > MaxItems {
+		return fmt.Errorf("start request for %d chunks", len(s.Items))
+	}
+	return nil
+}
+
+func (r *StartReplies) validate() error {
+	if len(r.Items) > MaxItems {
+		return fmt.Errorf("%d start replies", len(r.Items))
+	}
+	for i := range r.Items {
+		if err := r.Items[i].validate(); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -361,18 +361,21 @@ func (n *NATS) expire(rc *remoteChunk, final bool) {
 }
 
 func (n *NATS) onStart(m *nats.Msg) {
-	var req broker.Start
+	var req broker.Starts
 	if err := broker.Decode(m.Data, &req); err != nil {
 		n.log.Warn("executor: bad start request", "err", err)
 		return
 	}
-	reply := n.decideStart(req)
-	data, err := broker.Encode(&reply)
+	replies := broker.StartReplies{Items: make([]broker.StartReply, len(req.Items))}
+	for i, s := range req.Items {
+		replies.Items[i] = n.decideStart(s)
+	}
+	data, err := broker.Encode(&replies)
 	if err != nil {
 		return
 	}
 	if err := m.Respond(data); err != nil {
-		n.log.Warn("executor: answer start request", "chunk", req.Chunk, "err", err)
+		n.log.Warn("executor: answer start request", "chunks", len(req.Items), "err", err)
 	}
 }
 

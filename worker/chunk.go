@@ -105,31 +105,29 @@ const (
 	drained  // Run's ctx ended before the producer answered
 )
 
-// askStart requests leave to start c, retrying with backoff while the
+// askStart requests leave to start c, together with whatever other chunks
+// of the same producer are asking at the time (see startBatcher), retrying
+// with backoff while the
 // producer does not answer (it may be reconnecting) until the pool's grace
 // period has passed since the producer first failed to answer, keeping the
 // message alive meanwhile. A producer already silent for longer than that
 // gets a single try, so the chunks of a producer that is gone for good are
 // terminated at once. If ctx ends between tries, it gives up with drained.
 func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64, msg jetstream.Msg, ackWait time.Duration) (broker.StartReply, int) {
-	var reply broker.StartReply
-	req, err := broker.Encode(&broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.subj.WorkerInbox(w.cfg.ID), Delivery: delivery})
-	if err != nil {
-		return reply, silent
-	}
+	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.subj.WorkerInbox(w.cfg.ID), Delivery: delivery}
 	subject := c.Control + broker.StartSuffix
 	var giveUp time.Time
 	backoff := 50 * time.Millisecond
 	lastProgress := time.Now()
 	for {
-		resp, err := w.nc.Request(subject, req, startTimeout)
-		if err == nil {
-			if err := broker.Decode(resp.Data, &reply); err == nil {
-				w.answered(c.Executor)
-				return reply, answered
-			}
-			w.log.Warn("worker: malformed start reply", "executor", c.Executor, "chunk", c.ID)
-		} else if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
+		reply, err := w.starts.ask(subject, req)
+		switch {
+		case err == nil:
+			w.answered(c.Executor)
+			return reply, answered
+		case errors.Is(err, broker.ErrMalformed) || errors.Is(err, errShortReply):
+			w.log.Warn("worker: malformed start reply", "executor", c.Executor, "chunk", c.ID, "err", err)
+		case !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout):
 			w.log.Debug("worker: start request", "chunk", c.ID, "err", err)
 		}
 		now := time.Now()
@@ -137,7 +135,7 @@ func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64,
 			giveUp = w.silentSince(c.Executor, now).Add(w.cfg.PoolConfig.Grace)
 		}
 		if !now.Before(giveUp) {
-			return reply, silent
+			return broker.StartReply{}, silent
 		}
 		if now.Sub(lastProgress) > ackWait/3 {
 			msg.InProgress()
@@ -147,7 +145,7 @@ func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64,
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return reply, drained
+			return broker.StartReply{}, drained
 		case <-t.C:
 		}
 		backoff = min(2*backoff, time.Second)

@@ -227,20 +227,24 @@ func (p *fakeProducer) setDecide(fn decideFunc) {
 func (p *fakeProducer) on(m *nats.Msg) {
 	switch strings.TrimPrefix(m.Subject, p.control) {
 	case broker.StartSuffix:
-		var req broker.Start
-		if err := broker.Decode(m.Data, &req); err != nil {
+		var reqs broker.Starts
+		if err := broker.Decode(m.Data, &reqs); err != nil {
 			p.e.t.Errorf("bad start request: %v", err)
 			return
 		}
-		p.mu.Lock()
-		all, decide := p.items[req.Chunk], p.decide
-		p.mu.Unlock()
-		reply := broker.StartReply{Verdict: broker.VerdictGo, Items: all, LeaseMs: p.leaseMs}
-		if decide != nil {
-			reply = decide(req, all)
+		var replies broker.StartReplies
+		for _, req := range reqs.Items {
+			p.mu.Lock()
+			all, decide := p.items[req.Chunk], p.decide
+			p.mu.Unlock()
+			reply := broker.StartReply{Verdict: broker.VerdictGo, Items: all, LeaseMs: p.leaseMs}
+			if decide != nil {
+				reply = decide(req, all)
+			}
+			replies.Items = append(replies.Items, reply)
+			p.starts <- req
 		}
-		data, _ := broker.Encode(&reply)
-		p.starts <- req
+		data, _ := broker.Encode(&replies)
 		m.Respond(data)
 	case broker.LeaseSuffix:
 		var l broker.Lease

@@ -764,13 +764,24 @@ func TestDefaultID(t *testing.T) {
 func BenchmarkChunks(b *testing.B) {
 	e := newEnv(b, fastPool, broker.EmbeddedConfig{})
 	control := e.subj.Control("bench")
-	goAll, _ := broker.Encode(&broker.StartReply{Verdict: broker.VerdictGo, Items: []uint32{0}, LeaseMs: 2000})
+	goAll := func(m *nats.Msg) {
+		var reqs broker.Starts
+		if broker.Decode(m.Data, &reqs) != nil {
+			return
+		}
+		replies := broker.StartReplies{Items: make([]broker.StartReply, len(reqs.Items))}
+		for i := range replies.Items {
+			replies.Items[i] = broker.StartReply{Verdict: broker.VerdictGo, Items: []uint32{0}, LeaseMs: 2000}
+		}
+		data, _ := broker.Encode(&replies)
+		m.Respond(data)
+	}
 	finals := make(chan struct{}, b.N)
 	for _, s := range []struct {
 		suffix string
 		fn     func(m *nats.Msg)
 	}{
-		{broker.StartSuffix, func(m *nats.Msg) { m.Respond(goAll) }},
+		{broker.StartSuffix, goAll},
 		{broker.ResultSuffix, func(m *nats.Msg) {
 			var r broker.Result
 			if broker.Decode(m.Data, &r) == nil && r.Final {
