@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -13,11 +14,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/builtin"
+	"github.com/jetpool/jetpool/executor"
 )
 
 // waitFor bounds every wait of these tests.
@@ -251,76 +251,27 @@ func (c *command) wantStatus(path string, want int) {
 	})
 }
 
-// producer plays a producer on pool default's control subject "p1": it lets
-// every chunk run whole, acks it on its final result and reports the start
-// requests and final results it saw.
-type producer struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	subj    broker.Subjects
-	starts  chan broker.Start
-	results chan broker.Result
-}
-
-func newProducer(t *testing.T, url string) *producer {
+// newExecutor returns a NATS executor on its own connection to url, shut
+// down at the end of the test.
+func newExecutor(t *testing.T, url string) *executor.NATS {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subj, _ := broker.NewSubjects(broker.DefaultPrefix, broker.DefaultPool)
-	p := &producer{nc: nc, js: js, subj: subj, starts: make(chan broker.Start, 64), results: make(chan broker.Result, 64)}
-	control := subj.Control("p1")
-	_, err = nc.Subscribe(control+".>", func(m *nats.Msg) {
-		switch strings.TrimPrefix(m.Subject, control) {
-		case broker.StartSuffix:
-			var req broker.Start
-			if broker.Decode(m.Data, &req) != nil {
-				return
-			}
-			reply, _ := broker.Encode(&broker.StartReply{Verdict: broker.VerdictGo, Items: []uint32{0}, LeaseMs: 2000})
-			m.Respond(reply)
-			p.starts <- req
-		case broker.ResultSuffix:
-			var r broker.Result
-			if broker.Decode(m.Data, &r) != nil || !r.Final {
-				return
-			}
-			nc.Publish(r.Ack, []byte("+ACK"))
-			p.results <- r
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// submit publishes chunk id of kind with the single item arg.
-func (p *producer) submit(t *testing.T, id uint64, kind string, arg any) {
-	t.Helper()
-	raw, err := msgpack.Marshal(arg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := broker.Encode(&broker.Chunk{Executor: "p1", ID: id, Kind: kind, Control: p.subj.Control("p1"),
-		Items: []broker.Item{{Seq: 0, Args: raw}}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	if _, err := p.js.Publish(ctx, p.subj.Tasks(kind), data); err != nil {
+	ex, err := executor.NewNATS(ctx, nc, executor.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		ex.Shutdown(ctx, true, true)
+	})
+	return ex
 }
 
 func embedded(t *testing.T) *broker.Embedded {
@@ -340,7 +291,7 @@ func withUser(url, user, password string) string {
 
 func TestServesMetricsAndHealth(t *testing.T) {
 	srv := embedded(t)
-	p := newProducer(t, srv.ClientURL())
+	ex := newExecutor(t, srv.ClientURL())
 	c := start(t, "--server", withUser(srv.ClientURL(), "alice", secret), "--user", "alice", "--password", secret,
 		"--log-format", "json", "--log-level", "debug",
 		"--id", "cli-1", "--kinds", "square,sleep", "--ack-wait", "2s", "--grace", "2s")
@@ -350,11 +301,16 @@ func TestServesMetricsAndHealth(t *testing.T) {
 	}
 	c.wantStatus("/readyz", http.StatusOK)
 
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
 	for i := range 3 {
-		p.submit(t, uint64(i+1), builtin.Square.Kind(), i+2)
-	}
-	for range 3 {
-		recv(t, p.results, "final result")
+		f, err := executor.Submit(ctx, ex, builtin.Square, i+2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := f.Result(ctx); err != nil || v != (i+2)*(i+2) {
+			t.Fatalf("square(%d) = %d, %v", i+2, v, err)
+		}
 	}
 	code, body := c.get("/metrics")
 	if code != http.StatusOK {
@@ -377,14 +333,13 @@ func TestServesMetricsAndHealth(t *testing.T) {
 	}
 
 	// A long task keeps the drain going: not ready, still alive.
-	p.submit(t, 10, builtin.Sleep.Kind(), 60_000)
-	start := recv(t, p.starts, "start of the sleep")
-	for start.Chunk != 10 {
-		start = recv(t, p.starts, "start of the sleep")
+	sleep, err := executor.Submit(ctx, ex, builtin.Sleep, 60_000)
+	if err != nil {
+		t.Fatal(err)
 	}
 	eventually(t, "sleep in flight", func() bool {
 		_, body := c.get("/metrics")
-		return strings.Contains(body, `jetpool_worker_chunks_in_flight{kind="sleep",pool="default"} 1`)
+		return sleep.Running() && strings.Contains(body, `jetpool_worker_chunks_in_flight{kind="sleep",pool="default"} 1`)
 	})
 	c.cancel()
 	c.wantStatus("/readyz", http.StatusServiceUnavailable)
@@ -396,8 +351,12 @@ func TestServesMetricsAndHealth(t *testing.T) {
 		t.Fatalf("exited with %d while a task ran", code)
 	default:
 	}
-	interrupt, _ := broker.Encode(&broker.Interrupt{Executor: "p1", Chunk: 10, Seq: 0})
-	p.nc.Publish(start.Inbox, interrupt)
+	if !sleep.Interrupt() {
+		t.Fatal("the sleep was not running")
+	}
+	if _, err := sleep.Result(ctx); err == nil {
+		t.Error("the interrupted sleep succeeded")
+	}
 	if code := recv(t, c.code, "exit"); code != 0 {
 		t.Errorf("exit code %d after the drain, want 0:\n%s", code, c.stderr.String())
 	}
