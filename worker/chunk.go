@@ -348,27 +348,35 @@ func (w *Worker) heartbeat(c *broker.Chunk, delivery uint64, leaseMs int64, ackW
 		every = min(every, lease)
 	}
 	every = max(every/3, 10*time.Millisecond)
-	renew, _ := broker.Encode(&broker.Lease{Chunk: c.ID, Worker: w.cfg.ID, Delivery: delivery})
 	subject := c.Control + broker.LeaseSuffix
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				msg.InProgress()
-				w.nc.Publish(subject, renew)
-			}
+	// A timer rather than a goroutine: most chunks end before their first
+	// beat.
+	var (
+		mu      sync.Mutex
+		stopped bool
+		renew   []byte
+		t       *time.Timer
+	)
+	beat := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	var once sync.Once
+		msg.InProgress()
+		if renew == nil {
+			renew, _ = broker.Encode(&broker.Lease{Chunk: c.ID, Worker: w.cfg.ID, Delivery: delivery})
+		}
+		w.nc.Publish(subject, renew)
+		t.Reset(every)
+	}
+	mu.Lock()
+	t = time.AfterFunc(every, beat)
+	mu.Unlock()
 	return func() {
-		once.Do(func() { close(stop) })
-		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
 	}
 }

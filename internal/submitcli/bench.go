@@ -35,7 +35,7 @@ func runBench(ctx context.Context, args []string, io IO) int {
 	chunk := fs.Int("chunksize", 1000, "chunk size of the map figures")
 	samples := fs.Int("latency-samples", 2000, "sequential tasks for the latency figures")
 	memItems := fs.Int("memory-items", 10_000_000, "items of the streamed map whose peak memory is measured (0: skip)")
-	concurrency := fs.Int("concurrency", 2*runtime.GOMAXPROCS(0), "chunks the in-process worker runs at once")
+	concurrency := fs.Int("concurrency", 256, "chunks the in-process worker runs at once (square is trivial: the slots bound the chunks in flight, not CPU use)")
 	python := fs.String("python", "", "run this Python script (bench/processpool.py) on the same workloads and print ratios")
 	scaling := fs.Bool("scaling", false, "also measure sleep-bound scaling over 4 worker processes x 16 slots")
 	if _, err := parseInterspersed(fs, args); err != nil {
