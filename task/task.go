@@ -48,22 +48,22 @@ func (t Task[In, Out]) Kind() string { return t.kind }
 // Codec returns the untyped view of t used by executors: how to encode its
 // input and decode its output.
 func (t Task[In, Out]) Codec() Codec {
-	return Codec{
-		Kind: t.kind,
-		EncodeIn: func(in any) ([]byte, error) {
-			return msgpack.Marshal(in)
-		},
-		DecodeOut: func(raw []byte) (any, error) {
-			var out Out
-			if err := mpcheck.Check(raw); err != nil {
-				return nil, fmt.Errorf("task: decode %s result: %w", t.kind, err)
-			}
-			if err := msgpack.Unmarshal(raw, &out); err != nil {
-				return nil, fmt.Errorf("task: decode %s result: %w", t.kind, err)
-			}
-			return out, nil
-		},
+	return Codec{Kind: t.kind, EncodeIn: encodeIn, DecodeOut: decodeOut[Out]}
+}
+
+func encodeIn(in any) ([]byte, error) { return msgpack.Marshal(in) }
+
+// decodeOut decodes a result of type Out, checking the msgpack first so that
+// hostile bytes cannot make it allocate by a declared length.
+func decodeOut[Out any](raw []byte) (any, error) {
+	var out Out
+	if err := mpcheck.Check(raw); err != nil {
+		return nil, fmt.Errorf("task: decode result: %w", err)
 	}
+	if err := msgpack.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("task: decode result: %w", err)
+	}
+	return out, nil
 }
 
 // Codec is the untyped form of a [Task]: its kind and the msgpack encoding of
