@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // Image names of this run; unique so parallel runs never share images.
@@ -40,6 +42,15 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	removeImages()
+	if code == 0 {
+		// The Docker client keeps idle HTTP connections to the engine;
+		// anything else still running is a leak.
+		if err := goleak.Find(goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+			goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop")); err != nil {
+			fmt.Fprintln(os.Stderr, "integration: leaked goroutines:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
