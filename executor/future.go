@@ -27,13 +27,40 @@ type state struct {
 	st        status
 	val       any
 	err       error
-	done      chan struct{}
+	done      chan struct{} // made on first use; closed when done
 	callbacks []*func()
 	interrupt func() // set while running; ends the handler's context
 	settled   func() // set by the executor before the future escapes; told once when done
 }
 
-func (s *state) init() { s.done = make(chan struct{}) }
+// closedChan is the Done channel of futures that finished before anyone
+// asked for one. It is closed once and never written again.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// doneChan returns the channel closed when the future is done, making it on
+// first use: most futures of a Map are awaited without one.
+func (s *state) doneChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		if s.st == cancelled || s.st == finished {
+			return closedChan
+		}
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
+
+// isDone reports whether the future is finished or cancelled.
+func (s *state) isDone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st == cancelled || s.st == finished
+}
 
 // start moves a pending future to running and reports whether it did. A
 // cancelled or finished future is never started. interrupt, if not nil, is
@@ -82,7 +109,9 @@ func (s *state) cancel() bool {
 // finishLocked closes done, unlocks and runs the callbacks outside the lock so
 // a callback may call back into the future.
 func (s *state) finishLocked() {
-	close(s.done)
+	if s.done != nil {
+		close(s.done)
+	}
 	cbs := s.callbacks
 	s.callbacks = nil
 	s.mu.Unlock()
@@ -144,13 +173,11 @@ func runCallback(cb func()) {
 
 // wait blocks until the future is done or ctx ends.
 func (s *state) wait(ctx context.Context) error {
-	select {
-	case <-s.done:
+	if s.isDone() {
 		return nil
-	default:
 	}
 	select {
-	case <-s.done:
+	case <-s.doneChan():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -165,9 +192,7 @@ type Future[T any] struct {
 }
 
 func newFuture[T any]() *Future[T] {
-	f := &Future[T]{}
-	f.s.init()
-	return f
+	return &Future[T]{}
 }
 
 // Result blocks until the future is done or ctx ends. It returns the task's
@@ -196,7 +221,7 @@ func (f *Future[T]) Err(ctx context.Context) error {
 
 // Done returns a channel that is closed once the future is finished or
 // cancelled.
-func (f *Future[T]) Done() <-chan struct{} { return f.s.done }
+func (f *Future[T]) Done() <-chan struct{} { return f.s.doneChan() }
 
 // Running reports whether a worker has started the task and it has not
 // finished yet.

@@ -137,10 +137,12 @@ type mapRun[In, Out any] struct {
 
 func (m *mapRun[In, Out]) submit(chunk []In) bool {
 	futs := make([]*Future[Out], len(chunk))
+	all := make([]Future[Out], len(chunk)) // one allocation for the chunk's futures
 	b := &batch{codec: m.codec, calls: make([]call, len(chunk)), deadline: m.deadline}
 	for i, in := range chunk {
-		futs[i] = newFuture[Out]()
-		b.calls[i] = call{s: &futs[i].s, arg: in}
+		f := &all[i]
+		futs[i] = f
+		b.calls[i] = call{s: &f.s, arg: in}
 	}
 	if err := m.ex.enqueue(m.ctx, b); err != nil {
 		var zero Out
@@ -158,14 +160,18 @@ func (m *mapRun[In, Out]) drainHead() bool {
 	head := m.inflight[0]
 	for len(head) > 0 {
 		f := head[0]
-		select {
-		case <-f.Done():
-		case <-m.timer:
-			m.yield(zero, fmt.Errorf("executor: map timed out after %v: %w", m.cfg.timeout, context.DeadlineExceeded))
-			return false
-		case <-m.ctx.Done():
-			m.yield(zero, fmt.Errorf("executor: map stopped: %w", m.ctx.Err()))
-			return false
+		// A result already in is yielded even past the timeout, as Python's
+		// map does.
+		if !f.s.isDone() {
+			select {
+			case <-f.Done():
+			case <-m.timer:
+				m.yield(zero, fmt.Errorf("executor: map timed out after %v: %w", m.cfg.timeout, context.DeadlineExceeded))
+				return false
+			case <-m.ctx.Done():
+				m.yield(zero, fmt.Errorf("executor: map stopped: %w", m.ctx.Err()))
+				return false
+			}
 		}
 		head[0] = nil
 		head = head[1:]

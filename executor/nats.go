@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/task"
@@ -173,13 +175,9 @@ func (n *NATS) enqueue(ctx context.Context, b *batch) error {
 	if err := task.ValidateKind(b.codec.Kind); err != nil {
 		return err
 	}
-	items := make([]broker.Item, len(b.calls))
-	for i, c := range b.calls {
-		raw, err := b.codec.EncodeIn(c.arg)
-		if err != nil {
-			return fmt.Errorf("executor: encode %s input: %w", b.codec.Kind, err)
-		}
-		items[i] = broker.Item{Seq: uint32(i), Args: raw}
+	items, err := encodeArgs(b)
+	if err != nil {
+		return err
 	}
 	var deadline int64
 	if !b.deadline.IsZero() {
@@ -206,8 +204,9 @@ func (n *NATS) enqueue(ctx context.Context, b *batch) error {
 	if limit := n.nc.MaxPayload() - 256; int64(len(data)) > limit {
 		return fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), b.codec.Kind, len(data), limit)
 	}
+	settled := func() { n.settle(rc) }
 	for i := range b.calls {
-		b.calls[i].s.settled = func() { n.settle(rc) }
+		b.calls[i].s.settled = settled
 	}
 
 	n.mu.Lock()
@@ -256,6 +255,29 @@ func (n *NATS) onPublishError(_ jetstream.JetStream, m *nats.Msg, err error) {
 	if rc != nil {
 		n.failChunk(rc, fmt.Errorf("executor: publish %s chunk: %w", rc.b.codec.Kind, err))
 	}
+}
+
+// encodeArgs encodes the inputs of b's calls into one buffer, one item each.
+func encodeArgs(b *batch) ([]broker.Item, error) {
+	var buf bytes.Buffer
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	ends := make([]int, len(b.calls))
+	for i, c := range b.calls {
+		if err := enc.Encode(c.arg); err != nil {
+			return nil, fmt.Errorf("executor: encode %s input: %w", b.codec.Kind, err)
+		}
+		ends[i] = buf.Len()
+	}
+	all := buf.Bytes()
+	items := make([]broker.Item, len(b.calls))
+	start := 0
+	for i, end := range ends {
+		items[i] = broker.Item{Seq: uint32(i), Args: all[start:end:end]}
+		start = end
+	}
+	return items, nil
 }
 
 // forget drops a chunk that never escaped enqueue.

@@ -79,13 +79,12 @@ func satisfied[F Awaitable](fs []F, mode WaitMode) bool {
 	all := true
 	for _, f := range fs {
 		s := f.state()
-		select {
-		case <-s.done:
-			if mode == FirstCompleted || mode == FirstException && s.failed() {
-				return true
-			}
-		default:
+		if !s.isDone() {
 			all = false
+			continue
+		}
+		if mode == FirstCompleted || mode == FirstException && s.failed() {
+			return true
 		}
 	}
 	return all

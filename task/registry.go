@@ -1,6 +1,7 @@
 package task
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime/debug"
@@ -84,8 +85,32 @@ func (r *Registry) Kinds() []string {
 }
 
 type handler[In, Out any] struct {
-	kind string
-	fn   func(context.Context, In) (Out, error)
+	kind   string
+	fn     func(context.Context, In) (Out, error)
+	codecs sync.Pool // of *rawCodec, reused across CallRaw calls
+}
+
+// maxPooledBuffer is the largest encode buffer kept for reuse, so one huge
+// result does not pin its memory.
+const maxPooledBuffer = 64 << 10
+
+// rawCodec is a msgpack decoder and encoder with their reader and buffer,
+// kept between calls so a call allocates only for its values.
+type rawCodec struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+func (h *handler[In, Out]) codec() *rawCodec {
+	if c, ok := h.codecs.Get().(*rawCodec); ok {
+		return c
+	}
+	c := &rawCodec{}
+	c.dec = msgpack.NewDecoder(&c.r)
+	c.enc = msgpack.NewEncoder(&c.buf)
+	return c
 }
 
 func (h *handler[In, Out]) Kind() string { return h.kind }
@@ -104,18 +129,30 @@ func (h *handler[In, Out]) CallRaw(ctx context.Context, raw []byte) ([]byte, err
 	if err := mpcheck.Check(raw); err != nil {
 		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: err.Error()}
 	}
-	if err := msgpack.Unmarshal(raw, &in); err != nil {
+	c := h.codec()
+	defer func() {
+		if c.buf.Cap() <= maxPooledBuffer {
+			h.codecs.Put(c)
+		}
+	}()
+	c.r.Reset(raw)
+	c.dec.Reset(&c.r)
+	// As msgpack.Unmarshal does; mpcheck has bounded every declared length
+	// by the input's size.
+	c.dec.UsePreallocateValues(true)
+	if err := c.dec.Decode(&in); err != nil {
 		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: err.Error()}
 	}
+	c.r.Reset(nil)
 	out, err := h.call(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	b, err := msgpack.Marshal(out)
-	if err != nil {
+	c.buf.Reset()
+	if err := c.enc.Encode(out); err != nil {
 		return nil, &Error{Kind: h.kind, Type: "encode", Message: err.Error()}
 	}
-	return b, nil
+	return bytes.Clone(c.buf.Bytes()), nil
 }
 
 func (h *handler[In, Out]) call(ctx context.Context, in In) (out Out, err error) {
