@@ -234,13 +234,13 @@ func (w *Worker) provisionOnce(ctx context.Context) ([]source, error) {
 }
 
 // pull fetches chunks of one kind and runs each in its own goroutine while
-// holding one of the shared slots, until ctx ends. It waits for a free slot,
-// then fetches as many chunks as there are free slots, without waiting, so
-// under load one round trip to the server fills every slot that freed up
-// meanwhile. When the stream has nothing for this kind it gives the slots
-// back and long-polls for a single chunk without holding one, so an idle
-// kind never holds capacity a busy one could use. At most that one chunk per
-// kind waits client-side for a slot, kept alive with InProgress meanwhile.
+// holding one of the shared slots, until ctx ends. It keeps one chunk in
+// hand, fetched before a slot is free and kept alive with InProgress, so a
+// freed slot starts its next chunk without waiting for the server; whenever
+// more slots are free it fills them with one fetch that does not wait. The
+// chunk in hand is long-polled without holding a slot, so an idle kind never
+// holds capacity a busy one could use, and it is the only chunk of the kind
+// waiting client-side.
 func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chunks *sync.WaitGroup) {
 	dispatch := func(msg jetstream.Msg) {
 		if ctx.Err() != nil {
@@ -254,13 +254,17 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 			w.handle(ctx, src, msg)
 		})
 	}
+	var hand jetstream.Msg
 	for ctx.Err() == nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
+		if hand != nil {
+			if !waitSlot(ctx, hand, slots, src.ackWait) {
+				hand.Nak()
+				return
+			}
+			dispatch(hand)
+			hand = nil
 		}
-		n := 1
+		n := 0
 	grab:
 		for n < w.cfg.Concurrency {
 			select {
@@ -270,18 +274,17 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 				break grab
 			}
 		}
-		got := 0
-		if batch, err := src.cons.FetchNoWait(n); err == nil {
-			for msg := range batch.Messages() {
-				got++
-				dispatch(msg)
+		if n > 0 {
+			got := 0
+			if batch, err := src.cons.FetchNoWait(n); err == nil {
+				for msg := range batch.Messages() {
+					got++
+					dispatch(msg)
+				}
 			}
-		}
-		for range n - got {
-			<-slots
-		}
-		if got > 0 {
-			continue
+			for range n - got {
+				<-slots
+			}
 		}
 		batch, err := src.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
@@ -292,12 +295,11 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 			continue
 		}
 		for msg := range batch.Messages() {
-			if !waitSlot(ctx, msg, slots, src.ackWait) {
-				msg.Nak()
-				continue
-			}
-			dispatch(msg)
+			hand = msg
 		}
+	}
+	if hand != nil {
+		hand.Nak()
 	}
 }
 

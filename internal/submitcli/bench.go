@@ -38,10 +38,11 @@ func runBench(ctx context.Context, args []string, io IO) int {
 	concurrency := fs.Int("concurrency", 256, "chunks the in-process worker runs at once (square is trivial: the slots bound the chunks in flight, not CPU use)")
 	python := fs.String("python", "", "run this Python script (bench/processpool.py) on the same workloads and print ratios")
 	scaling := fs.Bool("scaling", false, "also measure sleep-bound scaling over 4 worker processes x 16 slots")
+	scalingTasks := fs.Int("scaling-tasks", 32_000, "10ms tasks of the scaling figure (32000: 5s of ideal time)")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return usageErr(err)
 	}
-	if *tasks < 1 || *mapItems < 1 || *chunk < 1 || *samples < 1 || *memItems < 0 || *concurrency < 1 {
+	if *tasks < 1 || *mapItems < 1 || *chunk < 1 || *samples < 1 || *memItems < 0 || *concurrency < 1 || *scalingTasks < 64 {
 		fmt.Fprintln(io.Err, "submit bench: counts must be positive")
 		return ExitUsage
 	}
@@ -79,7 +80,7 @@ func runBench(ctx context.Context, args []string, io IO) int {
 		func() ([]bench.Figure, error) { return bench.Latency(ctx, env.Ex, *samples) },
 	}
 	if *scaling {
-		steps = append(steps, func() ([]bench.Figure, error) { return benchScaling(ctx) })
+		steps = append(steps, func() ([]bench.Figure, error) { return benchScaling(ctx, *scalingTasks) })
 	}
 	for _, step := range steps {
 		figs, err := step()
@@ -137,10 +138,10 @@ func runPython(ctx context.Context, script string, tasks, items, chunk int) ([]b
 	return figs, sc.Err()
 }
 
-// benchScaling runs sleep-bound tasks of 10ms over 4 worker processes with
+// benchScaling runs n sleep-bound tasks of 10ms over 4 worker processes with
 // 16 slots each and compares the time with the ideal n*10ms/64.
-func benchScaling(ctx context.Context) ([]bench.Figure, error) {
-	const procs, slots, n, ms = 4, 16, 6400, 10
+func benchScaling(ctx context.Context, n int) ([]bench.Figure, error) {
+	const procs, slots, ms = 4, 16, 10
 	p, err := executor.NewProcessPool(ctx, procs, executor.Concurrency(slots))
 	if err != nil {
 		return nil, err
@@ -164,7 +165,7 @@ func benchScaling(ctx context.Context) ([]bench.Figure, error) {
 		}
 	}
 	took := time.Since(start)
-	ideal := time.Duration(n/(procs*slots)) * ms * time.Millisecond
+	ideal := time.Duration(n) * ms * time.Millisecond / (procs * slots)
 	return []bench.Figure{
 		{Name: fmt.Sprintf("scaling: %d x %dms over %d procs x %d slots", n, ms, procs, slots), Value: float64(took.Milliseconds()), Unit: "ms"},
 		{Name: "scaling efficiency (ideal / actual)", Value: 100 * ideal.Seconds() / took.Seconds(), Unit: "%"},
