@@ -52,6 +52,9 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 	if url == "" {
 		url = nats.DefaultURL
 	}
+	if err := CheckServers(o.URL); err != nil {
+		return nil, fmt.Errorf("%w: server: %v", ErrInvalidConnect, err)
+	}
 	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	if o.Name != "" {
 		opts = append(opts, nats.Name(o.Name))

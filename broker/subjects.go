@@ -63,6 +63,10 @@ func (s Subjects) WorkerInbox(workerID string) string {
 	return s.prefix + "." + s.pool + ".worker." + workerID
 }
 
+// Cancel is where operators ask the pool's producers to cancel their pending
+// work (a [CancelRequest]); every producer answers with a [CancelReply].
+func (s Subjects) Cancel() string { return s.prefix + "." + s.pool + ".cancel" }
+
 // MaxDeliveriesAdvisory is the JetStream advisory subject published when a
 // chunk of any kind of the pool reaches MaxDeliver.
 func (s Subjects) MaxDeliveriesAdvisory() string {

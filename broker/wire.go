@@ -160,6 +160,24 @@ type Interrupt struct {
 	Seq      uint32
 }
 
+// CancelRequest asks producers to cancel every future they hold that has not
+// started, as Future.Cancel does: the chunks stay queued, and workers that
+// pull them are told to drop them. Empty fields match every producer and
+// every kind.
+type CancelRequest struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Executor string   // only this producer
+	Kind     string   // only tasks of this kind
+}
+
+// CancelReply is one producer's answer to a CancelRequest.
+type CancelReply struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Executor  string
+	Cancelled int64 // futures cancelled
+	Running   int64 // futures running, left to finish
+}
+
 // NewErrorInfo converts a handler's error for the wire.
 func NewErrorInfo(kind string, err error) *ErrorInfo {
 	te := task.NewError(kind, err)

@@ -151,6 +151,7 @@ func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, err
 		{n.control + broker.ResultSuffix, n.onResult},
 		{n.control + broker.LeaseSuffix, n.onLease},
 		{subj.MaxDeliveriesAdvisory(), n.onMaxDeliveries},
+		{subj.Cancel(), n.onCancel},
 	} {
 		sub, err := nc.Subscribe(s.subject, s.fn)
 		if err != nil {
@@ -508,6 +509,48 @@ func (n *NATS) onResult(m *nats.Msg) {
 		if err := n.nc.Publish(r.Ack, []byte("+ACK")); err != nil {
 			n.log.Warn("executor: ack chunk", "chunk", r.Chunk, "err", err)
 		}
+	}
+}
+
+// onCancel answers an operator's request (submit cancel) to cancel pending
+// work: every matching future that has not started is cancelled, exactly as
+// Future.Cancel would, and the reply counts what was cancelled and what runs
+// on.
+func (n *NATS) onCancel(m *nats.Msg) {
+	var req broker.CancelRequest
+	if err := broker.Decode(m.Data, &req); err != nil {
+		n.log.Warn("executor: bad cancel request", "err", err)
+		return
+	}
+	if req.Executor != "" && req.Executor != n.id {
+		return
+	}
+	n.mu.Lock()
+	var match []*remoteChunk
+	for _, rc := range n.chunks {
+		if req.Kind == "" || req.Kind == rc.b.codec.Kind {
+			match = append(match, rc)
+		}
+	}
+	n.mu.Unlock()
+	reply := broker.CancelReply{Executor: n.id}
+	for _, rc := range match {
+		for i := range rc.b.calls {
+			s := rc.b.calls[i].s
+			switch {
+			case s.status() == pending && s.cancel():
+				reply.Cancelled++
+			case s.status() == running:
+				reply.Running++
+			}
+		}
+	}
+	n.log.Info("executor: pending work cancelled on request", "kind", req.Kind, "cancelled", reply.Cancelled, "running", reply.Running)
+	if m.Reply == "" {
+		return
+	}
+	if data, err := broker.Encode(&reply); err == nil {
+		m.Respond(data)
 	}
 }
 

@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return usageErr(fmt.Errorf("%s %q: want text or json", src("log-format", envLogFormat), logFormat))
 	}
 	logger := newLogger(stderr, logFormat, level)
-	if err := checkServers(conn.URL); err != nil {
+	if err := broker.CheckServers(conn.URL); err != nil {
 		name := "NATS_URL"
 		if set["server"] || set["s"] {
 			name = "--server"
