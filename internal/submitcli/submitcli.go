@@ -45,6 +45,10 @@ func commands() []command {
 	return []command{
 		{"map", "run a task over many inputs, results in input order", runMap},
 		{"run", "run one task and print its result", runOne},
+		{"download", "download URLs into a directory, one task per file", runDownload},
+		{"copy", "copy files into a directory, one task per file", runCopy},
+		{"status", "show a pool's queues and the workers online", runStatus},
+		{"cancel", "cancel a pool's pending work", runCancel},
 		{"kinds", "list the built-in task kinds", runKinds},
 		{"bench", "measure throughput and latency on this host", runBench},
 	}
@@ -91,7 +95,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "submit runs tasks on a jetpool worker pool over NATS JetStream.")
 	fmt.Fprintln(w, "\nUsage: submit COMMAND [flags] [args]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'submit COMMAND --help' for a command's flags and examples.")
 	fmt.Fprintln(w, "\nExit codes: 0 success, 1 a task failed, 2 usage, 3 timeout, 4 broker unavailable.")

@@ -1,0 +1,178 @@
+package submitcli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jetpool/jetpool/builtin"
+	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/task"
+)
+
+const downloadUsage = `
+Usage: submit download URL... --to DIR [flags]
+
+Downloads each URL (or each line of standard input when no URL is given)
+into DIR on the worker that runs it, one task per file, and prints one JSON
+line per file in input order: its source, path, size, SHA-256 and time, or
+its error. Exit code 1 if any file failed.
+
+Examples:
+  submit download https://example.org/a.csv https://example.org/b.csv --to /data/in --embedded
+  cat urls.txt | submit download --to /data/in --server nats://127.0.0.1:4222 --timeout 10m
+`
+
+const copyUsage = `
+Usage: submit copy SRC... --to DIR [flags]
+
+Copies each SRC file (or each line of standard input when none is given)
+into DIR, on the worker that runs it, one task per file, and prints one JSON
+line per file in input order: its source, path, size, SHA-256 and time, or
+its error. Exit code 1 if any file failed.
+
+Examples:
+  submit copy /data/in/a.csv /data/in/b.csv --to /data/out --embedded
+  ls /data/in/*.csv | submit copy --to /data/out --server nats://127.0.0.1:4222
+`
+
+type fileFlags struct {
+	common
+	to      string
+	timeout time.Duration
+	quiet   bool
+}
+
+// register sets up the command's flags and returns its parser, which yields
+// the sources, or ok false and the exit code after saying what is wrong.
+func (f *fileFlags) register(name, usage string, io IO) func([]string) (sources []string, code int, ok bool) {
+	fs := newFlagSet(name, usage, io.Err)
+	f.common.register(fs)
+	fs.StringVar(&f.to, "to", "", "destination directory, on the workers' hosts (required)")
+	fs.DurationVar(&f.timeout, "timeout", 0, "time limit for the whole job, counted from its start (0: none)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
+	return func(args []string) ([]string, int, bool) {
+		pos, err := parseInterspersed(fs, args)
+		if err != nil {
+			return nil, usageErr(err), false
+		}
+		if f.to == "" {
+			fmt.Fprintf(io.Err, "submit %s: missing --to DIR\n", name)
+			return nil, ExitUsage, false
+		}
+		if f.timeout < 0 {
+			fmt.Fprintf(io.Err, "submit %s: --timeout must not be negative\n", name)
+			return nil, ExitUsage, false
+		}
+		if len(pos) == 0 {
+			var lines []string
+			sc := bufio.NewScanner(io.In)
+			for sc.Scan() {
+				if l := strings.TrimSpace(sc.Text()); l != "" {
+					lines = append(lines, l)
+				}
+			}
+			if err := sc.Err(); err != nil {
+				fmt.Fprintf(io.Err, "submit %s: input: %v\n", name, err)
+				return nil, ExitUsage, false
+			}
+			pos = lines
+		}
+		if len(pos) == 0 {
+			fmt.Fprintf(io.Err, "submit %s: nothing to do: give sources as arguments or lines on standard input\n", name)
+			return nil, ExitUsage, false
+		}
+		// Workers of an embedded pool share this directory; elsewhere a
+		// relative path would mean the worker's own.
+		if f.embedded {
+			f.to, _ = filepath.Abs(f.to)
+		}
+		return pos, ExitOK, true
+	}
+}
+
+func runDownload(ctx context.Context, args []string, io IO) int {
+	var f fileFlags
+	parse := f.register("download", downloadUsage, io)
+	urls, code, ok := parse(args)
+	if !ok {
+		return code
+	}
+	inputs := make([]builtin.DownloadArgs, len(urls))
+	for i, u := range urls {
+		inputs[i] = builtin.DownloadArgs{URL: u, Dest: f.to}
+	}
+	return runFiles(ctx, io, "download", &f, builtin.Download, urls, inputs)
+}
+
+func runCopy(ctx context.Context, args []string, io IO) int {
+	var f fileFlags
+	parse := f.register("copy", copyUsage, io)
+	srcs, code, ok := parse(args)
+	if !ok {
+		return code
+	}
+	inputs := make([]builtin.CopyArgs, len(srcs))
+	for i, s := range srcs {
+		if f.embedded {
+			s, _ = filepath.Abs(s)
+		}
+		inputs[i] = builtin.CopyArgs{Src: s, Dest: f.to}
+	}
+	return runFiles(ctx, io, "copy", &f, builtin.Copy, srcs, inputs)
+}
+
+// fileLine is one file's outcome as printed.
+type fileLine struct {
+	Source string `json:"source"`
+	builtin.FileResult
+}
+
+// runFiles runs one task per file and prints each file's line in order.
+func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t task.Task[In, builtin.FileResult], sources []string, inputs []In) int {
+	ex, cleanup, code := open(ctx, &f.common, io)
+	if ex == nil {
+		return code
+	}
+	defer cleanup()
+	var opts []executor.MapOption
+	if f.timeout > 0 {
+		opts = append(opts, executor.Timeout(f.timeout))
+	}
+	bar := newProgress(io, len(inputs), !f.quiet && io.Terminal)
+	defer bar.finish()
+	out := bufio.NewWriter(io.Out)
+	defer out.Flush()
+	failed, i := false, 0
+	for res, err := range executor.Map(ctx, ex, t, slices.Values(inputs), opts...) {
+		var te *task.Error
+		switch {
+		case err == nil:
+			writeJSON(out, fileLine{Source: sources[i], FileResult: res})
+			bar.add(false)
+		case errors.As(err, &te):
+			failed = true
+			writeJSON(out, map[string]any{"source": sources[i], "error": errorJSON(te)})
+			bar.add(true)
+		default:
+			out.Flush()
+			bar.finish()
+			fmt.Fprintf(io.Err, "submit %s: %v\n", name, err)
+			if errors.Is(err, context.DeadlineExceeded) {
+				return ExitTimeout
+			}
+			return ExitUnavailable
+		}
+		i++
+		out.Flush()
+	}
+	if failed {
+		return ExitTaskFailed
+	}
+	return ExitOK
+}

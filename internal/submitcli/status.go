@@ -1,0 +1,244 @@
+package submitcli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/worker"
+)
+
+const statusUsage = `
+Usage: submit status [flags]
+
+Shows a pool: its stream's depth, per kind the chunks queued, delivered and
+not yet acknowledged, and redelivered, and the workers online (found through
+NATS service discovery, as 'nats micro ls' finds them) with their kinds,
+load and counters.
+
+Examples:
+  submit status --server nats://127.0.0.1:4222
+  submit status --pool batch --json
+`
+
+// Status is what 'submit status' reports, also as its --json document.
+type Status struct {
+	Pool    string         `json:"pool"`
+	Stream  string         `json:"stream"`
+	Exists  bool           `json:"exists"`
+	Msgs    uint64         `json:"messages"`
+	Bytes   uint64         `json:"bytes"`
+	Kinds   []KindStatus   `json:"kinds"`
+	Workers []WorkerStatus `json:"workers"`
+}
+
+// KindStatus is one kind's consumer.
+type KindStatus struct {
+	Kind        string `json:"kind"`
+	Pending     uint64 `json:"pending"`     // queued, not yet delivered
+	InFlight    int    `json:"in_flight"`   // delivered, not yet acknowledged
+	Redelivered int    `json:"redelivered"` // delivered more than once, not yet acknowledged
+	Waiting     int    `json:"waiting"`     // pull requests of idle workers
+}
+
+// WorkerStatus is one worker's service registration and load.
+type WorkerStatus struct {
+	ID      string   `json:"id"`
+	Host    string   `json:"host"`
+	PID     string   `json:"pid"`
+	Version string   `json:"version"`
+	Kinds   []string `json:"kinds"`
+	worker.Status
+}
+
+func runStatus(ctx context.Context, args []string, io IO) int {
+	var c common
+	fs := newFlagSet("status", statusUsage, io.Err)
+	c.register(fs)
+	asJSON := fs.Bool("json", false, "print one JSON document")
+	wait := fs.Duration("wait", 500*time.Millisecond, "how long to collect workers' answers")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usageErr(err)
+	}
+	if len(pos) > 0 || c.embedded || *wait <= 0 {
+		fmt.Fprintln(io.Err, "submit status: takes no arguments, no --embedded, and a positive --wait")
+		return ExitUsage
+	}
+	subj, err := broker.NewSubjects(c.prefix, c.pool)
+	if err != nil {
+		fmt.Fprintln(io.Err, "submit status:", err)
+		return ExitUsage
+	}
+	nc, code := connect(&c, io, "status")
+	if nc == nil {
+		return code
+	}
+	defer nc.Close()
+	st, err := poolStatus(ctx, nc, subj, *wait)
+	if err != nil {
+		fmt.Fprintln(io.Err, "submit status:", err)
+		return ExitUnavailable
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(st, "", "  ")
+		fmt.Fprintln(io.Out, string(b))
+		return ExitOK
+	}
+	printStatus(io, st)
+	return ExitOK
+}
+
+// connect opens a connection with c's settings, printing why it cannot.
+func connect(c *common, io IO, cmd string) (*nats.Conn, int) {
+	c.conn.Name = "jetpool-submit"
+	nc, err := broker.Connect(c.conn)
+	if err != nil {
+		fmt.Fprintf(io.Err, "submit %s: %v\n", cmd, err)
+		if errors.Is(err, broker.ErrInvalidConnect) {
+			return nil, ExitUsage
+		}
+		return nil, ExitUnavailable
+	}
+	return nc, ExitOK
+}
+
+// poolStatus reads the pool's stream and consumers and collects the workers'
+// service registrations for wait.
+func poolStatus(ctx context.Context, nc *nats.Conn, subj broker.Subjects, wait time.Duration) (Status, error) {
+	st := Status{Pool: subj.Pool(), Stream: subj.Stream(), Kinds: []KindStatus{}, Workers: []WorkerStatus{}}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return st, err
+	}
+	infoCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	stream, err := js.Stream(infoCtx, subj.Stream())
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+	case err != nil:
+		return st, err
+	default:
+		info, err := stream.Info(infoCtx)
+		if err != nil {
+			return st, err
+		}
+		st.Exists, st.Msgs, st.Bytes = true, info.State.Msgs, info.State.Bytes
+		consumers := stream.ListConsumers(infoCtx)
+		for ci := range consumers.Info() {
+			st.Kinds = append(st.Kinds, KindStatus{
+				Kind: ci.Name, Pending: ci.NumPending, InFlight: ci.NumAckPending,
+				Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
+			})
+		}
+		if err := consumers.Err(); err != nil {
+			return st, err
+		}
+		sort.Slice(st.Kinds, func(i, j int) bool { return st.Kinds[i].Kind < st.Kinds[j].Kind })
+	}
+	workers, err := discoverWorkers(ctx, nc, subj.Pool(), wait)
+	if err != nil {
+		return st, err
+	}
+	st.Workers = workers
+	return st, nil
+}
+
+// discoverWorkers asks every jetpool worker for its service stats and keeps
+// the answers of pool's workers that arrive within wait.
+func discoverWorkers(ctx context.Context, nc *nats.Conn, pool string, wait time.Duration) ([]WorkerStatus, error) {
+	subject, err := micro.ControlSubject(micro.StatsVerb, worker.ServiceName, "")
+	if err != nil {
+		return nil, err
+	}
+	inbox := nc.NewRespInbox()
+	var mu sync.Mutex
+	byID := map[string]WorkerStatus{}
+	sub, err := nc.Subscribe(inbox, func(m *nats.Msg) {
+		var s micro.Stats
+		if json.Unmarshal(m.Data, &s) != nil || s.Metadata[worker.MetaPool] != pool {
+			return
+		}
+		w := WorkerStatus{ID: s.Metadata[worker.MetaWorkerID], Host: s.Metadata[worker.MetaHost],
+			PID: s.Metadata[worker.MetaPID], Version: s.Version}
+		if w.ID == "" {
+			w.ID = s.ID
+		}
+		if k := s.Metadata[worker.MetaKinds]; k != "" {
+			w.Kinds = strings.Split(k, ",")
+		}
+		w.Concurrency, _ = strconv.Atoi(s.Metadata[worker.MetaConcurrency])
+		for _, ep := range s.Endpoints {
+			if ep != nil && ep.Name == worker.StatusEndpoint && len(ep.Data) > 0 {
+				json.Unmarshal(ep.Data, &w.Status)
+			}
+		}
+		mu.Lock()
+		byID[w.ID] = w
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	workers := make([]WorkerStatus, 0, len(byID))
+	for _, w := range byID {
+		workers = append(workers, w)
+	}
+	sort.Slice(workers, func(i, j int) bool {
+		if workers[i].Host != workers[j].Host {
+			return workers[i].Host < workers[j].Host
+		}
+		return workers[i].ID < workers[j].ID
+	})
+	return workers, nil
+}
+
+func printStatus(io IO, st Status) {
+	if !st.Exists {
+		fmt.Fprintf(io.Out, "pool %s: no stream %s yet (nothing was ever submitted or served)\n", st.Pool, st.Stream)
+	} else {
+		fmt.Fprintf(io.Out, "pool %s: stream %s holds %d chunks (%d bytes)\n\n", st.Pool, st.Stream, st.Msgs, st.Bytes)
+		tw := tabwriter.NewWriter(io.Out, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tQUEUED\tIN FLIGHT\tREDELIVERED\tIDLE PULLS")
+		for _, k := range st.Kinds {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", k.Kind, k.Pending, k.InFlight, k.Redelivered, k.Waiting)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(io.Out, "\n%d workers online\n", len(st.Workers))
+	if len(st.Workers) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(io.Out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKER\tHOST\tPID\tVERSION\tKINDS\tLOAD\tSUCCEEDED\tFAILED\tRETRIED\tREDELIVERED")
+	for _, w := range st.Workers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%d\t%d\t%d\n", w.ID, w.Host, w.PID, w.Version,
+			strings.Join(w.Kinds, ","), w.InFlight, w.Concurrency, w.TasksSucceeded, w.TasksFailed, w.TasksRetried, w.Redelivered)
+	}
+	tw.Flush()
+}
