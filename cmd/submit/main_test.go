@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// envRunMain makes the test binary run main instead of the tests.
+const envRunMain = "JETPOOL_TEST_RUN_SUBMIT_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envRunMain) == "1" {
+		main()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// mainCmd runs this binary as the submit command.
+func mainCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), envRunMain+"=1")
+	return cmd
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--help"}, 0, "Usage: submit COMMAND"},
+		{[]string{}, 2, "Commands:"},
+		{[]string{"map", "square", "1", "--chunksize", "x"}, 2, `invalid value "x" for flag -chunksize`},
+		{[]string{"map", "square", "3", "--embedded", "--workers", "1"}, 0, "9"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, err := mainCmd(tt.args...).CombinedOutput()
+			code := 0
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				code = exit.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code || !strings.Contains(string(out), tt.want) {
+				t.Errorf("exit %d with %q, want %d with %q", code, out, tt.code, tt.want)
+			}
+		})
+	}
+}
+
+// TestProgressBarInATerminal runs a map in a real terminal (tmux) and reads
+// the screen: the bar draws with counts, rate and ETA while the job runs, and
+// ends on its own line at the final count, leaving the terminal clean.
+func TestProgressBarInATerminal(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tmux is required for the terminal test when CI=true")
+		}
+		t.Skip("no tmux")
+	}
+	const n = 60
+	socket := "jetpool-test-" + strconv.Itoa(os.Getpid())
+	tmux := func(args ...string) (string, error) {
+		out, err := exec.Command("tmux", append([]string{"-L", socket}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	args := make([]string, n)
+	for i := range args {
+		args[i] = "150"
+	}
+	script := fmt.Sprintf("%s=1 %s map sleep %s --embedded --workers 2 --worker-concurrency 3 > /dev/null; echo EXIT=$?; sleep 60",
+		envRunMain, os.Args[0], strings.Join(args, " "))
+	if out, err := tmux("new-session", "-d", "-s", "bar", "-x", "150", "-y", "20", "sh", "-c", script); err != nil {
+		t.Fatalf("tmux: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { tmux("kill-server") })
+
+	running := regexp.MustCompile(`\[#*\.+\] (\d+)/60  failed 0  \d+/s  ETA \S+`)
+	final := regexp.MustCompile(`(?m)^\[#{30}\] 60/60  failed 0  \d+/s  ETA 0s\s*\nEXIT=0\s*$`)
+	sawRunning := false
+	deadline := time.Now().Add(60 * time.Second)
+	var screen string
+	for time.Now().Before(deadline) {
+		var err error
+		if screen, err = tmux("capture-pane", "-p", "-t", "bar"); err != nil {
+			t.Fatalf("capture-pane: %v\n%s", err, screen)
+		}
+		if m := running.FindStringSubmatch(screen); m != nil {
+			if done, _ := strconv.Atoi(m[1]); done > 0 && done < n {
+				sawRunning = true
+			}
+		}
+		if strings.Contains(screen, "EXIT=") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !sawRunning {
+		t.Errorf("never saw the bar part way through; last screen:\n%s", screen)
+	}
+	if !final.MatchString(strings.TrimRight(screen, "\n ")) {
+		t.Fatalf("the bar did not end cleanly at 60/60 followed by the exit line; screen:\n%s", screen)
+	}
+}
