@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The progress bar's test reads a real terminal through tmux.
+if ! command -v tmux >/dev/null && command -v apt-get >/dev/null; then
+  apt-get install -y -qq tmux >/dev/null 2>&1 || echo "tmux could not be installed; the terminal test will fail"
+fi
+
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
