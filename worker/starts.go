@@ -10,15 +10,16 @@ import (
 	"github.com/jetpool/jetpool/broker"
 )
 
-// startBatcher sends start requests to producers, one round trip at a time
-// per producer: a request that finds none in flight goes at once; requests
-// made while one is in flight wait and then go together in the next. At low
-// load every chunk gets its own request with no added delay; under load one
-// round trip answers as many chunks as arrived during the last one.
+// startBatcher sends start requests to producers with at most
+// maxRoundTrips round trips in flight per producer: a request that finds
+// fewer in flight goes at once; requests made while the limit is reached
+// wait and then go together in the next. At low load every chunk gets its
+// own request with no added delay; under load one round trip answers as many
+// chunks as arrived during the last ones.
 //
-// No goroutine of its own: the caller whose request opens a round trip sends
-// it, and when the answer is in, hands the next batch to one of the callers
-// waiting for it.
+// No goroutine of its own: a caller whose request opens a round trip sends
+// it, and when the answer is in, hands the batch waiting by then to one of
+// its callers to send.
 type startBatcher struct {
 	nc *nats.Conn
 
@@ -26,10 +27,13 @@ type startBatcher struct {
 	queues map[string]*startQueue // by start subject
 }
 
+// maxRoundTrips bounds the start round trips in flight to one producer.
+const maxRoundTrips = 2
+
 // startQueue is one producer's pending start requests.
 type startQueue struct {
-	busy    bool // a round trip is in flight or being handed over
-	waiting []*startCall
+	inFlight int // round trips being sent or handed over
+	waiting  []*startCall
 }
 
 // startCall is one chunk's start request while it waits for its verdict.
@@ -37,9 +41,10 @@ type startCall struct {
 	req   broker.Start
 	reply broker.StartReply
 	err   error
-	// wake says the call is answered (false) or that its goroutine is to
-	// send the next batch, itself in it (true).
-	wake chan bool
+	// batch, when set before wake fires, is a batch this call's goroutine is
+	// to send, itself in it; otherwise wake means the call is answered.
+	batch []*startCall
+	wake  chan struct{}
 }
 
 func newStartBatcher(nc *nats.Conn) *startBatcher {
@@ -53,7 +58,7 @@ var errShortReply = errors.New("worker: start reply does not answer every chunk"
 // subject and blocks until its verdict, or the round trip's error, is in. A
 // round trip takes at most startTimeout.
 func (b *startBatcher) ask(subject string, req broker.Start) (broker.StartReply, error) {
-	call := &startCall{req: req, wake: make(chan bool, 1)}
+	call := &startCall{req: req, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
 	q := b.queues[subject]
 	if q == nil {
@@ -61,35 +66,36 @@ func (b *startBatcher) ask(subject string, req broker.Start) (broker.StartReply,
 		b.queues[subject] = q
 	}
 	q.waiting = append(q.waiting, call)
-	lead := !q.busy
-	q.busy = true
-	b.mu.Unlock()
-	if !lead && !<-call.wake {
-		return call.reply, call.err
+	var batch []*startCall
+	if q.inFlight < maxRoundTrips {
+		q.inFlight++
+		batch, q.waiting = q.waiting, nil
 	}
-	// This goroutine sends the batch, its own request in it.
-	b.mu.Lock()
-	batch := q.waiting
-	q.waiting = nil
 	b.mu.Unlock()
+	if batch == nil {
+		<-call.wake
+		if batch = call.batch; batch == nil {
+			return call.reply, call.err
+		}
+	}
 	b.send(subject, batch)
 
 	b.mu.Lock()
-	var next *startCall
+	var next []*startCall
 	if len(q.waiting) > 0 {
-		next = q.waiting[0]
-	} else {
-		q.busy = false
+		next, q.waiting = q.waiting, nil
+	} else if q.inFlight--; q.inFlight == 0 {
 		delete(b.queues, subject)
 	}
 	b.mu.Unlock()
 	for _, c := range batch {
 		if c != call {
-			c.wake <- false
+			c.wake <- struct{}{}
 		}
 	}
 	if next != nil {
-		next.wake <- true
+		next[0].batch = next
+		next[0].wake <- struct{}{}
 	}
 	return call.reply, call.err
 }

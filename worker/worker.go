@@ -233,14 +233,18 @@ func (w *Worker) provisionOnce(ctx context.Context) ([]source, error) {
 	return sources, nil
 }
 
+// maxHeld bounds the chunks of one kind a worker holds, fetched and kept
+// alive with InProgress, while its slots are busy.
+const maxHeld = 8
+
 // pull fetches chunks of one kind and runs each in its own goroutine while
-// holding one of the shared slots, until ctx ends. It keeps one chunk in
-// hand, fetched before a slot is free and kept alive with InProgress, so a
-// freed slot starts its next chunk without waiting for the server; whenever
-// more slots are free it fills them with one fetch that does not wait. The
-// chunk in hand is long-polled without holding a slot, so an idle kind never
-// holds capacity a busy one could use, and it is the only chunk of the kind
-// waiting client-side.
+// holding one of the shared slots, until ctx ends. Besides the chunks it
+// runs, it holds a few more (a quarter of its slots, at most maxHeld),
+// fetched ahead and kept alive with InProgress, so a freed slot starts its
+// next chunk without waiting for the server. Fetches never wait while
+// anything is held or a slot is free; only when it holds nothing and the
+// stream is empty does it long-poll, for a single chunk and without holding
+// a slot, so an idle kind never holds capacity a busy one could use.
 func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chunks *sync.WaitGroup) {
 	dispatch := func(msg jetstream.Msg) {
 		if ctx.Err() != nil {
@@ -254,73 +258,73 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 			w.handle(ctx, src, msg)
 		})
 	}
-	var hand jetstream.Msg
-	for ctx.Err() == nil {
-		if hand != nil {
-			if !waitSlot(ctx, hand, slots, src.ackWait) {
-				hand.Nak()
-				return
-			}
-			dispatch(hand)
-			hand = nil
-		}
-		n := 0
-	grab:
-		for n < w.cfg.Concurrency {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break grab
-			}
-		}
-		if n > 0 {
-			got := 0
-			if batch, err := src.cons.FetchNoWait(n); err == nil {
-				for msg := range batch.Messages() {
-					got++
-					dispatch(msg)
-				}
-			}
-			for range n - got {
-				<-slots
-			}
-		}
-		batch, err := src.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			if ctx.Err() == nil {
-				w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
-				sleep(ctx, 100*time.Millisecond)
-			}
-			continue
-		}
-		for msg := range batch.Messages() {
-			hand = msg
-		}
-	}
-	if hand != nil {
-		hand.Nak()
-	}
-}
-
-// waitSlot takes a slot for msg, keeping msg alive with InProgress while all
-// slots are busy. It reports false if ctx ended first.
-func waitSlot(ctx context.Context, msg jetstream.Msg, slots chan struct{}, ackWait time.Duration) bool {
-	select {
-	case slots <- struct{}{}:
-		return true
-	default:
-	}
-	t := time.NewTicker(ackWait / 3)
-	defer t.Stop()
-	for {
+	trySlot := func() bool {
 		select {
 		case slots <- struct{}{}:
 			return true
-		case <-ctx.Done():
+		default:
 			return false
-		case <-t.C:
-			msg.InProgress()
+		}
+	}
+	hold := min(max(w.cfg.Concurrency/4, 1), maxHeld)
+	var held []jetstream.Msg
+	defer func() {
+		for _, m := range held {
+			m.Nak()
+		}
+	}()
+	beat := time.NewTicker(src.ackWait / 3)
+	defer beat.Stop()
+	for ctx.Err() == nil {
+		for len(held) > 0 && trySlot() {
+			dispatch(held[0])
+			held = held[1:]
+		}
+		free := 0
+		for free < w.cfg.Concurrency && trySlot() {
+			free++
+		}
+		if want := free + hold - len(held); want > 0 {
+			got := 0
+			if batch, err := src.cons.FetchNoWait(want); err == nil {
+				for msg := range batch.Messages() {
+					if got++; got <= free {
+						dispatch(msg)
+					} else {
+						held = append(held, msg)
+					}
+				}
+			}
+			for range free - min(got, free) {
+				<-slots
+			}
+			if got > 0 {
+				continue
+			}
+		}
+		if len(held) == 0 {
+			batch, err := src.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				if ctx.Err() == nil {
+					w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
+					sleep(ctx, 100*time.Millisecond)
+				}
+				continue
+			}
+			for msg := range batch.Messages() {
+				held = append(held, msg)
+			}
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+			dispatch(held[0])
+			held = held[1:]
+		case <-beat.C:
+			for _, m := range held {
+				m.InProgress()
+			}
+		case <-ctx.Done():
 		}
 	}
 }
