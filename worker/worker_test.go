@@ -617,6 +617,43 @@ func TestHeartbeatsOutliveAckWait(t *testing.T) {
 	}
 }
 
+// TestHeldChunksOutliveAckWait: a chunk fetched ahead while every slot is
+// busy is kept alive until a slot frees, however long that takes, so it is
+// delivered once; chunks beyond what the worker holds stay in the stream for
+// other workers.
+func TestHeldChunksOutliveAckWait(t *testing.T) {
+	pc := broker.PoolConfig{AckWait: 500 * time.Millisecond, Grace: 2 * time.Second}
+	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	reg := task.NewRegistry()
+	nap := task.New[int, int]("nap")
+	task.Handle(reg, nap, func(ctx context.Context, ms int) (int, error) {
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond): // the work
+			return ms, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+	w := e.startWorker(reg, worker.Config{Concurrency: 1})
+	p.submit(1, nap.Kind(), 1500)
+	eventually(t, "the long chunk running", func() bool { return w.Stats().InFlight == 1 })
+	p.submit(2, nap.Kind(), 10)
+	p.submit(3, nap.Kind(), 10)
+
+	items, _ := p.collect(3)
+	if len(items) != 3 {
+		t.Fatalf("results of %d chunks, want 3", len(items))
+	}
+	e.waitSettled()
+	if got := w.Stats().Redelivered; got != 0 {
+		t.Errorf("%d chunks redelivered while held", got)
+	}
+	if got := len(p.starts); got != 3 {
+		t.Errorf("%d start requests for 3 chunks", got)
+	}
+}
+
 func TestPartialResults(t *testing.T) {
 	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
 	p := e.producer("test1")
