@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -92,12 +93,12 @@ type NATS struct {
 	finished chan struct{} // closed when the executor's goroutines are gone
 }
 
-// remoteChunk is the producer's record of a published chunk. Its fields are
-// guarded by NATS.mu.
+// remoteChunk is the producer's record of a published chunk. Its fields but
+// left are guarded by NATS.mu.
 type remoteChunk struct {
 	id      uint64
 	b       *batch
-	left    int // futures not yet done
+	left    atomic.Int64 // futures not yet done
 	started bool
 	attempt attempt
 	goItems []uint32
@@ -191,7 +192,8 @@ func (n *NATS) enqueue(ctx context.Context, b *batch) error {
 		return ErrShutdown
 	}
 	n.nextID++
-	rc := &remoteChunk{id: n.nextID, b: b, left: len(b.calls)}
+	rc := &remoteChunk{id: n.nextID, b: b}
+	rc.left.Store(int64(len(b.calls)))
 	n.mu.Unlock()
 
 	data, err := broker.Encode(&broker.Chunk{
@@ -296,13 +298,13 @@ func (n *NATS) forget(rc *remoteChunk) {
 
 // settle is told when one future of rc is done, however it got done.
 func (n *NATS) settle(rc *remoteChunk) {
+	if rc.left.Add(-1) > 0 {
+		return
+	}
 	n.mu.Lock()
-	rc.left--
-	if rc.left == 0 {
-		delete(n.chunks, rc.id)
-		if rc.timer != nil {
-			rc.timer.Stop()
-		}
+	delete(n.chunks, rc.id)
+	if rc.timer != nil {
+		rc.timer.Stop()
 	}
 	done := n.closed && len(n.chunks) == 0
 	n.mu.Unlock()
@@ -377,7 +379,7 @@ func (n *NATS) expire(rc *remoteChunk, final bool) {
 		return
 	}
 	n.mu.Lock()
-	if rc.left > 0 {
+	if rc.left.Load() > 0 {
 		rc.timer = time.AfterFunc(n.pc.AckWait+n.pc.Grace, func() { n.expire(rc, true) })
 	}
 	n.mu.Unlock()

@@ -186,22 +186,28 @@ type chunkKey struct {
 	chunk    uint64
 }
 
-// chunkRun is a granted chunk while it runs. An interrupt ends its running
-// item's context, or marks a later item so that it never begins.
+// chunkRun is a granted chunk while it runs. Its items share one context,
+// derived from base, until an interrupt ends it for the running item; the
+// next item gets a fresh one. An interrupt for a later item marks it so that
+// it never begins.
 type chunkRun struct {
 	items int // granted items; bounds the marks
+	base  context.Context
 
 	mu          sync.Mutex
 	seq         uint32
-	cancel      context.CancelFunc // the running item's; nil between items
+	running     bool
+	ctx         context.Context // the items' context; nil after an interrupt
+	cancel      context.CancelFunc
 	interrupted map[uint32]bool
 }
 
 func (r *chunkRun) interrupt(seq uint32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cancel != nil && r.seq == seq {
+	if r.running && r.seq == seq {
 		r.cancel()
+		r.ctx = nil
 		return
 	}
 	if r.interrupted == nil {
@@ -212,21 +218,33 @@ func (r *chunkRun) interrupt(seq uint32) {
 	}
 }
 
-// begin makes item seq the running one, interruptible through cancel. It
-// reports false if the item was interrupted before its turn.
-func (r *chunkRun) begin(seq uint32, cancel context.CancelFunc) bool {
+// begin makes item seq the running one and returns its context. It reports
+// false if the item was interrupted before its turn.
+func (r *chunkRun) begin(seq uint32) (context.Context, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.interrupted[seq] {
-		return false
+		return nil, false
 	}
-	r.seq, r.cancel = seq, cancel
-	return true
+	if r.ctx == nil {
+		r.ctx, r.cancel = context.WithCancel(r.base)
+	}
+	r.seq, r.running = seq, true
+	return r.ctx, true
 }
 
 func (r *chunkRun) end() {
 	r.mu.Lock()
-	r.cancel = nil
+	r.running = false
+	r.mu.Unlock()
+}
+
+// close ends the items' context once the chunk has run.
+func (r *chunkRun) close() {
+	r.mu.Lock()
+	if r.cancel != nil {
+		r.cancel()
+	}
 	r.mu.Unlock()
 }
 
@@ -249,23 +267,24 @@ func (w *Worker) unregister(key chunkKey, r *chunkRun) {
 
 // run executes the granted items of c in the order granted and reports their
 // results; the final report carries the message's ack subject, and the
-// producer acks it. The handlers' contexts end with c's deadline or an
-// interrupt, never with Run's, and carry the producer's span context when
-// the message has a traceparent header.
+// producer acks it. A handler's context ends at c's deadline, on an
+// interrupt, or once the chunk has run, never with Run's, and carries the
+// producer's span context when the message has a traceparent header.
 func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply broker.StartReply, msg jetstream.Msg, ackWait time.Duration, m *kindMetrics) {
 	key := chunkKey{c.Executor, c.ID}
-	r := &chunkRun{items: len(reply.Items)}
-	w.register(key, r)
-	defer w.unregister(key, r)
-	stopBeat := w.heartbeat(c, delivery, reply.LeaseMs, ackWait, msg)
-	defer stopBeat()
-
 	base := broker.ExtractTrace(task.WithWorker(context.Background(), w.cfg.ID), msg.Headers())
 	if !deadline.IsZero() {
 		var cancel context.CancelFunc
 		base, cancel = context.WithDeadline(base, deadline)
 		defer cancel()
 	}
+	r := &chunkRun{items: len(reply.Items), base: base}
+	defer r.close()
+	w.register(key, r)
+	defer w.unregister(key, r)
+	stopBeat := w.heartbeat(c, delivery, reply.LeaseMs, ackWait, msg)
+	defer stopBeat()
+
 	h, known := w.reg.Lookup(c.Kind)
 	rep := newReporter(w, c)
 	for i, seq := range reply.Items {
@@ -279,7 +298,7 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 		case !deadline.IsZero() && !time.Now().Before(deadline):
 			res = failed(seq, task.TypeDeadline, "deadline passed before the task started")
 		default:
-			res = w.runItem(base, r, c.Kind, h, seq, args, m)
+			res = w.runItem(r, c.Kind, h, seq, args, m)
 		}
 		if res.Err != nil {
 			w.stats.failed.Add(1)
@@ -312,10 +331,9 @@ func argsOf(c *broker.Chunk, seq uint32) ([]byte, bool) {
 }
 
 // runItem calls the handler on one item, retrying errors marked retryable.
-func (w *Worker) runItem(base context.Context, r *chunkRun, kind string, h task.Handler, seq uint32, args []byte, m *kindMetrics) broker.ItemResult {
-	ctx, cancel := context.WithCancel(base)
-	defer cancel()
-	if !r.begin(seq, cancel) {
+func (w *Worker) runItem(r *chunkRun, kind string, h task.Handler, seq uint32, args []byte, m *kindMetrics) broker.ItemResult {
+	ctx, ok := r.begin(seq)
+	if !ok {
 		return failed(seq, task.TypeInterrupted, "interrupted before it started")
 	}
 	defer r.end()
