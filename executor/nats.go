@@ -248,16 +248,22 @@ const publishStall = time.Minute
 
 // onPublishError fails the futures of a chunk the stream did not take.
 func (n *NATS) onPublishError(_ jetstream.JetStream, m *nats.Msg, err error) {
-	exec, id, ok := broker.ParseMsgID(m.Header.Get(jetstream.MsgIDHeader))
-	if !ok || exec != n.id {
-		return
-	}
-	n.mu.Lock()
-	rc := n.chunks[id]
-	n.mu.Unlock()
-	if rc != nil {
+	if rc, _ := n.chunkOf(m.Header); rc != nil {
 		n.failChunk(rc, fmt.Errorf("executor: publish %s chunk: %w", rc.b.codec.Kind, err))
 	}
+}
+
+// chunkOf reads the chunk id of a message with headers h: ours reports
+// whether this executor published it, rc is its record while some of its
+// futures are not done.
+func (n *NATS) chunkOf(h nats.Header) (rc *remoteChunk, ours bool) {
+	exec, id, ok := broker.ParseMsgID(h.Get(jetstream.MsgIDHeader))
+	if !ok || exec != n.id {
+		return nil, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.chunks[id], true
 }
 
 // encodeArgs encodes the inputs of b's calls into one buffer, one item each.
@@ -572,13 +578,10 @@ func (n *NATS) onMaxDeliveries(m *nats.Msg) {
 	if err != nil {
 		return
 	}
-	exec, id, ok := broker.ParseMsgID(raw.Header.Get(jetstream.MsgIDHeader))
-	if !ok || exec != n.id {
+	rc, ours := n.chunkOf(raw.Header)
+	if !ours {
 		return
 	}
-	n.mu.Lock()
-	rc := n.chunks[id]
-	n.mu.Unlock()
 	if rc != nil {
 		n.failChunk(rc, &task.Error{Kind: rc.b.codec.Kind, Type: "max_deliveries",
 			Message: fmt.Sprintf("chunk delivered %d times without completing", adv.Deliveries)})
