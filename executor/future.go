@@ -114,13 +114,26 @@ func (s *state) finishLocked() {
 	}
 	cbs := s.callbacks
 	s.callbacks = nil
+	settled := s.settled
 	s.mu.Unlock()
-	if s.settled != nil {
-		s.settled()
+	if settled != nil {
+		settled()
 	}
 	for _, cb := range cbs {
 		runCallback(*cb)
 	}
+}
+
+// onSettled sets the executor's settle hook unless the future is done
+// already, and reports whether it did.
+func (s *state) onSettled(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st == cancelled || s.st == finished {
+		return false
+	}
+	s.settled = fn
+	return true
 }
 
 // failed reports whether the future finished with an error other than

@@ -32,6 +32,7 @@ type natsConfig struct {
 	prefix, pool string
 	pc           broker.PoolConfig
 	log          *slog.Logger
+	autoBatch    int // 0: off
 }
 
 // WithPool names the pool to submit to; the default is broker.DefaultPool.
@@ -88,6 +89,8 @@ type NATS struct {
 	closed   bool
 	stopOnce sync.Once
 
+	coalesce *coalescer // nil unless WithAutoBatch
+
 	subs     []*nats.Subscription
 	stop     chan struct{} // closed when closed and every chunk is settled
 	finished chan struct{} // closed when the executor's goroutines are gone
@@ -136,7 +139,13 @@ func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, err
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncErrHandler(n.onPublishError))
+	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncErrHandler(n.onPublishError)}
+	if cfg.autoBatch > 0 {
+		n.coalesce = newCoalescer(n, cfg.autoBatch)
+		jsOpts = append(jsOpts, jetstream.WithPublishAsyncAckHandler(n.onPublishAck),
+			jetstream.WithPublishAsyncTimeout(publishTimeout))
+	}
+	js, err := jetstream.New(nc, jsOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("executor: jetstream: %w", err)
 	}
@@ -177,9 +186,20 @@ func (n *NATS) enqueue(ctx context.Context, b *batch) error {
 	if err := task.ValidateKind(b.codec.Kind); err != nil {
 		return err
 	}
+	if n.coalesce != nil && len(b.calls) == 1 {
+		return n.coalesce.add(ctx, b)
+	}
+	_, err := n.publish(ctx, b, nil)
+	return err
+}
+
+// publish sends b as one chunk and returns the chunk's id, calling onID, if
+// set, with the id before the chunk goes out. On error nothing was published
+// and no future of b was resolved.
+func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64, error) {
 	items, err := encodeArgs(b)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var deadline int64
 	if !b.deadline.IsZero() {
@@ -189,7 +209,7 @@ func (n *NATS) enqueue(ctx context.Context, b *batch) error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return ErrShutdown
+		return 0, ErrShutdown
 	}
 	n.nextID++
 	rc := &remoteChunk{id: n.nextID, b: b}
@@ -201,28 +221,34 @@ func (n *NATS) enqueue(ctx context.Context, b *batch) error {
 		Deadline: deadline, Items: items,
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// Leave room for the headers.
 	if limit := n.nc.MaxPayload() - 256; int64(len(data)) > limit {
-		return fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), b.codec.Kind, len(data), limit)
+		return 0, fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), b.codec.Kind, len(data), limit)
 	}
-	settled := func() { n.settle(rc) }
-	for i := range b.calls {
-		b.calls[i].s.settled = settled
-	}
-
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return ErrShutdown
+		return 0, ErrShutdown
 	}
 	n.chunks[rc.id] = rc
 	if !b.deadline.IsZero() {
 		rc.timer = time.AfterFunc(time.Until(b.deadline), func() { n.expire(rc, false) })
 	}
 	n.mu.Unlock()
+	// A future may be done already: a coalesced Submit's caller can cancel
+	// it before its chunk goes out.
+	settled := func() { n.settle(rc) }
+	for i := range b.calls {
+		if !b.calls[i].s.onSettled(settled) {
+			n.settle(rc)
+		}
+	}
 
+	if onID != nil {
+		onID(rc.id)
+	}
 	msg := &nats.Msg{Subject: n.subj.Tasks(b.codec.Kind), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, broker.MsgID(n.id, rc.id))
 	broker.InjectTrace(ctx, msg.Header)
@@ -237,9 +263,9 @@ func (n *NATS) enqueue(ctx context.Context, b *batch) error {
 		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return fmt.Errorf("executor: publish %s chunk: %w", b.codec.Kind, err)
+		return rc.id, fmt.Errorf("executor: publish %s chunk: %w", b.codec.Kind, err)
 	}
-	return nil
+	return rc.id, nil
 }
 
 // publishStall bounds how long a publish without a deadline waits for the
@@ -250,6 +276,18 @@ const publishStall = time.Minute
 func (n *NATS) onPublishError(_ jetstream.JetStream, m *nats.Msg, err error) {
 	if rc, _ := n.chunkOf(m.Header); rc != nil {
 		n.failChunk(rc, fmt.Errorf("executor: publish %s chunk: %w", rc.b.codec.Kind, err))
+	}
+	n.onPublishAck(nil, m, nil)
+}
+
+// onPublishAck lets the coalescer send the next chunk of a kind once the
+// previous one is in the stream.
+func (n *NATS) onPublishAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+	if n.coalesce == nil {
+		return
+	}
+	if exec, id, ok := broker.ParseMsgID(m.Header.Get(jetstream.MsgIDHeader)); ok && exec == n.id {
+		n.coalesce.acked(id)
 	}
 }
 
@@ -298,7 +336,7 @@ func (n *NATS) forget(rc *remoteChunk) {
 	}
 	n.mu.Unlock()
 	for i := range rc.b.calls {
-		rc.b.calls[i].s.settled = nil
+		rc.b.calls[i].s.onSettled(nil)
 	}
 }
 
@@ -324,6 +362,11 @@ func (n *NATS) settle(rc *remoteChunk) {
 func (n *NATS) run() {
 	defer close(n.finished)
 	defer n.unsubscribe()
+	if n.coalesce != nil {
+		var flusher sync.WaitGroup
+		flusher.Go(func() { n.coalesce.run(n.stop) })
+		defer flusher.Wait()
+	}
 	tick := time.NewTicker(min(n.pc.Grace/4, time.Second))
 	defer tick.Stop()
 	var cutOff time.Time
@@ -595,6 +638,9 @@ func (n *NATS) onMaxDeliveries(m *nats.Msg) {
 // results until every outstanding future is done, then releases its
 // subscriptions; it never closes the connection it was given.
 func (n *NATS) Shutdown(ctx context.Context, wait, cancelFutures bool) error {
+	if n.coalesce != nil {
+		n.coalesce.close()
+	}
 	n.mu.Lock()
 	n.closed = true
 	var all []*remoteChunk

@@ -93,6 +93,17 @@ func TestNATSConformance(t *testing.T) {
 	})
 }
 
+// TestNATSConformanceAutoBatch runs the suite with Submits gathered into
+// chunks: every guarantee holds per task.
+func TestNATSConformanceAutoBatch(t *testing.T) {
+	executortest.Run(t, func(t *testing.T, cfg executortest.Config) executor.Executor {
+		_, nc := startBroker(t)
+		ex := newNATS(t, nc, executor.WithAutoBatch(64))
+		startWorker(t, connect(t, nc.ConnectedUrl()), cfg.Registry, worker.Config{Concurrency: cfg.Workers, Retry: cfg.Retry})
+		return ex
+	})
+}
+
 func jetstreamOf(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 	t.Helper()
 	js, err := jetstream.New(nc)

@@ -243,10 +243,11 @@ func RawCeiling(ctx context.Context, url string, n, samples int) ([]Figure, erro
 // Env is a pool for benchmarks on this host: an embedded broker, a NATS
 // executor and one in-process worker, each on its own connection.
 type Env struct {
-	Srv *broker.Embedded
-	Ex  *executor.NATS
-	nc  []*nats.Conn
-	end func()
+	Srv  *broker.Embedded
+	Ex   *executor.NATS
+	more []*executor.NATS
+	nc   []*nats.Conn
+	end  func()
 }
 
 // StartEnv starts an Env whose worker runs concurrency chunks at once.
@@ -286,8 +287,27 @@ func StartEnv(ctx context.Context, concurrency int) (*Env, error) {
 	return e, nil
 }
 
+// NewExecutor returns another executor on the same pool, on a connection of
+// its own; Close shuts it down.
+func (e *Env) NewExecutor(ctx context.Context, opts ...executor.NATSOption) (*executor.NATS, error) {
+	nc, err := nats.Connect(e.Srv.ClientURL())
+	if err != nil {
+		return nil, err
+	}
+	e.nc = append(e.nc, nc)
+	ex, err := executor.NewNATS(ctx, nc, opts...)
+	if err != nil {
+		return nil, err
+	}
+	e.more = append(e.more, ex)
+	return ex, nil
+}
+
 // Close shuts everything down.
 func (e *Env) Close() {
+	for _, ex := range e.more {
+		ex.Shutdown(context.Background(), true, true)
+	}
 	if e.Ex != nil {
 		e.Ex.Shutdown(context.Background(), true, true)
 	}

@@ -74,6 +74,15 @@ func runBench(ctx context.Context, args []string, io IO) int {
 			return []bench.Figure{f}, err
 		},
 		func() ([]bench.Figure, error) {
+			ex, err := env.NewExecutor(ctx, executor.WithAutoBatch(*chunk))
+			if err != nil {
+				return nil, err
+			}
+			f, err := bench.SubmitThroughput(ctx, ex, *tasks)
+			f.Name = fmt.Sprintf("submit->result, WithAutoBatch(%d)", *chunk)
+			return []bench.Figure{f}, err
+		},
+		func() ([]bench.Figure, error) {
 			f, err := bench.MapThroughput(ctx, env.Ex, *mapItems, *chunk)
 			return []bench.Figure{f}, err
 		},
@@ -105,6 +114,7 @@ func runBench(ctx context.Context, args []string, io IO) int {
 		}
 		if len(py) == 2 {
 			fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "submit throughput / python ProcessPool", got["submit->result, chunk 1"]/py[0].Value)
+			fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "auto-batched submit / python ProcessPool", got[fmt.Sprintf("submit->result, WithAutoBatch(%d)", *chunk)]/py[0].Value)
 			fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "map throughput / python ProcessPool", got[fmt.Sprintf("map %d ints, chunksize %d", *mapItems, *chunk)]/py[1].Value)
 		}
 	}

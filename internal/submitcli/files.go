@@ -148,7 +148,7 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 	defer bar.finish()
 	out := bufio.NewWriter(io.Out)
 	defer out.Flush()
-	failed, i := false, 0
+	failed, timedOut, i := false, false, 0
 	for res, err := range executor.Map(ctx, ex, t, slices.Values(inputs), opts...) {
 		var te *task.Error
 		switch {
@@ -157,6 +157,7 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 			bar.add(false)
 		case errors.As(err, &te):
 			failed = true
+			timedOut = timedOut || errors.Is(err, context.DeadlineExceeded)
 			writeJSON(out, map[string]any{"source": sources[i], "error": errorJSON(te)})
 			bar.add(true)
 		default:
@@ -171,7 +172,10 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 		i++
 		out.Flush()
 	}
-	if failed {
+	switch {
+	case timedOut:
+		return ExitTimeout
+	case failed:
 		return ExitTaskFailed
 	}
 	return ExitOK

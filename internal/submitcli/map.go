@@ -110,7 +110,7 @@ func runMap(ctx context.Context, args []string, io IO) int {
 	defer bar.finish()
 	out := bufio.NewWriter(io.Out)
 	defer out.Flush()
-	failed := false
+	failed, timedOut := false, false
 	for v, err := range executor.Map(ctx, ex, task.New[any, any](kind), inputs, opts...) {
 		var te *task.Error
 		switch {
@@ -119,6 +119,8 @@ func runMap(ctx context.Context, args []string, io IO) int {
 			bar.add(false)
 		case errors.As(err, &te):
 			failed = true
+			// A task cut off by the map's timeout makes the run a timeout.
+			timedOut = timedOut || errors.Is(err, context.DeadlineExceeded)
 			writeJSON(out, map[string]any{"error": errorJSON(te)})
 			bar.add(true)
 		default:
@@ -140,7 +142,10 @@ func runMap(ctx context.Context, args []string, io IO) int {
 		fmt.Fprintln(io.Err, "submit map: input:", inputErr)
 		return ExitUsage
 	}
-	if failed {
+	switch {
+	case timedOut:
+		return ExitTimeout
+	case failed:
 		return ExitTaskFailed
 	}
 	return ExitOK
