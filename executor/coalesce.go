@@ -9,17 +9,17 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// WithAutoBatch makes the executor gather concurrent Submits into chunks of
-// up to max tasks. A Submit of a kind and deadline whose previous chunk is
+// WithAutoBatch makes the executor gather concurrent Submits (not Map's
+// chunks, which keep their Chunksize) into chunks of up to max tasks. A Submit of a kind and deadline whose previous chunk is
 // still on its way to the stream (its PubAck not in) waits in a batch that
 // goes out as one chunk when that PubAck arrives or the batch is full, so a
 // lone Submit goes at once and a flood of them goes a few hundred to a
 // message. Every future keeps its own semantics: Cancel is true only if the
 // task never runs, deadlines hold per task, and results come per task.
 //
-// The cost: tasks of one chunk run one after another on one worker slot,
-// so give long tasks their own chunks (leave this off, or use Map with a
-// small Chunksize). A publish error reaches the futures of a gathered chunk,
+// The cost: tasks of one chunk run one after another on one worker slot, and
+// all of them count as running (Cancel returns false) from the moment the
+// chunk starts, so give long tasks their own chunks by leaving this off. A publish error reaches the futures of a gathered chunk,
 // not the Submit call. max must be at least 2.
 func WithAutoBatch(max int) NATSOption {
 	return func(c *natsConfig) error {
@@ -101,7 +101,7 @@ func (c *coalescer) add(ctx context.Context, b *batch) error {
 		return err
 	}
 	if g.pending == nil {
-		g.pending, g.ctx = &batch{codec: b.codec, deadline: b.deadline}, ctx
+		g.pending, g.ctx = &batch{codec: b.codec, deadline: b.deadline, submit: true}, ctx
 	}
 	g.pending.calls = append(g.pending.calls, b.calls[0])
 	g.size += len(raw)

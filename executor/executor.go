@@ -40,6 +40,7 @@ type batch struct {
 	codec    task.Codec
 	calls    []call
 	deadline time.Time // zero: none
+	submit   bool      // one Submit's call, which an executor may gather with others
 }
 
 // expired reports whether the batch's deadline has passed at now.

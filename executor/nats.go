@@ -186,7 +186,7 @@ func (n *NATS) enqueue(ctx context.Context, b *batch) error {
 	if err := task.ValidateKind(b.codec.Kind); err != nil {
 		return err
 	}
-	if n.coalesce != nil && len(b.calls) == 1 {
+	if n.coalesce != nil && b.submit {
 		return n.coalesce.add(ctx, b)
 	}
 	_, err := n.publish(ctx, b, nil)

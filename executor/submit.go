@@ -54,7 +54,7 @@ func Submit[In, Out any](ctx context.Context, ex Executor, t task.Task[In, Out],
 		}
 	}
 	f := newFuture[Out]()
-	b := &batch{codec: t.Codec(), calls: []call{{s: &f.s, arg: in}}, deadline: cfg.deadline}
+	b := &batch{codec: t.Codec(), calls: []call{{s: &f.s, arg: in}}, deadline: cfg.deadline, submit: true}
 	if err := ex.enqueue(ctx, b); err != nil {
 		return nil, err
 	}
