@@ -17,7 +17,11 @@ fi
 go vet ./...
 go test -race -timeout 60m ./...
 
+# Each fuzz target runs for a bounded time on top of its committed corpus
+# (testdata/fuzz), which the tests above already replay.
 fuzztime=${FUZZTIME:-10s}
-for target in $(go test -list '^Fuzz' ./broker | grep '^Fuzz' || true); do
-  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" ./broker
+for pkg in ./broker ./internal/mpcheck; do
+  for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+  done
 done
