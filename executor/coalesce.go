@@ -63,6 +63,14 @@ type group struct {
 	ctx     context.Context // the first pending call's, for its trace context
 }
 
+// take empties the group's gathering and returns it with its context; nil
+// if nothing waits.
+func (g *group) take() (*batch, context.Context) {
+	b, ctx := g.pending, g.ctx
+	g.pending, g.size, g.ctx = nil, 0, nil
+	return b, ctx
+}
+
 func newCoalescer(n *NATS, max int) *coalescer {
 	return &coalescer{n: n, max: max, groups: make(map[groupKey]*group),
 		inFlight: make(map[uint64]groupKey), wake: make(chan struct{}, 1)}
@@ -108,8 +116,7 @@ func (c *coalescer) add(ctx context.Context, b *batch) error {
 	var full *batch
 	var fctx context.Context
 	if len(g.pending.calls) >= c.max || int64(g.size) >= c.n.nc.MaxPayload()/2 {
-		full, fctx = g.pending, g.ctx
-		g.pending, g.size, g.ctx = nil, 0, nil
+		full, fctx = g.take()
 	}
 	c.mu.Unlock()
 	if full != nil {
@@ -217,9 +224,8 @@ func (c *coalescer) flushOne() bool {
 	g := c.groups[key]
 	var b *batch
 	var ctx context.Context
-	if g != nil && g.pending != nil {
-		b, ctx = g.pending, g.ctx
-		g.pending, g.size, g.ctx = nil, 0, nil
+	if g != nil {
+		b, ctx = g.take()
 	}
 	c.mu.Unlock()
 	if b != nil {
@@ -242,9 +248,8 @@ func (c *coalescer) close() {
 	}
 	var left []pend
 	for key, g := range c.groups {
-		if g.pending != nil {
-			left = append(left, pend{key, g.ctx, g.pending})
-			g.pending, g.size, g.ctx = nil, 0, nil
+		if b, ctx := g.take(); b != nil {
+			left = append(left, pend{key, ctx, b})
 		}
 	}
 	c.mu.Unlock()

@@ -172,11 +172,5 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 		i++
 		out.Flush()
 	}
-	switch {
-	case timedOut:
-		return ExitTimeout
-	case failed:
-		return ExitTaskFailed
-	}
-	return ExitOK
+	return outcome(failed, timedOut)
 }

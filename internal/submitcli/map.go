@@ -142,13 +142,7 @@ func runMap(ctx context.Context, args []string, io IO) int {
 		fmt.Fprintln(io.Err, "submit map: input:", inputErr)
 		return ExitUsage
 	}
-	switch {
-	case timedOut:
-		return ExitTimeout
-	case failed:
-		return ExitTaskFailed
-	}
-	return ExitOK
+	return outcome(failed, timedOut)
 }
 
 func runOne(ctx context.Context, args []string, io IO) int {
@@ -368,4 +362,16 @@ func jsonable(v any) any {
 		}
 	}
 	return v
+}
+
+// outcome is the exit code of a run whose tasks all reported: a timeout
+// wins over a failure.
+func outcome(failed, timedOut bool) int {
+	switch {
+	case timedOut:
+		return ExitTimeout
+	case failed:
+		return ExitTaskFailed
+	}
+	return ExitOK
 }
