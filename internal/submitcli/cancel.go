@@ -21,9 +21,9 @@ kind or only --kind, exactly as Future.Cancel would: a cancelled task never
 runs, running tasks finish, and workers drop the cancelled chunks when they
 pull them. Prints what each producer cancelled.
 
-With --purge it also removes the chunks queued in the stream (of --kind, or
-all), for work whose producer is gone; a live producer's purged futures fail
-only at their deadline, so cancel them first.
+With --purge it then also removes the chunks queued in the stream (of --kind,
+or all), for work whose producer is gone: every live producer has cancelled
+its pending tasks first, so none of its futures waits for a purged chunk.
 
 Examples:
   submit cancel --server nats://127.0.0.1:4222
@@ -45,6 +45,12 @@ func runCancel(ctx context.Context, args []string, io IO) int {
 	}
 	if len(pos) > 0 || c.embedded || *wait <= 0 {
 		fmt.Fprintln(io.Err, "submit cancel: takes no arguments, no --embedded, and a positive --wait")
+		return ExitUsage
+	}
+	if *purge && *producer != "" {
+		// Purging by subject would take other producers' queued chunks too,
+		// whose futures would then wait for ever.
+		fmt.Fprintln(io.Err, "submit cancel: --purge removes every producer's queued chunks and cannot be limited to one --producer")
 		return ExitUsage
 	}
 	if *kind != "" {

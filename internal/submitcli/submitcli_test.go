@@ -128,6 +128,7 @@ func TestUsageErrors(t *testing.T) {
 		{"status with no wait", []string{"status", "--wait", "0s"}, "positive --wait"},
 		{"status of an invalid pool", []string{"status", "--pool", "a.b"}, "invalid name"},
 		{"cancel of an invalid kind", []string{"cancel", "--kind", "a b"}, "invalid kind"},
+		{"cancel --purge of one producer", []string{"cancel", "--purge", "--producer", "abc"}, "cannot be limited"},
 		{"bench with no tasks", []string{"bench", "--tasks", "0"}, "must be positive"},
 	}
 	for _, c := range cases {
