@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -101,7 +102,7 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 	if l := o.Logger; l != nil {
 		opts = append(opts,
 			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) { l.Warn("broker: disconnected", "err", err) }),
-			nats.ReconnectHandler(func(nc *nats.Conn) { l.Info("broker: reconnected", "server", nc.ConnectedUrlRedacted()) }),
+			nats.ReconnectHandler(func(nc *nats.Conn) { l.Info("broker: reconnected", "server", redactURL(nc.ConnectedUrl())) }),
 		)
 	}
 	nc, err := nats.Connect(url, opts...)
@@ -111,21 +112,13 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// redactURL hides passwords written into server URLs.
-func redactURL(u string) string {
-	out := []byte(u)
-	for i := 0; i < len(out); i++ {
-		if out[i] == '@' {
-			j := i
-			for j > 0 && out[j-1] != ':' && out[j-1] != '/' {
-				j--
-			}
-			if j > 0 && out[j-1] == ':' {
-				for k := j; k < i; k++ {
-					out[k] = '*'
-				}
-			}
-		}
+// redactURL hides the user information of every URL in a comma-separated
+// list: passwords, and tokens, which the client reads from a URL's lone user
+// name.
+func redactURL(list string) string {
+	urls := strings.Split(list, ",")
+	for i, u := range urls {
+		urls[i] = redactUser(u)
 	}
-	return string(out)
+	return strings.Join(urls, ",")
 }
