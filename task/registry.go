@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"reflect"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -117,9 +118,10 @@ func (h *handler[In, Out]) Kind() string { return h.kind }
 
 func (h *handler[In, Out]) Call(ctx context.Context, in any) (out any, err error) {
 	v, ok := in.(In)
-	if !ok {
-		var want In
-		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: fmt.Sprintf("input is %T, want %T", in, want)}
+	// A nil input is a valid In when In is an interface type, though no
+	// type assertion accepts it.
+	if !ok && (in != nil || any(v) != nil) {
+		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: fmt.Sprintf("input is %T, want %v", in, reflect.TypeFor[In]())}
 	}
 	return h.call(ctx, v)
 }

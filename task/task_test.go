@@ -1,9 +1,13 @@
 package task_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,5 +196,657 @@ func TestWorkerID(t *testing.T) {
 	}
 	if got := task.WorkerID(task.WithWorker(context.Background(), "w-1")); got != "w-1" {
 		t.Fatalf("WorkerID = %q", got)
+	}
+}
+
+func TestValidateKindCases(t *testing.T) {
+	cases := []struct {
+		name, kind string
+		ok         bool
+	}{
+		{"one letter", "a", true},
+		{"upper case", "SQUARE", true},
+		{"digits only", "42", true},
+		{"dash and underscore only", "-_", true},
+		{"longest", strings.Repeat("k", task.MaxKindLen), true},
+		{"empty", "", false},
+		{"one too long", strings.Repeat("k", task.MaxKindLen+1), false},
+		{"very long", strings.Repeat("k", 1<<16), false},
+		{"dot", "a.b", false},
+		{"star", "*", false},
+		{"greater-than", "a>", false},
+		{"space", "say hi", false},
+		{"newline", "sq\n", false},
+		{"nul", "sq\x00", false},
+		{"delete", "\x7f", false},
+		{"slash", "a/b", false},
+		{"colon", "a:b", false},
+		{"non-ASCII", "carré", false},
+		{"invalid UTF-8", "\xc3", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := task.ValidateKind(c.kind)
+			if c.ok != (err == nil) {
+				t.Fatalf("ValidateKind(%q) = %v, want ok=%v", c.kind, err, c.ok)
+			}
+			if err != nil && !errors.Is(err, task.ErrInvalidKind) {
+				t.Fatalf("ValidateKind(%q) = %v, want an error matching ErrInvalidKind", c.kind, err)
+			}
+			if err != nil && len(err.Error()) > 300 {
+				t.Fatalf("an error of %d bytes", len(err.Error()))
+			}
+		})
+	}
+}
+
+func TestNewPanicsWithTheKindError(t *testing.T) {
+	for _, kind := range []string{"", "a b", "a.b", strings.Repeat("x", task.MaxKindLen+1)} {
+		func() {
+			defer func() {
+				err, ok := recover().(error)
+				if !ok || !errors.Is(err, task.ErrInvalidKind) {
+					t.Errorf("New(%q) panicked with %v, want an error matching ErrInvalidKind", kind, err)
+				}
+			}()
+			task.New[int, int](kind)
+		}()
+	}
+	if k := task.New[string, []byte]("say-hi").Kind(); k != "say-hi" {
+		t.Fatalf("Kind() = %q", k)
+	}
+}
+
+// mustPanic runs fn and returns what it panicked with, failing the test if
+// it did not.
+func mustPanic(t *testing.T, fn func()) (p any) {
+	t.Helper()
+	defer func() { p = recover() }()
+	fn()
+	t.Fatal("no panic")
+	return nil
+}
+
+type namedHandler string
+
+func (h namedHandler) Kind() string                                    { return string(h) }
+func (h namedHandler) Call(context.Context, any) (any, error)          { return nil, nil }
+func (h namedHandler) CallRaw(context.Context, []byte) ([]byte, error) { return nil, nil }
+
+func TestRegistry(t *testing.T) {
+	var reg task.Registry // the zero value is ready to use
+	if _, ok := reg.Lookup("square"); ok {
+		t.Fatal("an empty registry found square")
+	}
+	if kinds := reg.Kinds(); len(kinds) != 0 {
+		t.Fatalf("Kinds() of an empty registry = %v", kinds)
+	}
+	task.Handle(&reg, square, func(_ context.Context, n int) (int, error) { return n * n, nil })
+	reg.Register(namedHandler("b-raw"))
+	reg.Register(namedHandler("A_upper"))
+	if got, want := reg.Kinds(), []string{"A_upper", "b-raw", "square"}; !slices.Equal(got, want) {
+		t.Fatalf("Kinds() = %v, want %v", got, want)
+	}
+	if h, ok := reg.Lookup("square"); !ok || h.Kind() != "square" {
+		t.Fatalf("Lookup(square) = %v, %v", h, ok)
+	}
+	if _, ok := reg.Lookup("Square"); ok {
+		t.Fatal("kinds are matched without case")
+	}
+
+	if p := mustPanic(t, func() { reg.Register(namedHandler("square")) }); !strings.Contains(fmt.Sprint(p), `"square" registered twice`) {
+		t.Errorf("a duplicate kind panicked with %v", p)
+	}
+	if p := mustPanic(t, func() { reg.Register(namedHandler("bad kind")) }); !errors.Is(p.(error), task.ErrInvalidKind) {
+		t.Errorf("an invalid kind panicked with %v", p)
+	}
+	var zero task.Task[int, int]
+	if p := mustPanic(t, func() {
+		task.Handle(&reg, zero, func(context.Context, int) (int, error) { return 0, nil })
+	}); !strings.Contains(fmt.Sprint(p), "zero Task") {
+		t.Errorf("a zero Task panicked with %v", p)
+	}
+}
+
+// TestRegistryConcurrentUse: registering and looking up from many goroutines
+// at once is safe (run with -race).
+func TestRegistryConcurrentUse(t *testing.T) {
+	reg := task.NewRegistry()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			kind := fmt.Sprintf("k%d", i)
+			reg.Register(namedHandler(kind))
+			if _, ok := reg.Lookup(kind); !ok {
+				t.Errorf("%s not found after Register", kind)
+			}
+			reg.Kinds()
+		})
+	}
+	wg.Wait()
+	if n := len(reg.Kinds()); n != 16 {
+		t.Fatalf("%d kinds, want 16", n)
+	}
+}
+
+type point struct {
+	X, Y int
+}
+
+var (
+	norm    = task.New[point, float64]("norm")
+	anyEcho = task.New[any, any]("any-echo")
+)
+
+func TestCallWithWrongTypedInput(t *testing.T) {
+	reg := task.NewRegistry()
+	ran := false
+	task.Handle(reg, norm, func(_ context.Context, p point) (float64, error) {
+		ran = true
+		return float64(p.X*p.X + p.Y*p.Y), nil
+	})
+	h, _ := reg.Lookup("norm")
+	cases := []struct {
+		name string
+		in   any
+		want string
+	}{
+		{"string", "3,4", "input is string, want task_test.point"},
+		{"nil", nil, "input is <nil>, want task_test.point"},
+		{"pointer", &point{3, 4}, "input is *task_test.point, want task_test.point"},
+		{"map", map[string]int{"X": 3}, "input is map[string]int, want task_test.point"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := h.Call(context.Background(), c.in)
+			var te *task.Error
+			if !errors.As(err, &te) || te.Kind != "norm" || te.Type != task.TypeBadInput || te.Message != c.want {
+				t.Fatalf("Call(%#v) = %#v, want a bad_input error %q", c.in, err, c.want)
+			}
+			if want := "task norm: bad_input: " + c.want; err.Error() != want {
+				t.Fatalf("Error() = %q, want %q", err.Error(), want)
+			}
+		})
+	}
+	if ran {
+		t.Fatal("the handler ran on a wrong-typed input")
+	}
+	if v, err := h.Call(context.Background(), point{3, 4}); err != nil || v != 25.0 {
+		t.Fatalf("Call(point{3, 4}) = %v, %v", v, err)
+	}
+
+	task.Handle(reg, anyEcho, func(_ context.Context, v any) (any, error) { return v, nil })
+	h, _ = reg.Lookup("any-echo")
+	for _, in := range []any{nil, 1, "x", point{}} {
+		if v, err := h.Call(context.Background(), in); err != nil || v != in {
+			t.Errorf("an any handler: Call(%#v) = %v, %v", in, v, err)
+		}
+	}
+}
+
+func TestCallRawWithWrongTypedInput(t *testing.T) {
+	reg := task.NewRegistry()
+	task.Handle(reg, norm, func(_ context.Context, p point) (float64, error) { return float64(p.X + p.Y), nil })
+	h, _ := reg.Lookup("norm")
+	enc := func(v any) []byte {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for name, raw := range map[string][]byte{
+		"a string":                enc("3,4"),
+		"a bool field":            enc(map[string]any{"X": true}),
+		"empty":                   {},
+		"truncated":               enc(point{3, 4})[:3],
+		"a trailing byte":         append(enc(point{3, 4}), 0x01),
+		"a huge length prefix":    {0xdf, 0xff, 0xff, 0xff, 0xff},
+		"nested beyond the limit": append(bytes.Repeat([]byte{0x91}, 1000), 0x01),
+	} {
+		_, err := h.CallRaw(context.Background(), raw)
+		var te *task.Error
+		if !errors.As(err, &te) || te.Type != task.TypeBadInput || te.Kind != "norm" || te.Message == "" {
+			t.Errorf("%s: %#v, want a bad_input error with a message", name, err)
+		}
+	}
+	out, err := h.CallRaw(context.Background(), enc(point{3, 4}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := norm.Codec().DecodeOut(out)
+	if err != nil || v != 7.0 {
+		t.Fatalf("DecodeOut = %v, %v", v, err)
+	}
+}
+
+// panicsInHandler is a named function so that the test can find it in the
+// recovered stack.
+func panicsInHandler(_ context.Context, n int) (int, error) {
+	switch n {
+	case 0:
+		panic("a string")
+	case 1:
+		panic(fmt.Errorf("an error %d", n))
+	case 2:
+		var m map[string]int
+		m["x"] = 1 // a runtime error
+	}
+	panic(nil)
+}
+
+func TestPanicIsRecoveredWithStack(t *testing.T) {
+	reg := task.NewRegistry()
+	task.Handle(reg, square, panicsInHandler)
+	h, _ := reg.Lookup("square")
+	for n, want := range []string{"a string", "an error 1", "assignment to entry in nil map", "panic called with nil argument"} {
+		for name, call := range map[string]func() error{
+			"Call": func() error { _, err := h.Call(context.Background(), n); return err },
+			"CallRaw": func() error {
+				raw, _ := msgpack.Marshal(n)
+				_, err := h.CallRaw(context.Background(), raw)
+				return err
+			},
+		} {
+			err := call()
+			var te *task.Error
+			if !errors.As(err, &te) || te.Type != task.TypePanic || te.Kind != "square" {
+				t.Errorf("%s(%d) = %#v, want a panic error", name, n, err)
+				continue
+			}
+			if !strings.Contains(te.Message, want) {
+				t.Errorf("%s(%d): message %q, want it to contain %q", name, n, te.Message, want)
+			}
+			if !strings.Contains(te.Stack, "panicsInHandler") || !strings.Contains(te.Stack, "task_test.go") {
+				t.Errorf("%s(%d): the stack does not show the handler:\n%s", name, n, te.Stack)
+			}
+		}
+	}
+	// The registry still works after its handler panicked.
+	task.Handle(reg, task.New[int, int]("after"), func(_ context.Context, n int) (int, error) { return n, nil })
+	if h, _ := reg.Lookup("after"); h == nil {
+		t.Fatal("the registry lost its state")
+	}
+}
+
+var errQuota = errors.New("quota exceeded")
+
+func TestHandlerErrorsKeepTheirCause(t *testing.T) {
+	reg := task.NewRegistry()
+	task.Handle(reg, square, func(_ context.Context, n int) (int, error) {
+		switch n {
+		case 0:
+			return 0, fmt.Errorf("user 7: %w", errQuota)
+		case 1:
+			return 0, quotaError{}
+		case 2:
+			return 0, task.Retryable(errQuota)
+		}
+		return 0, &task.Error{Kind: "other", Type: "custom", Message: "as is"}
+	})
+	h, _ := reg.Lookup("square")
+	cases := []struct {
+		in        int
+		typ, msg  string
+		retryable bool
+		cause     error
+	}{
+		{0, "*fmt.wrapError", "user 7: quota exceeded", false, errQuota},
+		{1, "quota", "quota exceeded", false, quotaError{}},
+		{2, "*errors.errorString", "quota exceeded", true, errQuota},
+		{3, "custom", "as is", false, nil},
+	}
+	for _, c := range cases {
+		_, err := h.Call(context.Background(), c.in)
+		var te *task.Error
+		if !errors.As(err, &te) || te.Type != c.typ || te.Message != c.msg || te.Retryable != c.retryable || te.Stack != "" {
+			t.Errorf("Call(%d) = %#v, want type %q, message %q, retryable %v", c.in, err, c.typ, c.msg, c.retryable)
+			continue
+		}
+		if c.cause != nil && !errors.Is(err, c.cause) {
+			t.Errorf("Call(%d) = %v does not match its cause %v", c.in, err, c.cause)
+		}
+	}
+}
+
+func TestCallRawResultsAreNotShared(t *testing.T) {
+	big := task.New[int, string]("big")
+	reg := task.NewRegistry()
+	task.Handle(reg, big, func(_ context.Context, n int) (string, error) {
+		return strings.Repeat(string(rune('a'+n%26)), n), nil
+	})
+	h, _ := reg.Lookup("big")
+	call := func(n int) []byte {
+		raw, _ := msgpack.Marshal(n)
+		out, err := h.CallRaw(context.Background(), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	first := call(10)
+	want := bytes.Clone(first)
+	call(11)
+	call(200 << 10) // larger than any buffer kept for reuse
+	call(12)
+	if !bytes.Equal(first, want) {
+		t.Fatal("a later call changed an earlier call's output")
+	}
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Go(func() {
+			n := 100 + i
+			var s string
+			if err := msgpack.Unmarshal(call(n), &s); err != nil || len(s) != n || s[0] != byte('a'+n%26) {
+				t.Errorf("concurrent CallRaw(%d) = %d bytes of %q..., %v", n, len(s), s[:min(len(s), 1)], err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestCallRawOutputThatDoesNotEncode(t *testing.T) {
+	ch := task.New[int, chan int]("channel")
+	reg := task.NewRegistry()
+	task.Handle(reg, ch, func(context.Context, int) (chan int, error) { return make(chan int), nil })
+	h, _ := reg.Lookup("channel")
+	raw, _ := msgpack.Marshal(1)
+	_, err := h.CallRaw(context.Background(), raw)
+	var te *task.Error
+	if !errors.As(err, &te) || te.Type != "encode" || te.Kind != "channel" {
+		t.Fatalf("CallRaw = %#v, want an encode error", err)
+	}
+}
+
+func TestCodecs(t *testing.T) {
+	c := norm.Codec()
+	raw, err := c.EncodeIn(point{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p point
+	if err := msgpack.Unmarshal(raw, &p); err != nil || p != (point{1, 2}) {
+		t.Fatalf("EncodeIn wrote %x (%v)", raw, err)
+	}
+	if _, err := c.EncodeIn(make(chan int)); err == nil {
+		t.Fatal("EncodeIn encoded a channel")
+	}
+	out, _ := msgpack.Marshal(2.5)
+	if v, err := c.DecodeOut(out); err != nil || v != 2.5 {
+		t.Fatalf("DecodeOut = %v, %v", v, err)
+	}
+	for name, bad := range map[string][]byte{
+		"empty": {}, "a string for a float": mustMarshal(t, "x"), "truncated": out[:2], "reserved byte": {0xc1},
+		"huge str prefix": {0xdb, 0xff, 0xff, 0xff, 0xff},
+	} {
+		if v, err := c.DecodeOut(bad); err == nil || !strings.HasPrefix(err.Error(), "task: decode result") {
+			t.Errorf("DecodeOut(%s) = %v, %v; want a decode error", name, v, err)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestCallWithAnInterfaceInput(t *testing.T) {
+	str := task.New[fmt.Stringer, string]("stringer")
+	reg := task.NewRegistry()
+	task.Handle(reg, str, func(_ context.Context, s fmt.Stringer) (string, error) {
+		if s == nil {
+			return "nil", nil
+		}
+		return s.String(), nil
+	})
+	h, _ := reg.Lookup("stringer")
+	if v, err := h.Call(context.Background(), nil); err != nil || v != "nil" {
+		t.Fatalf("Call(nil) = %v, %v", v, err)
+	}
+	if v, err := h.Call(context.Background(), time.Second); err != nil || v != "1s" {
+		t.Fatalf("Call(time.Second) = %v, %v", v, err)
+	}
+	_, err := h.Call(context.Background(), 5)
+	var te *task.Error
+	if !errors.As(err, &te) || te.Type != task.TypeBadInput || te.Message != "input is int, want fmt.Stringer" {
+		t.Fatalf("Call(5) = %v, want a bad_input error naming fmt.Stringer", err)
+	}
+}
+
+func TestErrorMatching(t *testing.T) {
+	remote := func(typ string) *task.Error { return &task.Error{Kind: "k", Type: typ, Message: "m"} }
+	cases := []struct {
+		name               string
+		err                error
+		deadline, canceled bool
+	}{
+		{"deadline", remote(task.TypeDeadline), true, false},
+		{"interrupted", remote(task.TypeInterrupted), false, true},
+		{"panic", remote(task.TypePanic), false, false},
+		{"bad input", remote(task.TypeBadInput), false, false},
+		{"unknown kind", remote(task.TypeUnknownKind), false, false},
+		{"wrapped deadline", fmt.Errorf("chunk 3: %w", remote(task.TypeDeadline)), true, false},
+		{"local deadline", task.NewError("k", fmt.Errorf("fetch: %w", context.DeadlineExceeded)), true, false},
+		{"local cancel", task.NewError("k", context.Canceled), false, true},
+		{"retryable deadline", task.NewError("k", task.Retryable(context.DeadlineExceeded)), true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := errors.Is(c.err, context.DeadlineExceeded); got != c.deadline {
+				t.Errorf("errors.Is(%v, DeadlineExceeded) = %v", c.err, got)
+			}
+			if got := errors.Is(c.err, context.Canceled); got != c.canceled {
+				t.Errorf("errors.Is(%v, Canceled) = %v", c.err, got)
+			}
+			if errors.Is(c.err, errQuota) || errors.Is(c.err, task.ErrInvalidKind) {
+				t.Errorf("%v matches an unrelated sentinel", c.err)
+			}
+			var te *task.Error
+			if !errors.As(c.err, &te) || te.Kind != "k" {
+				t.Errorf("errors.As(%v) = %+v", c.err, te)
+			}
+		})
+	}
+	if errors.Unwrap(remote(task.TypePanic)) != nil {
+		t.Error("an error from the wire unwraps to something")
+	}
+	local := task.NewError("k", errQuota)
+	if errors.Unwrap(local) != errQuota {
+		t.Errorf("Unwrap = %v, want the handler's error", errors.Unwrap(local))
+	}
+	inner := remote("custom")
+	if got := task.NewError("other", fmt.Errorf("wrapped: %w", inner)); got != inner {
+		t.Errorf("NewError of a wrapped *Error = %+v, want the *Error itself", got)
+	}
+	if got := remote(task.TypePanic).Error(); got != "task k: panic: m" {
+		t.Errorf("Error() = %q", got)
+	}
+}
+
+func TestNewErrorTypes(t *testing.T) {
+	cases := []struct {
+		err       error
+		typ       string
+		retryable bool
+	}{
+		{errors.New("x"), "*errors.errorString", false},
+		{fmt.Errorf("x: %w", errQuota), "*fmt.wrapError", false},
+		{quotaError{}, "quota", false},
+		{fmt.Errorf("x: %w", quotaError{}), "quota", false},
+		{task.Retryable(quotaError{}), "quota", true},
+		{task.Retryable(errors.New("x")), "*errors.errorString", true},
+		{fmt.Errorf("x: %w", task.Retryable(errors.New("y"))), "*fmt.wrapError", true},
+		{context.DeadlineExceeded, task.TypeDeadline, false},
+		{fmt.Errorf("x: %w", context.Canceled), task.TypeInterrupted, false},
+	}
+	for _, c := range cases {
+		e := task.NewError("k", c.err)
+		if e.Kind != "k" || e.Type != c.typ || e.Retryable != c.retryable || e.Message != c.err.Error() {
+			t.Errorf("NewError(%v) = %+v, want type %q, retryable %v", c.err, e, c.typ, c.retryable)
+		}
+	}
+}
+
+func TestRetryableMarks(t *testing.T) {
+	base := errors.New("flaky")
+	r := task.Retryable(base)
+	if r.Error() != "flaky" {
+		t.Errorf("Retryable changed the message to %q", r.Error())
+	}
+	if task.IsRetryable(nil) || task.IsRetryable(base) || !task.IsRetryable(r) {
+		t.Error("IsRetryable misreads nil, a plain error or a marked one")
+	}
+	if !task.IsRetryable(fmt.Errorf("a: %w", fmt.Errorf("b: %w", r))) {
+		t.Error("a mark under two wraps is lost")
+	}
+	if !task.IsRetryable(errors.Join(errors.New("x"), r)) {
+		t.Error("a mark inside errors.Join is lost")
+	}
+	if !errors.Is(task.Retryable(r), base) {
+		t.Error("a twice-marked error no longer matches its cause")
+	}
+}
+
+// callTimes returns fn wrapped to record the time of each call.
+func callTimes(fn func(n int) error) (func() error, *[]time.Time) {
+	var at []time.Time
+	return func() error {
+		at = append(at, time.Now())
+		return fn(len(at))
+	}, &at
+}
+
+func TestRetryPolicyAttempts(t *testing.T) {
+	flaky := func(int) error { return task.Retryable(errQuota) }
+	cases := []struct {
+		name     string
+		p        task.RetryPolicy
+		fn       func(n int) error
+		calls    int
+		wantNil  bool
+		wantLast bool // the error of the last call is returned
+	}{
+		{"zero policy retries nothing", task.RetryPolicy{}, flaky, 1, false, true},
+		{"negative attempts mean one", task.RetryPolicy{Attempts: -3, Backoff: time.Millisecond}, flaky, 1, false, true},
+		{"one attempt", task.RetryPolicy{Attempts: 1, Backoff: time.Millisecond}, flaky, 1, false, true},
+		{"every attempt used", task.RetryPolicy{Attempts: 4, Backoff: time.Millisecond}, flaky, 4, false, true},
+		{"plain error is final", task.RetryPolicy{Attempts: 4, Backoff: time.Millisecond}, func(int) error { return errQuota }, 1, false, true},
+		{"wrapped mark retried", task.RetryPolicy{Attempts: 3, Backoff: time.Millisecond},
+			func(int) error { return fmt.Errorf("w: %w", task.Retryable(errQuota)) }, 3, false, true},
+		{"success stops", task.RetryPolicy{Attempts: 5, Backoff: time.Millisecond}, func(n int) error {
+			if n < 3 {
+				return task.Retryable(errQuota)
+			}
+			return nil
+		}, 3, true, false},
+		{"plain error after retries", task.RetryPolicy{Attempts: 5, Backoff: time.Millisecond}, func(n int) error {
+			if n < 2 {
+				return task.Retryable(errQuota)
+			}
+			return fmt.Errorf("final %d", n)
+		}, 2, false, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var last error
+			fn, at := callTimes(func(n int) error { last = c.fn(n); return last })
+			err := c.p.Do(context.Background(), fn)
+			if len(*at) != c.calls {
+				t.Fatalf("%d calls, want %d", len(*at), c.calls)
+			}
+			if c.wantNil != (err == nil) || c.wantLast && err != last {
+				t.Fatalf("Do = %v, want the last call's %v", err, last)
+			}
+		})
+	}
+}
+
+func TestRetryPolicyBackoff(t *testing.T) {
+	p := task.RetryPolicy{Attempts: 5, Backoff: 4 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+	fn, at := callTimes(func(int) error { return task.Retryable(errQuota) })
+	p.Do(context.Background(), fn)
+	if len(*at) != 5 {
+		t.Fatalf("%d calls, want 5", len(*at))
+	}
+	// Timers never fire early: each wait is at least its backoff, doubling
+	// from 4ms and capped at 10ms.
+	for i, want := range []time.Duration{4 * time.Millisecond, 8 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond} {
+		if gap := (*at)[i+1].Sub((*at)[i]); gap < want {
+			t.Errorf("wait %d: %v, want at least %v", i+1, gap, want)
+		}
+	}
+
+	// With the cap, 20 attempts from 1ms take about 40ms; doubling without
+	// it would take over 8 minutes.
+	capped := task.RetryPolicy{Attempts: 20, Backoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
+	start := time.Now()
+	capped.Do(context.Background(), func() error { return task.Retryable(errQuota) })
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("20 capped attempts took %v", d)
+	}
+}
+
+func TestRetryPolicyDefaultBackoff(t *testing.T) {
+	fn, at := callTimes(func(int) error { return task.Retryable(errQuota) })
+	task.RetryPolicy{Attempts: 2}.Do(context.Background(), fn)
+	if len(*at) != 2 {
+		t.Fatalf("%d calls, want 2", len(*at))
+	}
+	if gap := (*at)[1].Sub((*at)[0]); gap < 100*time.Millisecond {
+		t.Fatalf("the default backoff waited %v, want at least 100ms", gap)
+	}
+}
+
+// TestRetryPolicyStopsWhenContextEnds: a context that ends during a backoff
+// ends Do at once with the last error.
+func TestRetryPolicyStopsWhenContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	last := task.Retryable(errQuota)
+	calls := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- task.RetryPolicy{Attempts: 10, Backoff: time.Hour}.Do(ctx, func() error {
+			calls++
+			cancel()
+			return last
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != last || calls != 1 {
+			t.Fatalf("Do = %v after %d calls, want the last error after 1", err, calls)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Do still waits its backoff after its context ended")
+	}
+}
+
+func TestWorkerIDs(t *testing.T) {
+	ctx := task.WithWorker(context.Background(), "w-1")
+	inner := task.WithWorker(ctx, "w-2")
+	if task.WorkerID(ctx) != "w-1" || task.WorkerID(inner) != "w-2" {
+		t.Fatalf("WorkerID = %q, %q; want w-1, w-2", task.WorkerID(ctx), task.WorkerID(inner))
+	}
+	child, cancel := context.WithTimeout(inner, time.Minute)
+	defer cancel()
+	if task.WorkerID(child) != "w-2" {
+		t.Fatalf("a derived context names %q", task.WorkerID(child))
+	}
+	type otherKey struct{}
+	if task.WorkerID(context.WithValue(context.Background(), otherKey{}, "x")) != "" {
+		t.Fatal("WorkerID read another package's value")
+	}
+
+	// A runner names its worker; the handler sees it.
+	reg := task.NewRegistry()
+	task.Handle(reg, task.New[int, string]("whoami"), func(ctx context.Context, _ int) (string, error) { return task.WorkerID(ctx), nil })
+	h, _ := reg.Lookup("whoami")
+	if v, err := h.Call(task.WithWorker(context.Background(), "host-7"), 0); err != nil || v != "host-7" {
+		t.Fatalf("the handler saw %v, %v", v, err)
 	}
 }
