@@ -55,3 +55,81 @@ func TestCheckServers(t *testing.T) {
 		}
 	}
 }
+
+func TestValidNames(t *testing.T) {
+	for _, name := range []string{"a", "Z", "0", "default", "batch-1", "snake_case", "-", "_", strings.Repeat("p", 64)} {
+		s, err := NewSubjects(name, name)
+		if err != nil {
+			t.Errorf("NewSubjects(%q, %q): %v", name, name, err)
+			continue
+		}
+		if s.Prefix() != name || s.Pool() != name {
+			t.Errorf("NewSubjects(%q, %q) keeps %q, %q", name, name, s.Prefix(), s.Pool())
+		}
+	}
+}
+
+// TestInvalidNameErrors: every name that is not one subject token of
+// letters, digits, '-' and '_' is refused, and the error says which of the
+// two names is wrong.
+func TestInvalidNameErrors(t *testing.T) {
+	cases := []struct{ name, bad string }{
+		{"empty", ""},
+		{"space", " "},
+		{"inner space", "my pool"},
+		{"dot", "."},
+		{"two tokens", "a.b"},
+		{"trailing dot", "pool."},
+		{"star", "*"},
+		{"star inside", "po*l"},
+		{"greater-than", ">"},
+		{"greater-than inside", "a>"},
+		{"newline", "pool\n"},
+		{"carriage return", "\rpool"},
+		{"tab", "\t"},
+		{"nul", "\x00"},
+		{"delete", "pool\x7f"},
+		{"escape", "\x1b[31m"},
+		{"non-ASCII letter", "pööl"},
+		{"invalid UTF-8", "\xff"},
+		{"slash", "a/b"},
+		{"dollar", "$JS"},
+		{"65 characters", strings.Repeat("x", 65)},
+		{"very long", strings.Repeat("x", 10_000)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := NewSubjects(c.bad, DefaultPool)
+			if !errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), "prefix") {
+				t.Errorf("prefix %q: %v, want ErrInvalidName naming the prefix", c.bad, err)
+			}
+			_, err = NewSubjects(DefaultPrefix, c.bad)
+			if !errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), "pool") {
+				t.Errorf("pool %q: %v, want ErrInvalidName naming the pool", c.bad, err)
+			}
+			if err != nil && len(err.Error()) > 200 {
+				t.Errorf("pool %q: an error of %d bytes", c.bad, len(err.Error()))
+			}
+		})
+	}
+}
+
+// TestSubjectsOfDistinctPoolsDoNotOverlap: two pools under one prefix never
+// share a subject, so neither's workers see the other's chunks.
+func TestSubjectsOfDistinctPoolsDoNotOverlap(t *testing.T) {
+	a, _ := NewSubjects(DefaultPrefix, "a")
+	b, _ := NewSubjects(DefaultPrefix, "b")
+	if a.Tasks("k") == b.Tasks("k") || a.Control("e") == b.Control("e") || a.WorkerInbox("w") == b.WorkerInbox("w") ||
+		a.Cancel() == b.Cancel() || a.Stream() == b.Stream() {
+		t.Fatal("two pools share a name")
+	}
+	if !strings.HasPrefix(a.Tasks("k"), strings.TrimSuffix(a.AllTasks(), ">")) {
+		t.Fatalf("%s is outside the stream's filter %s", a.Tasks("k"), a.AllTasks())
+	}
+	if got := a.Control("e") + StartSuffix; got != "jetpool.a.ctl.e.start" {
+		t.Fatalf("start subject %q", got)
+	}
+	if a.Control("e")+ResultSuffix == a.Control("e")+LeaseSuffix {
+		t.Fatal("results and leases share a subject")
+	}
+}
