@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,80 @@ func TestFigureString(t *testing.T) {
 	got := Figure{"map items", 1234.56, "items/s"}.String()
 	if !strings.HasPrefix(got, "map items ") || !strings.HasSuffix(got, " 1234.6 items/s") {
 		t.Fatalf("String() = %q", got)
+	}
+}
+
+func TestPercentilesOfFewSamples(t *testing.T) {
+	cases := []struct {
+		name     string
+		lat      []time.Duration
+		p50, p99 float64
+	}{
+		{"one sample", []time.Duration{7 * time.Millisecond}, 7000, 7000},
+		{"two samples", []time.Duration{3 * time.Microsecond, time.Microsecond}, 1, 1},
+		{"ten samples", []time.Duration{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 0, 0},
+		{"sub-microsecond rounds down", []time.Duration{999, 1999, 2999}, 1, 1},
+		{"one outlier in a thousand stays out of p99", append(make([]time.Duration, 1000), time.Second), 0, 0},
+		{"two outliers in a hundred reach p99", append(repeat(time.Millisecond, 98), time.Second, time.Second), 1000, 1_000_000},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			figs := percentiles("lat", c.lat)
+			if len(figs) != 2 || figs[0].Value != c.p50 || figs[1].Value != c.p99 {
+				t.Fatalf("percentiles = %+v, want p50 %v, p99 %v", figs, c.p50, c.p99)
+			}
+			if !slices.IsSorted(c.lat) {
+				t.Fatal("the samples were not sorted in place")
+			}
+		})
+	}
+}
+
+func repeat(d time.Duration, n int) []time.Duration {
+	s := make([]time.Duration, n)
+	for i := range s {
+		s[i] = d
+	}
+	return s
+}
+
+func TestFigureStringAligns(t *testing.T) {
+	a := Figure{"short", 1, "x"}.String()
+	b := Figure{"a much longer name of a figure", 123456.78, "tasks/s"}.String()
+	if strings.Index(a, "1.0")+3 != strings.Index(b, "123456.8")+8 {
+		t.Fatalf("values not aligned:\n%s\n%s", a, b)
+	}
+}
+
+func TestCountStopsEarly(t *testing.T) {
+	var got []int
+	for i := range count(10) {
+		if i == 3 {
+			break
+		}
+		got = append(got, i)
+	}
+	if !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("count(10) up to 3 = %v", got)
+	}
+	n := 0
+	for range count(0) {
+		n++
+	}
+	if n != 0 {
+		t.Fatalf("count(0) yielded %d values", n)
+	}
+}
+
+func TestRSS(t *testing.T) {
+	if _, err := os.Stat("/proc/self/statm"); err != nil {
+		if got := rss(); got != 0 {
+			t.Fatalf("rss() = %d without /proc", got)
+		}
+		return
+	}
+	if got := rss(); got < 1<<20 {
+		t.Fatalf("rss() = %d bytes, want at least 1 MiB for a running test", got)
 	}
 }
 
