@@ -225,7 +225,12 @@ func (c *coalescer) flushOne() bool {
 	var b *batch
 	var ctx context.Context
 	if g != nil {
-		b, ctx = g.take()
+		if b, ctx = g.take(); b == nil {
+			// A full batch went out on its own meanwhile: nothing of the
+			// group is on its way any more.
+			g.sending = false
+			delete(c.groups, key)
+		}
 	}
 	c.mu.Unlock()
 	if b != nil {

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"time"
@@ -177,6 +178,12 @@ func (m *mapRun[In, Out]) drainHead() bool {
 		head = head[1:]
 		m.inflight[0] = head
 		v, err := f.Result(context.Background())
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && m.timer != nil && !time.Now().Before(m.deadline) {
+			// The task ran out of the map's own time: that is the map's
+			// timeout, which ends the iteration.
+			m.yield(zero, fmt.Errorf("executor: map timed out after %v: %w", m.cfg.timeout, context.DeadlineExceeded))
+			return false
+		}
 		if !m.yield(v, err) {
 			return false
 		}
