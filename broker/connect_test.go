@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 )
 
@@ -437,5 +438,50 @@ func TestConnectLogsNoSecrets(t *testing.T) {
 	r := waitRecord(t, records, "broker: reconnected")
 	if strings.Contains(r, "t0ken-in-url") || !strings.Contains(r, u.Host) {
 		t.Fatalf("logged %q, want the server %s without its token", r, u.Host)
+	}
+}
+
+// TestPoolsWhoseStreamNamesCollide: a second pool whose stream name folds
+// onto an existing pool's is refused with a clear error.
+func TestPoolsWhoseStreamNamesCollide(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := Connect(ConnectOptions{URL: srv.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first, _ := NewSubjects("a_b", "c")
+	if _, err := EnsureStream(ctx, js, first, PoolConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, names := range [][2]string{{"a", "b_c"}, {"A_b", "C"}} {
+		other, _ := NewSubjects(names[0], names[1])
+		if _, err := EnsureStream(ctx, js, other, PoolConfig{}); !errors.Is(err, ErrInvalidName) || !strings.Contains(err.Error(), "belongs to another pool") {
+			t.Errorf("prefix %q pool %q: %v, want a refusal", names[0], names[1], err)
+		}
+	}
+	if _, err := EnsureStream(ctx, js, first, PoolConfig{}); err != nil {
+		t.Fatalf("the first pool again: %v", err)
+	}
+}
+
+func TestEmbeddedPortInUse(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	port := srv.srv.Addr().(*net.TCPAddr).Port
+	start := time.Now()
+	_, err = StartEmbedded(EmbeddedConfig{Port: port})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") || time.Since(start) > 2*time.Second {
+		t.Fatalf("second server on port %d: %v after %v", port, err, time.Since(start))
 	}
 }

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -58,6 +60,16 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		}
 	}
 	opts.Host, opts.Port, opts.JetStream, opts.StoreDir = cfg.Host, port, true, cfg.StoreDir
+	if port > 0 {
+		// The server only logs a failed listen; say it here instead of
+		// waiting for a server that will never be ready.
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
+		if err != nil {
+			e.removeTemp()
+			return nil, fmt.Errorf("broker: embedded server: %w", err)
+		}
+		ln.Close()
+	}
 	opts.NoSigs, opts.NoLog = true, true
 	if cfg.MaxPayload != 0 {
 		opts.MaxPayload = cfg.MaxPayload

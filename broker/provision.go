@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -90,7 +91,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, s Subjects, cfg P
 	}
 	cfg = cfg.WithDefaults()
 	if st, err := js.Stream(ctx, s.Stream()); err == nil {
-		return st, nil
+		return ownStream(st, s)
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("broker: look up stream %s: %w", s.Stream(), err)
 	}
@@ -104,12 +105,28 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, s Subjects, cfg P
 		Discard:    jetstream.DiscardOld,
 	})
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		st, err = js.Stream(ctx, s.Stream())
+		if st, err = js.Stream(ctx, s.Stream()); err == nil {
+			return ownStream(st, s)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("broker: create stream %s: %w", s.Stream(), err)
 	}
 	return st, nil
+}
+
+// ownStream returns st if it holds s's task subjects. Stream names fold case
+// and join prefix and pool with '_', so two pools (prefix "a_b" and pool "c",
+// prefix "a" and pool "b_c"; pools "Batch" and "batch") can name the same
+// stream; the second is refused instead of publishing into a stream that
+// does not take its subjects.
+func ownStream(st jetstream.Stream, s Subjects) (jetstream.Stream, error) {
+	subjects := st.CachedInfo().Config.Subjects
+	if slices.Contains(subjects, s.AllTasks()) {
+		return st, nil
+	}
+	return nil, fmt.Errorf("%w: stream %s belongs to another pool (subjects %v, not %s); choose another pool or prefix name",
+		ErrInvalidName, s.Stream(), subjects, s.AllTasks())
 }
 
 // EnsureConsumer returns the durable pull consumer of kind shared by all the
