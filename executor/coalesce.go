@@ -7,20 +7,24 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // WithAutoBatch makes the executor gather concurrent Submits (not Map's
-// chunks, which keep their Chunksize) into chunks of up to max tasks. A Submit of a kind and deadline whose previous chunk is
-// still on its way to the stream (its PubAck not in) waits in a batch that
-// goes out as one chunk when that PubAck arrives or the batch is full, so a
-// lone Submit goes at once and a flood of them goes a few hundred to a
-// message. Every future keeps its own semantics: Cancel is true only if the
-// task never runs, deadlines hold per task, and results come per task.
+// chunks, which keep their Chunksize) into chunks of up to max tasks. A
+// Submit of a kind and deadline whose previous chunk is still on its way to
+// the stream (its PubAck not in) waits in a batch that goes out as one chunk
+// when that PubAck arrives or the batch is full, so a lone Submit goes at
+// once and a flood of them goes hundreds to a message. Every future keeps
+// its own semantics: Cancel is true only if the task never runs, deadlines
+// hold per task, and results come per task. A gathered chunk carries the
+// trace context of its first Submit.
 //
 // The cost: tasks of one chunk run one after another on one worker slot, and
 // all of them count as running (Cancel returns false) from the moment the
-// chunk starts, so give long tasks their own chunks by leaving this off. A publish error reaches the futures of a gathered chunk,
-// not the Submit call. max must be at least 2.
+// chunk starts, so give long tasks their own chunks by leaving this off. A
+// publish error reaches the futures of a gathered chunk, not the Submit
+// call. max must be at least 2.
 func WithAutoBatch(max int) NATSOption {
 	return func(c *natsConfig) error {
 		if max < 2 {
@@ -57,17 +61,18 @@ type groupKey struct {
 
 // group is one kind and deadline's gathering.
 type group struct {
-	sending bool            // a chunk of the group is on its way
-	pending *batch          // calls waiting for the next chunk
-	size    int             // their encoded inputs' bytes
-	ctx     context.Context // the first pending call's, for its trace context
+	sending bool              // a chunk of the group is on its way
+	pending *batch            // calls waiting for the next chunk
+	size    int               // their encoded inputs' bytes
+	span    trace.SpanContext // the first pending call's, carried by the chunk
 }
 
-// take empties the group's gathering and returns it with its context; nil
-// if nothing waits.
-func (g *group) take() (*batch, context.Context) {
-	b, ctx := g.pending, g.ctx
-	g.pending, g.size, g.ctx = nil, 0, nil
+// take empties the group's gathering and returns it with the context to
+// publish it in: not any Submit's own, which may end before the chunk goes,
+// but one carrying the first Submit's span. b is nil if nothing waits.
+func (g *group) take() (b *batch, ctx context.Context) {
+	b, ctx = g.pending, trace.ContextWithSpanContext(context.Background(), g.span)
+	g.pending, g.size, g.span = nil, 0, trace.SpanContext{}
 	return b, ctx
 }
 
@@ -109,7 +114,8 @@ func (c *coalescer) add(ctx context.Context, b *batch) error {
 		return err
 	}
 	if g.pending == nil {
-		g.pending, g.ctx = &batch{codec: b.codec, deadline: b.deadline, submit: true}, ctx
+		g.pending = &batch{codec: b.codec, deadline: b.deadline, submit: true}
+		g.span = trace.SpanContextFromContext(ctx)
 	}
 	g.pending.calls = append(g.pending.calls, b.calls[0])
 	g.size += len(raw)

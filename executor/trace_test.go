@@ -57,3 +57,35 @@ func TestTraceContextReachesHandler(t *testing.T) {
 		t.Fatalf("without a span: handler saw %q, %v; want no span context", got, err)
 	}
 }
+
+// TestTraceContextOfGatheredSubmits: a chunk gathered by WithAutoBatch
+// carries its first Submit's span, even when that Submit's ctx has ended
+// before the chunk goes out.
+func TestTraceContextOfGatheredSubmits(t *testing.T) {
+	_, nc := startBroker(t)
+	reg := task.NewRegistry()
+	task.Handle(reg, traced, func(ctx context.Context, _ int) (string, error) {
+		return trace.SpanContextFromContext(ctx).TraceID().String(), nil
+	})
+	ex := newNATS(t, nc, executor.WithAutoBatch(16))
+	startWorker(t, connect(t, nc.ConnectedUrl()), reg, worker.Config{})
+
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	var fs []*executor.Future[string]
+	for i := range 200 {
+		ctx, cancel := context.WithCancel(trace.ContextWithSpanContext(context.Background(),
+			trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})))
+		f, err := executor.Submit(ctx, ex, traced, i)
+		cancel() // the Submit is done; its ctx ends before its chunk may go
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	for i, f := range fs {
+		if got, err := f.Result(context.Background()); err != nil || got != tid.String() {
+			t.Fatalf("task %d: handler saw trace %q, %v; want %s", i, got, err, tid)
+		}
+	}
+}
