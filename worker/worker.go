@@ -140,8 +140,9 @@ type source struct {
 // cancelled), flushes their results to the server, stops the service and
 // returns nil. Every goroutine it started has ended by then.
 //
-// It returns an error only if it cannot subscribe, or ErrRunning if the
-// worker is running already. A worker may run again after Run returned.
+// It returns an error only if it cannot subscribe, if the pool's stream
+// name is another pool's (matching broker.ErrInvalidName), or ErrRunning if
+// the worker is running already. A worker may run again after Run returned.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.serving.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -204,7 +205,9 @@ func (w *Worker) provision(ctx context.Context) ([]source, error) {
 	backoff := 100 * time.Millisecond
 	for {
 		sources, err := w.provisionOnce(ctx)
-		if err == nil || ctx.Err() != nil {
+		// A name taken by another pool or a setting out of range does not
+		// mend by waiting.
+		if err == nil || ctx.Err() != nil || errors.Is(err, broker.ErrInvalidName) || errors.Is(err, broker.ErrInvalidConfig) {
 			return sources, err
 		}
 		w.log.Warn("worker: provisioning failed; retrying", "err", err, "in", backoff)
