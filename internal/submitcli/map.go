@@ -243,7 +243,7 @@ func open(ctx context.Context, c *common, io IO) (executor.Executor, func(), int
 	if err != nil {
 		nc.Close()
 		fmt.Fprintln(io.Err, "submit:", err)
-		if errors.Is(err, executor.ErrInvalidOption) {
+		if errors.Is(err, executor.ErrInvalidOption) || errors.Is(err, broker.ErrInvalidName) {
 			return nil, nil, ExitUsage
 		}
 		return nil, nil, ExitUnavailable
