@@ -6,13 +6,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/jetpool/jetpool/builtin"
 	"github.com/jetpool/jetpool/task"
@@ -165,5 +170,295 @@ func TestCopy(t *testing.T) {
 	}
 	if strings.Contains(outside, root) {
 		t.Fatal("test setup: outside is inside the root")
+	}
+}
+
+// wait returns what done delivers, failing the test if nothing comes within
+// a few seconds.
+func wait[T any](t *testing.T, done <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-done:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: nothing after 5s", what)
+		panic("unreachable")
+	}
+}
+
+// TestSleepEndsWhenCancelled: cancelling the context ends a long sleep at
+// once, as an interruption that still matches context.Canceled.
+func TestSleepEndsWhenCancelled(t *testing.T) {
+	h, _ := registry(builtin.Config{}).Lookup("sleep")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Call(ctx, 60_000)
+		done <- err
+	}()
+	cancel()
+	err := wait(t, done, "sleep(60s) after its context was cancelled")
+	if !errors.Is(err, context.Canceled) || errType(err) != task.TypeInterrupted {
+		t.Fatalf("sleep cancelled: %v (type %q), want %s matching context.Canceled", err, errType(err), task.TypeInterrupted)
+	}
+}
+
+// TestCallRaw: the untyped path the CLI and the worker use, msgpack in and
+// out.
+func TestCallRaw(t *testing.T) {
+	reg := registry(builtin.Config{})
+	raw := func(v any) []byte {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cases := []struct {
+		kind string
+		in   []byte
+		want any // decoded output; nil: want bad_input
+	}{
+		{"square", raw(9), int64(81)},
+		{"square", raw(-3), int64(9)},
+		{"sleep", raw(0), int64(0)},
+		{"say-hi", raw("bob"), "hi bob"},
+		{"square", raw("nine"), nil},
+		{"square", raw(map[string]int{"n": 1}), nil},
+		{"sleep", raw(-5), nil},
+		{"say-hi", raw(42), nil},
+		{"copy", raw([]int{1, 2}), nil},
+		{"square", []byte{0xc1}, nil},
+		{"square", []byte{0xdd, 0xff, 0xff, 0xff, 0xff}, nil},
+		{"square", nil, nil},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s % x", c.kind, c.in), func(t *testing.T) {
+			h, _ := reg.Lookup(c.kind)
+			out, err := h.CallRaw(task.WithWorker(context.Background(), "w-raw"), c.in)
+			if c.want == nil {
+				if errType(err) != task.TypeBadInput {
+					t.Fatalf("CallRaw: %x, %v, want %s", out, err, task.TypeBadInput)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got any
+			if err := msgpack.Unmarshal(out, &got); err != nil {
+				t.Fatal(err)
+			}
+			if m, ok := got.(map[string]any); ok {
+				if m["worker"] != "w-raw" {
+					t.Errorf("say-hi names worker %v", m["worker"])
+				}
+				got = m["text"]
+			}
+			if n, ok := got.(int8); ok {
+				got = int64(n)
+			}
+			if got != c.want {
+				t.Fatalf("CallRaw = %#v, want %#v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestDownloadRaw: a download asked for as the CLI asks, a msgpack map, and
+// its result read back the same way.
+func TestDownloadRaw(t *testing.T) {
+	body := []byte("hello from the loopback server\n")
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer web.Close()
+	dir := t.TempDir()
+	h, _ := registry(builtin.Config{AllowedRoot: dir}).Lookup("download")
+	in, err := msgpack.Marshal(map[string]string{"url": web.URL + "/files/hello.txt", "dest": dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.CallRaw(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res builtin.FileResult
+	if err := msgpack.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Path != filepath.Join(dir, "hello.txt") || res.Bytes != int64(len(body)) {
+		t.Fatalf("download = %+v", res)
+	}
+	if got, err := os.ReadFile(res.Path); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("downloaded %q, %v", got, err)
+	}
+}
+
+// TestDownloadStatusErrors: a status other than 2xx fails with an error that
+// gives the URL and the status; server trouble is worth retrying, a missing
+// file is not. Nothing is left in the destination.
+func TestDownloadStatusErrors(t *testing.T) {
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
+		http.Error(w, "no", code)
+	}))
+	defer web.Close()
+	reg := registry(builtin.Config{})
+	cases := []struct {
+		code      int
+		retryable bool
+	}{
+		{http.StatusNotFound, false},
+		{http.StatusForbidden, false},
+		{http.StatusGone, false},
+		{http.StatusTooManyRequests, true},
+		{http.StatusInternalServerError, true},
+		{http.StatusServiceUnavailable, true},
+	}
+	for _, c := range cases {
+		t.Run(strconv.Itoa(c.code), func(t *testing.T) {
+			dir := t.TempDir()
+			url := fmt.Sprintf("%s/%d", web.URL, c.code)
+			_, err := call(t, reg, "download", builtin.DownloadArgs{URL: url, Dest: dir, Name: "f"})
+			if errType(err) != "http_status" || task.IsRetryable(err) != c.retryable {
+				t.Fatalf("download: %v (type %q, retryable %v)", err, errType(err), task.IsRetryable(err))
+			}
+			if msg := err.Error(); !strings.Contains(msg, url) || !strings.Contains(msg, strconv.Itoa(c.code)) {
+				t.Fatalf("error %q does not give the URL and the status", msg)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Fatalf("left %d files in the destination", len(left))
+			}
+		})
+	}
+}
+
+// TestDownloadLimit: MaxDownloadBytes holds whether or not the server
+// declares a length, and a refused download leaves no file behind.
+func TestDownloadLimit(t *testing.T) {
+	const limit = 1000
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		if r.URL.Query().Get("stream") == "" {
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+		}
+		for range n / 100 {
+			w.Write(bytes.Repeat([]byte{'x'}, 100))
+			w.(http.Flusher).Flush() // a chunked body, its length unknown up front
+		}
+	}))
+	defer web.Close()
+	reg := registry(builtin.Config{MaxDownloadBytes: limit})
+	cases := []struct {
+		name string
+		n    int
+		ok   bool
+	}{
+		{"declared, at the limit", limit, true},
+		{"declared, over the limit", limit + 100, false},
+		{"streamed, at the limit", limit, true},
+		{"streamed, over the limit", limit + 100, false},
+		{"streamed, far over the limit", 100 * limit, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			url := fmt.Sprintf("%s/f?n=%d", web.URL, c.n)
+			if strings.HasPrefix(c.name, "streamed") {
+				url += "&stream=1"
+			}
+			v, err := call(t, reg, "download", builtin.DownloadArgs{URL: url, Dest: dir})
+			left, _ := os.ReadDir(dir)
+			if c.ok {
+				if err != nil || v.(builtin.FileResult).Bytes != int64(c.n) || len(left) != 1 {
+					t.Fatalf("download of %d bytes: %+v, %v, %d files", c.n, v, err, len(left))
+				}
+				return
+			}
+			if errType(err) != "too_large" || !strings.Contains(err.Error(), strconv.Itoa(limit)) {
+				t.Fatalf("download of %d bytes: %v, want too_large naming the limit", c.n, err)
+			}
+			if len(left) != 0 {
+				t.Fatalf("a refused download left %v", left[0].Name())
+			}
+		})
+	}
+}
+
+// TestCopyOntoAPath: a destination that is not a directory is the target
+// path; the source's permissions are kept.
+func TestCopyOntoAPath(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.txt")
+	if err := os.WriteFile(src, []byte("payload"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(dir, "renamed.txt")
+	v, err := call(t, registry(builtin.Config{}), "copy", builtin.CopyArgs{Src: src, Dest: dest})
+	sum := sha256.Sum256([]byte("payload"))
+	if res, ok := v.(builtin.FileResult); err != nil || !ok || res.Path != dest || res.Bytes != 7 || res.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("copy = %+v, %v", v, err)
+	}
+	st, err := os.Stat(dest)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("copied file: %v, %v", st, err)
+	}
+	if _, err := call(t, registry(builtin.Config{}), "copy", builtin.CopyArgs{Src: filepath.Join(dir, "nope.txt"), Dest: dest}); errType(err) != "not_found" || !strings.Contains(err.Error(), "nope.txt") {
+		t.Fatalf("missing source: %v, want not_found naming the file", err)
+	}
+	if _, err := call(t, registry(builtin.Config{}), "copy", builtin.CopyArgs{Dest: dest}); errType(err) != task.TypeBadInput {
+		t.Fatalf("no source: %v, want %s", err, task.TypeBadInput)
+	}
+}
+
+// TestConfinementFollowsSymlinks: a link inside AllowedRoot that points
+// outside it does not let copy or download read or write outside.
+func TestConfinementFollowsSymlinks(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"file-link": secret, "dir-link": outside} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inside := filepath.Join(root, "inside.txt")
+	if err := os.WriteFile(inside, []byte("fine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("x")) }))
+	defer web.Close()
+	reg := registry(builtin.Config{AllowedRoot: root})
+	cases := []struct {
+		name string
+		kind string
+		args any
+	}{
+		{"copy from a link to an outside file", "copy", builtin.CopyArgs{Src: filepath.Join(root, "file-link"), Dest: filepath.Join(root, "stolen")}},
+		{"copy from under a link to an outside directory", "copy", builtin.CopyArgs{Src: filepath.Join(root, "dir-link", "secret"), Dest: filepath.Join(root, "stolen")}},
+		{"copy into a link to an outside directory", "copy", builtin.CopyArgs{Src: inside, Dest: filepath.Join(root, "dir-link")}},
+		{"copy onto a new file under a link", "copy", builtin.CopyArgs{Src: inside, Dest: filepath.Join(root, "dir-link", "planted")}},
+		{"download into a link to an outside directory", "download", builtin.DownloadArgs{URL: web.URL + "/planted", Dest: filepath.Join(root, "dir-link")}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if v, err := call(t, reg, c.kind, c.args); errType(err) != "forbidden_path" {
+				t.Fatalf("%s: %+v, %v, want forbidden_path", c.kind, v, err)
+			}
+		})
+	}
+	if names, _ := os.ReadDir(outside); len(names) != 1 {
+		t.Fatalf("%d files outside the root, want only the secret", len(names))
+	}
+	if _, err := os.Stat(filepath.Join(root, "stolen")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the secret was copied in: %v", err)
+	}
+	// A link that stays inside the root is followed.
+	if err := os.Symlink(inside, filepath.Join(root, "inner-link")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := call(t, reg, "copy", builtin.CopyArgs{Src: filepath.Join(root, "inner-link"), Dest: filepath.Join(root, "copied")}); err != nil || v.(builtin.FileResult).Bytes != 4 {
+		t.Fatalf("copy through a link inside the root: %+v, %v", v, err)
 	}
 }

@@ -150,10 +150,29 @@ func allowed(cfg Config, p string) (string, error) {
 	if err != nil {
 		return "", kindError{"forbidden_path", err.Error()}
 	}
-	if rel, err := filepath.Rel(root, abs); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	// Compared with links resolved, so a link inside the root cannot lead
+	// outside it.
+	if rel, err := filepath.Rel(resolve(root), resolve(abs)); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return "", kindError{"forbidden_path", fmt.Sprintf("%s is outside %s", p, cfg.AllowedRoot)}
 	}
 	return abs, nil
+}
+
+// resolve returns the absolute path p with the symlinks of its longest
+// existing prefix followed; the rest, which does not exist yet, is kept.
+func resolve(p string) string {
+	rest := ""
+	for {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(p, rest)
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
 }
 
 // writeAtomically writes r to a temporary file beside dest and renames it
