@@ -123,25 +123,84 @@ func TestCodecsRefuseWrongTypes(t *testing.T) {
 	}
 }
 
-func BenchmarkDecodeChunk(b *testing.B) {
-	data, _ := Encode(&Chunk{Executor: "ex1", ID: 12, Kind: "square", Control: "jetpool.default.ctl.ex1", Items: []Item{{Seq: 0, Args: []byte{0x01}}}})
-	b.ReportAllocs()
-	for b.Loop() {
-		var c Chunk
-		if err := Decode(data, &c); err != nil {
-			b.Fatal(err)
-		}
+// benchEnvelopes are the messages on every task's path, at the sizes the
+// executor sends them: a chunk of one call and one of 1000 small ints, a
+// start request of 20 chunks and its replies, results of one and of 1000
+// items, and a lease.
+func benchEnvelopes() []struct {
+	name  string
+	value any
+	empty func() any
+} {
+	const control = "jetpool.default.ctl.01JQ3X8Z9YB6W2K7M4N5P0R1S2"
+	items := make([]Item, 1000)
+	values := make([]ItemResult, 1000)
+	seqs := make([]uint32, 1000)
+	for i := range items {
+		items[i] = Item{Seq: uint32(i), Args: []byte{byte(i % 100)}}
+		values[i] = ItemResult{Seq: uint32(i), Value: []byte{byte(i % 100)}}
+		seqs[i] = uint32(i)
+	}
+	starts := make([]Start, 20)
+	replies := make([]StartReply, 20)
+	for i := range starts {
+		starts[i] = Start{Chunk: uint64(1000 + i), Worker: "w-01JQ3X8Z9YB6W2K7", Inbox: "jetpool.default.worker.w-01JQ3X8Z9YB6W2K7", Delivery: 1}
+		replies[i] = StartReply{Verdict: VerdictGo, Items: []uint32{0}, LeaseMs: 30_000}
+	}
+	ack := "$JS.ACK.JETPOOL_DEFAULT.square.1.1234.5678.1700000000000000000.0"
+	return []struct {
+		name  string
+		value any
+		empty func() any
+	}{
+		{"chunk-1", &Chunk{Executor: "01JQ3X8Z9YB6W2K7M4N5P0R1S2", ID: 12345, Kind: "square", Control: control,
+			Deadline: 1_700_000_000_000_000_000, Items: []Item{{Seq: 0, Args: []byte{0x2a}}}}, func() any { return new(Chunk) }},
+		{"chunk-1000", &Chunk{Executor: "01JQ3X8Z9YB6W2K7M4N5P0R1S2", ID: 12345, Kind: "square", Control: control, Items: items},
+			func() any { return new(Chunk) }},
+		{"starts-1", &Starts{Items: starts[:1]}, func() any { return new(Starts) }},
+		{"starts-20", &Starts{Items: starts}, func() any { return new(Starts) }},
+		{"replies-1", &StartReplies{Items: replies[:1]}, func() any { return new(StartReplies) }},
+		{"replies-20", &StartReplies{Items: replies}, func() any { return new(StartReplies) }},
+		{"reply-1000", &StartReply{Verdict: VerdictGo, Items: seqs, LeaseMs: 30_000}, func() any { return new(StartReply) }},
+		{"result-1", &Result{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Final: true, Ack: ack, Items: values[:1]},
+			func() any { return new(Result) }},
+		{"result-1000", &Result{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Final: true, Ack: ack, Items: values},
+			func() any { return new(Result) }},
+		{"result-error", &Result{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Final: true, Ack: ack,
+			Items: []ItemResult{{Seq: 0, Err: &ErrorInfo{Type: "*errors.errorString", Message: "no such file"}}}},
+			func() any { return new(Result) }},
+		{"lease", &Lease{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Delivery: 1}, func() any { return new(Lease) }},
 	}
 }
 
-func BenchmarkDecodeResult(b *testing.B) {
-	data, _ := Encode(&Result{Chunk: 9, Worker: "w", Final: true, Ack: "$JS.ACK.X", Items: []ItemResult{{Seq: 1, Value: []byte{0x2a}}}})
-	b.ReportAllocs()
-	for b.Loop() {
-		var r Result
-		if err := Decode(data, &r); err != nil {
+func BenchmarkDecode(b *testing.B) {
+	for _, e := range benchEnvelopes() {
+		data, err := Encode(e.value)
+		if err != nil {
 			b.Fatal(err)
 		}
+		b.Run(e.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if err := Decode(data, e.empty()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	for _, e := range benchEnvelopes() {
+		b.Run(e.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Encode(e.value); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
