@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/task"
@@ -22,12 +21,12 @@ const startTimeout = 2 * time.Second
 // registry, and malformed chunks are terminated. ctx is Run's: once it ends,
 // a chunk not yet granted goes back to the stream, while a granted one runs
 // to its end.
-func (w *Worker) handle(ctx context.Context, src source, msg jetstream.Msg) {
+func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg) {
 	m := w.metrics.kind(src.kind)
 	var c broker.Chunk
-	err := checkLengths(msg.Data())
+	err := checkLengths(msg.Data)
 	if err == nil {
-		err = broker.Decode(msg.Data(), &c)
+		err = broker.Decode(msg.Data, &c)
 	}
 	if err != nil {
 		w.log.Warn("worker: malformed chunk terminated", "kind", src.kind, "err", err)
@@ -92,7 +91,7 @@ func (w *Worker) handle(ctx context.Context, src source, msg jetstream.Msg) {
 	w.run(&c, meta.NumDelivered, deadline, reply, msg, src.ackWait, m)
 }
 
-func (w *Worker) terminate(m *kindMetrics, msg jetstream.Msg) {
+func (w *Worker) terminate(m *kindMetrics, msg *nats.Msg) {
 	w.stats.terminated.Add(1)
 	m.terminated.Inc()
 	msg.Term()
@@ -113,7 +112,7 @@ const (
 // message alive meanwhile. A producer already silent for longer than that
 // gets a single try, so the chunks of a producer that is gone for good are
 // terminated at once. If ctx ends between tries, it gives up with drained.
-func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64, msg jetstream.Msg, ackWait time.Duration) (broker.StartReply, int) {
+func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64, msg *nats.Msg, ackWait time.Duration) (broker.StartReply, int) {
 	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.subj.WorkerInbox(w.cfg.ID), Delivery: delivery}
 	subject := c.Control + broker.StartSuffix
 	var giveUp time.Time
@@ -193,6 +192,7 @@ type chunkKey struct {
 type chunkRun struct {
 	items int // granted items; bounds the marks
 	base  context.Context
+	beats heartbeat
 
 	mu          sync.Mutex
 	seq         uint32
@@ -270,9 +270,9 @@ func (w *Worker) unregister(key chunkKey, r *chunkRun) {
 // producer acks it. A handler's context ends at c's deadline, on an
 // interrupt, or once the chunk has run, never with Run's, and carries the
 // producer's span context when the message has a traceparent header.
-func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply broker.StartReply, msg jetstream.Msg, ackWait time.Duration, m *kindMetrics) {
+func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply broker.StartReply, msg *nats.Msg, ackWait time.Duration, m *kindMetrics) {
 	key := chunkKey{c.Executor, c.ID}
-	base := broker.ExtractTrace(task.WithWorker(context.Background(), w.cfg.ID), msg.Headers())
+	base := broker.ExtractTrace(task.WithWorker(context.Background(), w.cfg.ID), msg.Header)
 	if !deadline.IsZero() {
 		var cancel context.CancelFunc
 		base, cancel = context.WithDeadline(base, deadline)
@@ -282,23 +282,29 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 	defer r.close()
 	w.register(key, r)
 	defer w.unregister(key, r)
-	stopBeat := w.heartbeat(c, delivery, reply.LeaseMs, ackWait, msg)
-	defer stopBeat()
+	r.beats = heartbeat{w: w, c: c, msg: msg, delivery: delivery}
+	r.beats.start(reply.LeaseMs, ackWait)
+	defer r.beats.stop()
 
 	h, known := w.reg.Lookup(c.Kind)
-	rep := newReporter(w, c)
+	rep := newReporter(w, c, len(reply.Items))
 	for i, seq := range reply.Items {
-		var res broker.ItemResult
+		var res itemRun
 		args, ok := argsOf(c, seq)
+		now := time.Now()
 		switch {
 		case !known:
-			res = failed(seq, task.TypeUnknownKind, "no handler for kind "+c.Kind+" on worker "+w.cfg.ID)
+			res.ItemResult = failed(seq, task.TypeUnknownKind, "no handler for kind "+c.Kind+" on worker "+w.cfg.ID)
 		case !ok:
-			res = failed(seq, task.TypeBadInput, "the producer granted an item the chunk does not hold")
-		case !deadline.IsZero() && !time.Now().Before(deadline):
-			res = failed(seq, task.TypeDeadline, "deadline passed before the task started")
+			res.ItemResult = failed(seq, task.TypeBadInput, "the producer granted an item the chunk does not hold")
+		case !deadline.IsZero() && !now.Before(deadline):
+			res.ItemResult = failed(seq, task.TypeDeadline, "deadline passed before the task started")
 		default:
-			res = w.runItem(r, c.Kind, h, seq, args, m)
+			res = w.runItem(r, c.Kind, h, seq, args, m, now)
+			if !res.began.IsZero() {
+				now = time.Now()
+				m.duration.Observe(now.Sub(res.began).Seconds())
+			}
 		}
 		if res.Err != nil {
 			w.stats.failed.Add(1)
@@ -307,10 +313,10 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 			w.stats.succeeded.Add(1)
 			m.succeeded.Inc()
 		}
-		rep.add(res, i < len(reply.Items)-1)
+		rep.add(res.ItemResult, i < len(reply.Items)-1, now)
 	}
-	stopBeat()
-	rep.final(msg.Reply())
+	r.beats.stop()
+	rep.final(msg.Reply)
 }
 
 func failed(seq uint32, typ, message string) broker.ItemResult {
@@ -330,71 +336,97 @@ func argsOf(c *broker.Chunk, seq uint32) ([]byte, bool) {
 	return nil, false
 }
 
+// itemRun is an item's result and when its handler was first called; zero
+// if it never was.
+type itemRun struct {
+	broker.ItemResult
+	began time.Time
+}
+
 // runItem calls the handler on one item, retrying errors marked retryable.
-func (w *Worker) runItem(r *chunkRun, kind string, h task.Handler, seq uint32, args []byte, m *kindMetrics) broker.ItemResult {
+func (w *Worker) runItem(r *chunkRun, kind string, h task.Handler, seq uint32, args []byte, m *kindMetrics, now time.Time) itemRun {
 	ctx, ok := r.begin(seq)
 	if !ok {
-		return failed(seq, task.TypeInterrupted, "interrupted before it started")
+		return itemRun{ItemResult: failed(seq, task.TypeInterrupted, "interrupted before it started")}
 	}
 	defer r.end()
 	m.started.Inc()
-	began := time.Now()
+	out, err := h.CallRaw(ctx, args)
+	if err != nil && w.cfg.Retry.Attempts > 1 && task.IsRetryable(err) {
+		out, err = w.retry(ctx, h, args, err, m)
+	}
+	if err != nil {
+		return itemRun{broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(kind, err)}, now}
+	}
+	return itemRun{broker.ItemResult{Seq: seq, Value: out}, now}
+}
+
+// retry calls the handler again after a first call failed with err, as the
+// worker's retry policy says.
+func (w *Worker) retry(ctx context.Context, h task.Handler, args []byte, err error, m *kindMetrics) ([]byte, error) {
 	var out []byte
-	attempts := 0
-	err := w.cfg.Retry.Do(ctx, func() (err error) {
-		if attempts++; attempts > 1 {
-			w.stats.retried.Add(1)
-			m.retried.Inc()
+	first := true
+	err = w.cfg.Retry.Do(ctx, func() error {
+		if first {
+			first = false
+			return err
 		}
+		w.stats.retried.Add(1)
+		m.retried.Inc()
 		out, err = h.CallRaw(ctx, args)
 		return err
 	})
-	m.duration.Observe(time.Since(began).Seconds())
-	if err != nil {
-		return broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(kind, err)}
-	}
-	return broker.ItemResult{Seq: seq, Value: out}
+	return out, err
 }
 
 // heartbeat keeps a running chunk from being redelivered (InProgress) and
 // renews its lease with the producer, every third of the shorter of the
-// lease and the consumer's AckWait. The returned func stops it, waits until
-// no beat is under way and may be called more than once.
-func (w *Worker) heartbeat(c *broker.Chunk, delivery uint64, leaseMs int64, ackWait time.Duration, msg jetstream.Msg) func() {
-	every := ackWait
+// lease and the consumer's AckWait. A timer rather than a goroutine: most
+// chunks end before their first beat.
+type heartbeat struct {
+	w        *Worker
+	c        *broker.Chunk
+	msg      *nats.Msg
+	delivery uint64
+	every    time.Duration
+
+	mu      sync.Mutex
+	stopped bool
+	renew   []byte // the encoded Lease, made on the first beat
+	t       *time.Timer
+}
+
+// start arms the first beat.
+func (b *heartbeat) start(leaseMs int64, ackWait time.Duration) {
+	b.every = ackWait
 	if lease := time.Duration(leaseMs) * time.Millisecond; lease > 0 {
-		every = min(every, lease)
+		b.every = min(b.every, lease)
 	}
-	every = max(every/3, 10*time.Millisecond)
-	subject := c.Control + broker.LeaseSuffix
-	// A timer rather than a goroutine: most chunks end before their first
-	// beat.
-	var (
-		mu      sync.Mutex
-		stopped bool
-		renew   []byte
-		t       *time.Timer
-	)
-	beat := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		msg.InProgress()
-		if renew == nil {
-			renew, _ = broker.Encode(&broker.Lease{Chunk: c.ID, Worker: w.cfg.ID, Delivery: delivery})
-		}
-		w.nc.Publish(subject, renew)
-		t.Reset(every)
+	b.every = max(b.every/3, 10*time.Millisecond)
+	b.mu.Lock()
+	b.t = time.AfterFunc(b.every, b.beat)
+	b.mu.Unlock()
+}
+
+func (b *heartbeat) beat() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return
 	}
-	mu.Lock()
-	t = time.AfterFunc(every, beat)
-	mu.Unlock()
-	return func() {
-		mu.Lock()
-		defer mu.Unlock()
-		stopped = true
-		t.Stop()
+	b.msg.InProgress()
+	if b.renew == nil {
+		b.renew, _ = broker.Encode(&broker.Lease{Chunk: b.c.ID, Worker: b.w.cfg.ID, Delivery: b.delivery})
 	}
+	b.w.nc.Publish(b.c.Control+broker.LeaseSuffix, b.renew)
+	b.t.Reset(b.every)
+}
+
+// stop ends the beats; once it returned, no beat is under way. It may be
+// called more than once.
+func (b *heartbeat) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stopped = true
+	b.t.Stop()
 }

@@ -33,17 +33,22 @@ type reporter struct {
 	done     bool        // the final result is sent
 }
 
-func newReporter(w *Worker, c *broker.Chunk) *reporter {
+// newReporter returns the reporter of c's run of items granted items.
+func newReporter(w *Worker, c *broker.Chunk, items int) *reporter {
 	return &reporter{
 		w: w, c: c,
 		limit:    max(int(w.nc.MaxPayload())-headroom-len(w.cfg.ID), 1024),
+		pending:  make([]broker.ItemResult, 0, min(items, maxPendingCap)),
 		lastSent: time.Now(),
 	}
 }
 
-// add queues an item's result. more says whether items follow; without, the
-// final flush follows at once and no timer is armed.
-func (r *reporter) add(res broker.ItemResult, more bool) {
+// maxPendingCap bounds the results a reporter makes room for up front.
+const maxPendingCap = 1024
+
+// add queues an item's result, finished at now. more says whether items
+// follow; without, the final flush follows at once and no timer is armed.
+func (r *reporter) add(res broker.ItemResult, more bool, now time.Time) {
 	res = r.fit(res)
 	sz := itemSize(res)
 	r.mu.Lock()
@@ -57,7 +62,7 @@ func (r *reporter) add(res broker.ItemResult, more bool) {
 		return
 	}
 	due := r.lastSent.Add(r.w.cfg.ResultInterval)
-	if wait := time.Until(due); wait <= 0 {
+	if wait := due.Sub(now); wait <= 0 {
 		r.sendLocked(false, "")
 	} else if r.timer == nil {
 		r.timer = time.AfterFunc(wait, r.flushDue)

@@ -125,7 +125,6 @@ func (w *Worker) Stats() Stats {
 // source is one kind's consumer.
 type source struct {
 	kind string
-	cons jetstream.Consumer
 	// ackWait is the consumer's own, which rules redelivery even when this
 	// worker was configured with another.
 	ackWait time.Duration
@@ -228,7 +227,7 @@ func (w *Worker) provisionOnce(ctx context.Context) ([]source, error) {
 		if err != nil {
 			return nil, err
 		}
-		sources[i] = source{kind: k, cons: c, ackWait: w.cfg.PoolConfig.AckWait}
+		sources[i] = source{kind: k, ackWait: w.cfg.PoolConfig.AckWait}
 		if info := c.CachedInfo(); info != nil && info.Config.AckWait > 0 {
 			sources[i].ackWait = info.Config.AckWait
 		}
@@ -240,16 +239,29 @@ func (w *Worker) provisionOnce(ctx context.Context) ([]source, error) {
 // alive with InProgress, while its slots are busy.
 const maxHeld = 8
 
-// pull fetches chunks of one kind and runs each in its own goroutine while
-// holding one of the shared slots, until ctx ends. Besides the chunks it
-// runs, it holds a few more (a quarter of its slots, at most maxHeld),
-// fetched ahead and kept alive with InProgress, so a freed slot starts its
-// next chunk without waiting for the server. Fetches never wait while
-// anything is held or a slot is free; only when it holds nothing and the
-// stream is empty does it long-poll, for a single chunk and without holding
-// a slot, so an idle kind never holds capacity a busy one could use.
+// pull fetches chunks of one kind and runs them while holding one of the
+// shared slots, until ctx ends. Besides the chunks it runs, it holds a few
+// more (a quarter of its slots, at most maxHeld), fetched ahead and kept
+// alive with InProgress: a goroutine that ends a chunk takes the next held
+// one with the same slot, so a busy kind never waits for the server between
+// chunks. Fetches never wait while anything is held or a slot is free; only
+// when it holds nothing and the stream is empty does it long-poll, for a
+// single chunk and without holding a slot, so an idle kind never holds
+// capacity a busy one could use.
 func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chunks *sync.WaitGroup) {
-	dispatch := func(msg jetstream.Msg) {
+	p, err := newPuller(w.nc, jetstream.DefaultAPIPrefix, w.subj.Stream(), w.subj.Consumer(src.kind))
+	if err != nil {
+		w.log.Error("worker: cannot pull", "kind", src.kind, "err", err)
+		return
+	}
+	held := &heldChunks{taken: make(chan struct{}, 1)}
+	defer func() {
+		for _, m := range append(held.drain(), p.close()...) {
+			m.Nak()
+		}
+	}()
+	// run handles msg and then held chunks with the slot it holds.
+	run := func(msg *nats.Msg) {
 		if ctx.Err() != nil {
 			// Fetched as the drain began: leave it to another worker.
 			msg.Nak()
@@ -258,7 +270,12 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 		}
 		chunks.Go(func() {
 			defer func() { <-slots }()
-			w.handle(ctx, src, msg)
+			for msg != nil {
+				w.handle(ctx, src, msg)
+				if msg = nil; ctx.Err() == nil {
+					msg = held.pop()
+				}
+			}
 		})
 	}
 	trySlot := func() bool {
@@ -270,66 +287,119 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 		}
 	}
 	hold := min(max(w.cfg.Concurrency/4, 1), maxHeld)
-	var held []jetstream.Msg
-	defer func() {
-		for _, m := range held {
-			m.Nak()
-		}
-	}()
 	beat := time.NewTicker(src.ackWait / 3)
 	defer beat.Stop()
 	for ctx.Err() == nil {
-		for len(held) > 0 && trySlot() {
-			dispatch(held[0])
-			held = held[1:]
+		for held.len() > 0 && trySlot() {
+			if m := held.pop(); m != nil {
+				run(m)
+			} else {
+				<-slots
+			}
 		}
 		free := 0
 		for free < w.cfg.Concurrency && trySlot() {
 			free++
 		}
-		if want := free + hold - len(held); want > 0 {
-			got := 0
-			if batch, err := src.cons.FetchNoWait(want); err == nil {
-				for msg := range batch.Messages() {
-					if got++; got <= free {
-						dispatch(msg)
-					} else {
-						held = append(held, msg)
-					}
+		if want := free + hold - held.len(); want > 0 {
+			msgs, err := p.fetch(ctx, want, 0)
+			if err != nil && ctx.Err() == nil {
+				w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
+			}
+			for i, m := range msgs {
+				if i < free {
+					run(m)
+				} else {
+					held.push(m)
 				}
 			}
-			for range free - min(got, free) {
+			for range free - min(len(msgs), free) {
 				<-slots
 			}
-			if got > 0 {
+			if len(msgs) > 0 {
+				continue
+			}
+			if err != nil {
+				sleep(ctx, 100*time.Millisecond)
 				continue
 			}
 		}
-		if len(held) == 0 {
-			batch, err := src.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
-			if err != nil {
-				if ctx.Err() == nil {
-					w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
-					sleep(ctx, 100*time.Millisecond)
-				}
-				continue
+		if held.len() == 0 {
+			msgs, err := p.fetch(ctx, 1, time.Second)
+			if err != nil && ctx.Err() == nil {
+				w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
+				sleep(ctx, 100*time.Millisecond)
 			}
-			for msg := range batch.Messages() {
-				held = append(held, msg)
-			}
+			held.push(msgs...)
 			continue
 		}
 		select {
 		case slots <- struct{}{}:
-			dispatch(held[0])
-			held = held[1:]
-		case <-beat.C:
-			for _, m := range held {
-				m.InProgress()
+			if m := held.pop(); m != nil {
+				run(m)
+			} else {
+				<-slots
 			}
+		case <-held.taken:
+			// A running chunk's goroutine took a held one: fetch another.
+		case <-beat.C:
+			held.each(func(m *nats.Msg) { m.InProgress() })
 		case <-ctx.Done():
 		}
 	}
+}
+
+// heldChunks are one kind's fetched chunks waiting for a slot.
+type heldChunks struct {
+	mu    sync.Mutex
+	msgs  []*nats.Msg
+	taken chan struct{} // a chunk was popped
+}
+
+func (h *heldChunks) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.msgs)
+}
+
+func (h *heldChunks) push(msgs ...*nats.Msg) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = append(h.msgs, msgs...)
+}
+
+// pop returns the oldest held chunk, nil if there is none.
+func (h *heldChunks) pop() *nats.Msg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.msgs) == 0 {
+		return nil
+	}
+	m := h.msgs[0]
+	h.msgs[0] = nil
+	h.msgs = h.msgs[1:]
+	select {
+	case h.taken <- struct{}{}:
+	default:
+	}
+	return m
+}
+
+func (h *heldChunks) each(f func(*nats.Msg)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.msgs {
+		f(m)
+	}
+}
+
+// drain removes and returns every held chunk.
+func (h *heldChunks) drain() []*nats.Msg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	msgs := h.msgs
+	h.msgs = nil
+	return msgs
 }
 
 func sleep(ctx context.Context, d time.Duration) {
