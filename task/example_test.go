@@ -65,6 +65,25 @@ func ExampleHandle() {
 	// task area: *errors.errorString: unknown shape "circle"
 }
 
+func ExampleTask_Codec() {
+	square := task.New[int, int]("square")
+	codec := square.Codec()
+
+	// AppendIn encodes many inputs into one buffer, as an executor does for
+	// the items of a chunk.
+	var buf []byte
+	for _, n := range []int{1, 200, -40000} {
+		buf, _ = codec.AppendIn(buf, n)
+	}
+	fmt.Printf("% x\n", buf)
+
+	out, _ := codec.DecodeOut([]byte{0xcd, 0x01, 0x00})
+	fmt.Println(out)
+	// Output:
+	// 01 cc c8 d2 ff ff 63 c0
+	// 256
+}
+
 func ExampleHandle_panic() {
 	boom := task.New[int, int]("boom")
 	reg := task.NewRegistry()

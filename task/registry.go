@@ -114,6 +114,13 @@ func (h *handler[In, Out]) codec() *rawCodec {
 	return c
 }
 
+// release returns c to the pool unless its buffer grew too large to keep.
+func (h *handler[In, Out]) release(c *rawCodec) {
+	if c.buf.Cap() <= maxPooledBuffer {
+		h.codecs.Put(c)
+	}
+}
+
 func (h *handler[In, Out]) Kind() string { return h.kind }
 
 func (h *handler[In, Out]) Call(ctx context.Context, in any) (out any, err error) {
@@ -127,32 +134,54 @@ func (h *handler[In, Out]) Call(ctx context.Context, in any) (out any, err error
 }
 
 func (h *handler[In, Out]) CallRaw(ctx context.Context, raw []byte) ([]byte, error) {
-	var in In
-	if err := mpcheck.Check(raw); err != nil {
+	in, err := h.decode(raw)
+	if err != nil {
 		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: err.Error()}
 	}
-	c := h.codec()
-	defer func() {
-		if c.buf.Cap() <= maxPooledBuffer {
-			h.codecs.Put(c)
-		}
-	}()
-	c.r.Reset(raw)
-	c.dec.Reset(&c.r)
-	// As msgpack.Unmarshal does; mpcheck has bounded every declared length
-	// by the input's size.
-	c.dec.UsePreallocateValues(true)
-	if err := c.dec.Decode(&in); err != nil {
-		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: err.Error()}
-	}
-	c.r.Reset(nil)
 	out, err := h.call(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	c.buf.Reset()
-	if err := c.enc.Encode(out); err != nil {
+	b, err := h.encode(out)
+	if err != nil {
 		return nil, &Error{Kind: h.kind, Type: "encode", Message: err.Error()}
+	}
+	return b, nil
+}
+
+// decode decodes an input: a scalar directly, anything else with a pooled
+// decoder once mpcheck has bounded every length raw declares by its size.
+func (h *handler[In, Out]) decode(raw []byte) (In, error) {
+	if in, ok := decodeScalar[In](raw); ok {
+		return in, nil
+	}
+	var in In
+	if err := mpcheck.Check(raw); err != nil {
+		return in, err
+	}
+	c := h.codec()
+	defer h.release(c)
+	c.r.Reset(raw)
+	defer c.r.Reset(nil)
+	c.dec.Reset(&c.r)
+	// As msgpack.Unmarshal does.
+	c.dec.UsePreallocateValues(true)
+	err := c.dec.Decode(&in)
+	return in, err
+}
+
+// encode encodes an output into a slice of its own: a scalar directly, in
+// one allocation of its size, anything else with a pooled encoder.
+func (h *handler[In, Out]) encode(out Out) ([]byte, error) {
+	if b, ok := appendScalar(nil, any(out)); ok {
+		return b, nil
+	}
+	c := h.codec()
+	defer h.release(c)
+	c.buf.Reset()
+	c.enc.Reset(&c.buf)
+	if err := c.enc.Encode(out); err != nil {
+		return nil, err
 	}
 	return bytes.Clone(c.buf.Bytes()), nil
 }

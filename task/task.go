@@ -11,6 +11,7 @@
 package task
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -48,14 +49,37 @@ func (t Task[In, Out]) Kind() string { return t.kind }
 // Codec returns the untyped view of t used by executors: how to encode its
 // input and decode its output.
 func (t Task[In, Out]) Codec() Codec {
-	return Codec{Kind: t.kind, EncodeIn: encodeIn, DecodeOut: decodeOut[Out]}
+	return Codec{Kind: t.kind, EncodeIn: encodeIn, AppendIn: appendIn, DecodeOut: decodeOut[Out]}
 }
 
-func encodeIn(in any) ([]byte, error) { return msgpack.Marshal(in) }
+func encodeIn(in any) ([]byte, error) {
+	if b, ok := appendScalar(nil, in); ok {
+		return b, nil
+	}
+	return msgpack.Marshal(in)
+}
 
-// decodeOut decodes a result of type Out, checking the msgpack first so that
-// hostile bytes cannot make it allocate by a declared length.
+func appendIn(dst []byte, in any) ([]byte, error) {
+	if b, ok := appendScalar(dst, in); ok {
+		return b, nil
+	}
+	buf := bytes.NewBuffer(dst)
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(buf)
+	if err := enc.Encode(in); err != nil {
+		return dst, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeOut decodes a result of type Out. Unless it is a scalar that
+// decodeScalar takes, the msgpack is checked first so that hostile bytes
+// cannot make it allocate by a declared length.
 func decodeOut[Out any](raw []byte) (any, error) {
+	if out, ok := decodeScalar[Out](raw); ok {
+		return out, nil
+	}
 	var out Out
 	if err := mpcheck.Check(raw); err != nil {
 		return nil, fmt.Errorf("task: decode result: %w", err)
@@ -68,9 +92,23 @@ func decodeOut[Out any](raw []byte) (any, error) {
 
 // Codec is the untyped form of a [Task]: its kind and the msgpack encoding of
 // its input and output. Executors use it where type parameters cannot reach.
+// Values of Go's predeclared scalar types (numbers, string, bool, []byte) are
+// encoded and decoded without reflection, to the same bytes and values as
+// msgpack's Marshal and Unmarshal; values of every other type, including
+// named types such as `type Celsius float64`, go through msgpack's reflective
+// encoder and decoder.
 type Codec struct {
-	Kind      string
-	EncodeIn  func(in any) ([]byte, error)
+	Kind string
+	// EncodeIn returns the msgpack encoding of in, a value of the task's
+	// input type, in a new slice.
+	EncodeIn func(in any) ([]byte, error)
+	// AppendIn appends the msgpack encoding of in to dst and returns the
+	// extended slice, so that many inputs can share one buffer. On error it
+	// returns dst with its length unchanged.
+	AppendIn func(dst []byte, in any) ([]byte, error)
+	// DecodeOut decodes raw, exactly one msgpack value, into a value of the
+	// task's output type. It fails on malformed or trailing bytes and on a
+	// value msgpack cannot decode into the type.
 	DecodeOut func(raw []byte) (any, error)
 }
 
