@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -85,7 +84,7 @@ func newCoalescer(n *NATS, max int) *coalescer {
 func (c *coalescer) add(ctx context.Context, b *batch) error {
 	c.gate.RLock()
 	defer c.gate.RUnlock()
-	raw, err := msgpack.Marshal(b.calls[0].arg)
+	raw, err := b.codec.EncodeIn(b.calls[0].arg)
 	if err != nil {
 		return fmt.Errorf("executor: encode %s input: %w", b.codec.Kind, err)
 	}

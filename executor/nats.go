@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/task"
@@ -306,22 +304,19 @@ func (n *NATS) chunkOf(h nats.Header) (rc *remoteChunk, ours bool) {
 
 // encodeArgs encodes the inputs of b's calls into one buffer, one item each.
 func encodeArgs(b *batch) ([]broker.Item, error) {
-	var buf bytes.Buffer
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
+	var buf []byte
 	ends := make([]int, len(b.calls))
 	for i, c := range b.calls {
-		if err := enc.Encode(c.arg); err != nil {
+		var err error
+		if buf, err = b.codec.AppendIn(buf, c.arg); err != nil {
 			return nil, fmt.Errorf("executor: encode %s input: %w", b.codec.Kind, err)
 		}
-		ends[i] = buf.Len()
+		ends[i] = len(buf)
 	}
-	all := buf.Bytes()
 	items := make([]broker.Item, len(b.calls))
 	start := 0
 	for i, end := range ends {
-		items[i] = broker.Item{Seq: uint32(i), Args: all[start:end:end]}
+		items[i] = broker.Item{Seq: uint32(i), Args: buf[start:end:end]}
 		start = end
 	}
 	return items, nil
