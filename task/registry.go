@@ -24,7 +24,9 @@ type Handler interface {
 	// value of its Out type. An input of another type fails with TypeBadInput.
 	Call(ctx context.Context, in any) (any, error)
 	// CallRaw runs the handler on msgpack-encoded input and returns the
-	// msgpack-encoded output.
+	// msgpack-encoded output. The handlers [Handle] registers also have
+	// AppendRaw(ctx, dst, raw []byte) ([]byte, error), which appends the
+	// output to dst instead, for runners that reuse one buffer.
 	CallRaw(ctx context.Context, raw []byte) ([]byte, error)
 }
 
@@ -134,17 +136,24 @@ func (h *handler[In, Out]) Call(ctx context.Context, in any) (out any, err error
 }
 
 func (h *handler[In, Out]) CallRaw(ctx context.Context, raw []byte) ([]byte, error) {
+	return h.AppendRaw(ctx, nil, raw)
+}
+
+// AppendRaw is CallRaw appending the encoded output to dst and returning the
+// extended buffer; on error it returns dst unchanged. A runner that reuses
+// one buffer for many calls allocates nothing per output of a scalar type.
+func (h *handler[In, Out]) AppendRaw(ctx context.Context, dst, raw []byte) ([]byte, error) {
 	in, err := h.decode(raw)
 	if err != nil {
-		return nil, &Error{Kind: h.kind, Type: TypeBadInput, Message: err.Error()}
+		return dst, &Error{Kind: h.kind, Type: TypeBadInput, Message: err.Error()}
 	}
 	out, err := h.call(ctx, in)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	b, err := h.encode(out)
+	b, err := h.encode(dst, out)
 	if err != nil {
-		return nil, &Error{Kind: h.kind, Type: "encode", Message: err.Error()}
+		return dst, &Error{Kind: h.kind, Type: "encode", Message: err.Error()}
 	}
 	return b, nil
 }
@@ -172,8 +181,9 @@ func (h *handler[In, Out]) decode(raw []byte) (In, error) {
 
 // encode encodes an output into a slice of its own: a scalar directly, in
 // one allocation of its size, anything else with a pooled encoder.
-func (h *handler[In, Out]) encode(out Out) ([]byte, error) {
-	if b, ok := appendScalar(nil, any(out)); ok {
+// encode appends out's msgpack encoding to dst.
+func (h *handler[In, Out]) encode(dst []byte, out Out) ([]byte, error) {
+	if b, ok := appendScalar(dst, any(out)); ok {
 		return b, nil
 	}
 	c := h.codec()
@@ -181,9 +191,9 @@ func (h *handler[In, Out]) encode(out Out) ([]byte, error) {
 	c.buf.Reset()
 	c.enc.Reset(&c.buf)
 	if err := c.enc.Encode(out); err != nil {
-		return nil, err
+		return dst, err
 	}
-	return bytes.Clone(c.buf.Bytes()), nil
+	return append(dst, c.buf.Bytes()...), nil
 }
 
 func (h *handler[In, Out]) call(ctx context.Context, in In) (out Out, err error) {

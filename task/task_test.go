@@ -850,3 +850,52 @@ func TestWorkerIDs(t *testing.T) {
 		t.Fatalf("the handler saw %v, %v", v, err)
 	}
 }
+
+// TestAppendRaw: AppendRaw extends the caller's buffer with what CallRaw
+// returns, and leaves it as it was when the call fails.
+func TestAppendRaw(t *testing.T) {
+	type appender interface {
+		AppendRaw(ctx context.Context, dst, raw []byte) ([]byte, error)
+	}
+	type point struct{ X, Y int }
+	reg := task.NewRegistry()
+	task.Handle(reg, task.New[int, int]("square"), func(_ context.Context, n int) (int, error) {
+		if n < 0 {
+			return 0, errors.New("negative")
+		}
+		return n * n, nil
+	})
+	task.Handle(reg, task.New[int, point]("point"), func(_ context.Context, n int) (point, error) { return point{n, -n}, nil })
+	task.Handle(reg, task.New[int, chan int]("channel"), func(context.Context, int) (chan int, error) { return make(chan int), nil })
+	prefix := []byte("prefix")
+	for _, c := range []struct {
+		kind    string
+		in      int
+		wantErr bool
+	}{
+		{"square", 3, false},
+		{"square", 1 << 20, false},
+		{"square", -1, true},
+		{"point", 7, false},
+		{"channel", 1, true},
+	} {
+		h, _ := reg.Lookup(c.kind)
+		a, ok := h.(appender)
+		if !ok {
+			t.Fatalf("the %s handler has no AppendRaw", c.kind)
+		}
+		raw, _ := msgpack.Marshal(c.in)
+		dst := append(make([]byte, 0, 64), prefix...)
+		got, err := a.AppendRaw(context.Background(), dst, raw)
+		if c.wantErr {
+			if err == nil || !bytes.Equal(got, prefix) {
+				t.Errorf("%s(%d): %q, %v; want the buffer unchanged and an error", c.kind, c.in, got, err)
+			}
+			continue
+		}
+		want, err2 := h.CallRaw(context.Background(), raw)
+		if err != nil || err2 != nil || !bytes.Equal(got, append(bytes.Clone(prefix), want...)) {
+			t.Errorf("%s(%d): AppendRaw %x, %v; CallRaw %x, %v", c.kind, c.in, got, err, want, err2)
+		}
+	}
+}

@@ -288,10 +288,14 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 
 	h, known := w.reg.Lookup(c.Kind)
 	rep := newReporter(w, c, len(reply.Items))
+	// The items' outputs are appended to one buffer, reused once the
+	// results referring to it have been sent. An item's clock starts when
+	// the previous one's stopped.
+	var out []byte
+	now := time.Now()
 	for i, seq := range reply.Items {
 		var res itemRun
 		args, ok := argsOf(c, seq)
-		now := time.Now()
 		switch {
 		case !known:
 			res.ItemResult = failed(seq, task.TypeUnknownKind, "no handler for kind "+c.Kind+" on worker "+w.cfg.ID)
@@ -300,7 +304,7 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 		case !deadline.IsZero() && !now.Before(deadline):
 			res.ItemResult = failed(seq, task.TypeDeadline, "deadline passed before the task started")
 		default:
-			res = w.runItem(r, c.Kind, h, seq, args, m, now)
+			res, out = w.runItem(r, c.Kind, h, seq, args, m, now, out)
 			if !res.began.IsZero() {
 				now = time.Now()
 				m.duration.Observe(now.Sub(res.began).Seconds())
@@ -313,7 +317,9 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 			w.stats.succeeded.Add(1)
 			m.succeeded.Inc()
 		}
-		rep.add(res.ItemResult, i < len(reply.Items)-1, now)
+		if rep.add(res.ItemResult, i < len(reply.Items)-1, now) {
+			out = out[:0]
+		}
 	}
 	r.beats.stop()
 	rep.final(msg.Reply)
@@ -343,22 +349,41 @@ type itemRun struct {
 	began time.Time
 }
 
-// runItem calls the handler on one item, retrying errors marked retryable.
-func (w *Worker) runItem(r *chunkRun, kind string, h task.Handler, seq uint32, args []byte, m *kindMetrics, now time.Time) itemRun {
+// appender is a handler that appends its encoded output to a buffer (see
+// task.Handler's AppendRaw).
+type appender interface {
+	AppendRaw(ctx context.Context, dst, raw []byte) ([]byte, error)
+}
+
+// runItem calls the handler on one item, retrying errors marked retryable,
+// and returns its result and out, to which the handler may have appended
+// the result's value.
+func (w *Worker) runItem(r *chunkRun, kind string, h task.Handler, seq uint32, args []byte, m *kindMetrics, now time.Time, out []byte) (itemRun, []byte) {
 	ctx, ok := r.begin(seq)
 	if !ok {
-		return itemRun{ItemResult: failed(seq, task.TypeInterrupted, "interrupted before it started")}
+		return itemRun{ItemResult: failed(seq, task.TypeInterrupted, "interrupted before it started")}, out
 	}
 	defer r.end()
 	m.started.Inc()
-	out, err := h.CallRaw(ctx, args)
+	var (
+		value []byte
+		err   error
+	)
+	if a, ok := h.(appender); ok {
+		start := len(out)
+		if out, err = a.AppendRaw(ctx, out, args); err == nil {
+			value = out[start:len(out):len(out)]
+		}
+	} else {
+		value, err = h.CallRaw(ctx, args)
+	}
 	if err != nil && w.cfg.Retry.Attempts > 1 && task.IsRetryable(err) {
-		out, err = w.retry(ctx, h, args, err, m)
+		value, err = w.retry(ctx, h, args, err, m)
 	}
 	if err != nil {
-		return itemRun{broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(kind, err)}, now}
+		return itemRun{broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(kind, err)}, now}, out
 	}
-	return itemRun{broker.ItemResult{Seq: seq, Value: out}, now}
+	return itemRun{broker.ItemResult{Seq: seq, Value: value}, now}, out
 }
 
 // retry calls the handler again after a first call failed with err, as the

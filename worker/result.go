@@ -48,7 +48,9 @@ const maxPendingCap = 1024
 
 // add queues an item's result, finished at now. more says whether items
 // follow; without, the final flush follows at once and no timer is armed.
-func (r *reporter) add(res broker.ItemResult, more bool, now time.Time) {
+// It reports whether every result queued so far has been sent, so the
+// buffers their values are in may be reused.
+func (r *reporter) add(res broker.ItemResult, more bool, now time.Time) (sent bool) {
 	res = r.fit(res)
 	sz := itemSize(res)
 	r.mu.Lock()
@@ -59,14 +61,16 @@ func (r *reporter) add(res broker.ItemResult, more bool, now time.Time) {
 	r.pending = append(r.pending, res)
 	r.size += sz
 	if !more {
-		return
+		return false
 	}
 	due := r.lastSent.Add(r.w.cfg.ResultInterval)
 	if wait := due.Sub(now); wait <= 0 {
 		r.sendLocked(false, "")
+		return true
 	} else if r.timer == nil {
 		r.timer = time.AfterFunc(wait, r.flushDue)
 	}
+	return false
 }
 
 func (r *reporter) flushDue() {
