@@ -1,18 +1,32 @@
 package broker
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/jetpool/jetpool/internal/mpcheck"
 )
 
 // Hand-written msgpack codecs for the envelope types: chunks, starts and
 // results are on every task's path, so their fields are read and written
 // without reflection. They produce and accept exactly what the `as_array`
 // struct tags describe: an array of the fields in order, where fewer elements
-// leave the rest zero and extra ones are skipped. Encoders write to msgpack's
-// in-memory buffer, which cannot fail, so only the last write's error is
-// returned.
+// leave the rest zero and extra ones are skipped.
+//
+// Each type has its codec twice. EncodeMsgpack and DecodeMsgpack serve
+// msgpack.Marshal and msgpack.Unmarshal, so these types still work inside any
+// msgpack value. appendTo and read, below them, are what Encode and Decode
+// use: they write into one slice sized up front and read straight from the
+// message, without msgpack's Encoder, Decoder, reader or reflection. Both
+// forms must write the same bytes and accept the same input into the same
+// values; codec_test.go and the fuzz targets hold them to that.
+//
+// The msgpack.Encoder-based encoders write to msgpack's in-memory buffer,
+// which cannot fail, so only the last write's error is returned.
 
 var (
 	_ msgpack.CustomEncoder = (*Chunk)(nil)
@@ -398,4 +412,922 @@ func (in *Interrupt) DecodeMsgpack(d *msgpack.Decoder) error {
 		in.Seq, f.err = d.DecodeUint32()
 	}
 	return f.done()
+}
+
+// The byte-slice codecs: read and appendTo.
+
+// errTruncated fails a read past the end of a message. It is a sentinel so
+// that a decoder running on after its first error allocates nothing more.
+var errTruncated = errors.New("message ends early")
+
+// reader decodes msgpack straight from a message. Each read accepts exactly
+// what the msgpack.Decoder method named in its comment accepts, and checks
+// every length against the bytes left before using it. The first error
+// sticks and moves the reader to the end: every read after it returns a zero
+// value, so a decoder runs on to its end without effect.
+type reader struct {
+	b   []byte
+	off int
+	err error
+	// recent holds the last strings read, so that a string repeated within
+	// the message is allocated once: every start in a request names the same
+	// worker and inbox, and the items of a result often fail alike. A cache
+	// across messages would also catch the producer's id and subjects in
+	// chunks, but would be state shared by every decoder, for a few
+	// allocations out of the hundreds each task makes.
+	recent [4]string
+	slot   int // where the next string goes in recent
+}
+
+func (r *reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+	r.off = len(r.b)
+}
+
+func (r *reader) left() uint64 { return uint64(len(r.b) - r.off) }
+
+// code reads one byte. Past the end it fails and reads nil, which every
+// read below takes for its zero value.
+func (r *reader) code() byte {
+	if r.off >= len(r.b) {
+		r.fail(errTruncated)
+		return msgpackNil
+	}
+	c := r.b[r.off]
+	r.off++
+	return c
+}
+
+// next returns the next n bytes, capped at n so that an append to them
+// cannot run into what follows; nil if fewer are left.
+func (r *reader) next(n uint64) []byte {
+	if n > r.left() {
+		r.fail(errTruncated)
+		return nil
+	}
+	p := r.b[r.off : r.off+int(n) : r.off+int(n)]
+	r.off += int(n)
+	return p
+}
+
+// be reads an n-byte big-endian number, n being 1, 2, 4 or 8.
+func (r *reader) be(n uint64) uint64 {
+	p := r.next(n)
+	switch len(p) {
+	case 1:
+		return uint64(p[0])
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p))
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p))
+	case 8:
+		return binary.BigEndian.Uint64(p)
+	}
+	return 0
+}
+
+// int reads an integer as DecodeInt64 does: nil is 0, and every int and
+// uint code is taken, the narrower signed ones sign-extended; floats are
+// refused.
+func (r *reader) int() int64 {
+	c := r.code()
+	if c <= 0x7f || c >= 0xe0 { // fixnums
+		return int64(int8(c))
+	}
+	switch c {
+	case msgpackNil:
+		return 0
+	case 0xcc:
+		return int64(r.be(1))
+	case 0xcd:
+		return int64(r.be(2))
+	case 0xce:
+		return int64(r.be(4))
+	case 0xcf, 0xd3:
+		return int64(r.be(8))
+	case 0xd0:
+		return int64(int8(r.be(1)))
+	case 0xd1:
+		return int64(int16(r.be(2)))
+	case 0xd2:
+		return int64(int32(r.be(4)))
+	}
+	r.fail(fmt.Errorf("invalid code=%x decoding an integer", c))
+	return 0
+}
+
+// uint reads an integer as DecodeUint64 does, which takes the same codes as
+// DecodeInt64 and keeps the same bits; DecodeUint32 and DecodeUint8 truncate
+// it.
+func (r *reader) uint() uint64 { return uint64(r.int()) }
+
+// bool reads a bool as DecodeBool does: nil is false.
+func (r *reader) bool() bool {
+	switch c := r.code(); c {
+	case msgpackNil, 0xc2:
+		return false
+	case 0xc3:
+		return true
+	default:
+		r.fail(fmt.Errorf("invalid code=%x decoding bool", c))
+		return false
+	}
+}
+
+// bytesLen reads the header of a str or a bin, either taken for the other,
+// as msgpack's bytesLen does: nil is -1. A length beyond the bytes left
+// fails.
+func (r *reader) bytesLen() int {
+	c := r.code()
+	var n uint64
+	switch {
+	case c >= 0xa0 && c <= 0xbf: // fixstr
+		n = uint64(c & 0x1f)
+	case c == msgpackNil:
+		return -1
+	case c == 0xd9 || c == 0xc4:
+		n = r.be(1)
+	case c == 0xda || c == 0xc5:
+		n = r.be(2)
+	case c == 0xdb || c == 0xc6:
+		n = r.be(4)
+	default:
+		r.fail(fmt.Errorf("invalid code=%x decoding string/bytes length", c))
+		return -1
+	}
+	if n > r.left() {
+		r.fail(errTruncated)
+		return -1
+	}
+	return int(n)
+}
+
+// str reads a string as DecodeString does: nil is "".
+func (r *reader) str() string {
+	n := r.bytesLen()
+	if n <= 0 {
+		return ""
+	}
+	p := r.next(uint64(n))
+	for _, s := range r.recent {
+		if s == string(p) {
+			return s
+		}
+	}
+	s := string(p)
+	r.recent[r.slot%len(r.recent)] = s
+	r.slot++
+	return s
+}
+
+// bin reads a byte slice as DecodeBytes does (nil is nil, an empty one is
+// empty and not nil) except that it is not a copy: it aliases the message.
+func (r *reader) bin() []byte {
+	n := r.bytesLen()
+	if n < 0 {
+		return nil
+	}
+	return r.next(uint64(n))
+}
+
+// arrayLen reads an array header as DecodeArrayLen does: nil is -1. A
+// length beyond the bytes left fails at once, each element taking at least
+// one.
+func (r *reader) arrayLen() int {
+	c := r.code()
+	var n uint64
+	switch {
+	case c >= 0x90 && c <= 0x9f: // fixarray
+		n = uint64(c & 0x0f)
+	case c == msgpackNil:
+		return -1
+	case c == 0xdc:
+		n = r.be(2)
+	case c == 0xdd:
+		n = r.be(4)
+	default:
+		r.fail(fmt.Errorf("invalid code=%x decoding array length", c))
+		return -1
+	}
+	if n > r.left() {
+		r.fail(fmt.Errorf("array of %d elements, %d bytes left", n, r.left()))
+		return -1
+	}
+	return int(n)
+}
+
+// items reads the header of a slice field as arrayLen (the function) does:
+// more than MaxItems elements fail before anything is allocated for them.
+func (r *reader) items() int {
+	n := r.arrayLen()
+	if n > MaxItems {
+		r.fail(fmt.Errorf("array of %d elements", n))
+		return -1
+	}
+	return n
+}
+
+// skip reads past one value of any type as Skip does and, as mpcheck.Check
+// does, refuses the reserved code and containers nested deeper than
+// mpcheck.MaxDepth. depth is the number of non-empty containers around the
+// value; the recursion goes no deeper than that bound.
+func (r *reader) skip(depth int) {
+	c := r.code()
+	var n uint64 // values inside
+	switch {
+	case c <= 0x7f || c >= 0xe0: // fixnums
+		return
+	case c <= 0x8f: // fixmap
+		n = 2 * uint64(c&0x0f)
+	case c <= 0x9f: // fixarray
+		n = uint64(c & 0x0f)
+	case c <= 0xbf: // fixstr
+		r.next(uint64(c & 0x1f))
+		return
+	default:
+		n = r.skipScalar(c)
+	}
+	if n == 0 {
+		return
+	}
+	if n > r.left() {
+		r.fail(fmt.Errorf("%d values declared, %d bytes left", n, r.left()))
+		return
+	}
+	if depth+1 > mpcheck.MaxDepth {
+		r.fail(fmt.Errorf("nested deeper than %d", mpcheck.MaxDepth))
+		return
+	}
+	for ; n > 0 && r.err == nil; n-- {
+		r.skip(depth + 1)
+	}
+}
+
+// skipScalar reads past the rest of a value whose code c is 0xc0 to 0xdf,
+// as skip does, and returns how many values follow if it is an array or a
+// map.
+func (r *reader) skipScalar(c byte) uint64 {
+	switch c {
+	case msgpackNil, 0xc2, 0xc3:
+	case 0xc4, 0xd9: // bin8, str8
+		r.next(r.be(1))
+	case 0xc5, 0xda:
+		r.next(r.be(2))
+	case 0xc6, 0xdb:
+		r.next(r.be(4))
+	case 0xc7: // ext8: length, type, data
+		r.next(r.be(1) + 1)
+	case 0xc8:
+		r.next(r.be(2) + 1)
+	case 0xc9:
+		r.next(r.be(4) + 1)
+	case 0xcc, 0xd0:
+		r.next(1)
+	case 0xcd, 0xd1:
+		r.next(2)
+	case 0xca, 0xce, 0xd2:
+		r.next(4)
+	case 0xcb, 0xcf, 0xd3:
+		r.next(8)
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext: type, 1 to 16 bytes
+		r.next(1 + 1<<(c-0xd4))
+	case 0xdc:
+		return r.be(2)
+	case 0xdd:
+		return r.be(4)
+	case 0xde:
+		return 2 * r.be(2)
+	case 0xdf:
+		return 2 * r.be(4)
+	default: // 0xc1
+		r.fail(fmt.Errorf("unknown code %x", c))
+	}
+	return 0
+}
+
+// sliceFields walks the elements of an array-encoded struct as fields does
+// for a msgpack.Decoder: more reports whether the next field is there to
+// read (and no error happened), done skips the elements no field knows.
+type sliceFields struct {
+	r     *reader
+	n, i  int
+	depth int // containers around the fields; the elements of a list field have one more
+}
+
+// open reads the header of a struct with depth non-empty containers around
+// it.
+func (r *reader) open(depth int) sliceFields {
+	return sliceFields{r: r, n: r.arrayLen(), depth: depth + 1}
+}
+
+func (f *sliceFields) more() bool {
+	if f.r.err != nil || f.i >= f.n {
+		return false
+	}
+	f.i++
+	return true
+}
+
+func (f *sliceFields) done() {
+	for ; f.r.err == nil && f.i < f.n; f.i++ {
+		f.r.skip(f.depth)
+	}
+}
+
+// readEnvelope decodes data into v, as mpcheck.Check and msgpack.Unmarshal
+// together would, if v is a pointer to an envelope type with a read method;
+// ok is false for any other v. Byte slices in the result (Item.Args,
+// ItemResult.Value) alias data rather than copy it, saving an allocation
+// per item: data must not change while they are in use. The messages
+// nats.go delivers are never reused, and the worker and the producer only
+// read Args and Value, each decoding them into values of its own.
+func readEnvelope(data []byte, v any) (ok bool, err error) {
+	r := reader{b: data}
+	switch v := v.(type) {
+	case *Chunk:
+		if readable(&r, v) {
+			v.read(&r, 0)
+		}
+	case *Starts:
+		if readable(&r, v) {
+			v.read(&r, 0)
+		}
+	case *Start:
+		if readable(&r, v) {
+			v.read(&r, 0)
+		}
+	case *StartReplies:
+		if readable(&r, v) {
+			v.read(&r, 0)
+		}
+	case *StartReply:
+		if readable(&r, v) {
+			v.read(&r, 0)
+		}
+	case *Result:
+		if readable(&r, v) {
+			v.read(&r, 0)
+		}
+	case *Lease:
+		if readable(&r, v) {
+			v.read(&r, 0)
+		}
+	case *Interrupt:
+		if readable(&r, v) {
+			v.read(&r, 0)
+		}
+	default:
+		return false, nil
+	}
+	if r.err == nil && r.off != len(r.b) {
+		return true, fmt.Errorf("%d trailing bytes", len(r.b)-r.off)
+	}
+	return true, r.err
+}
+
+// readable reports whether there is a message to read into v once the
+// cases msgpack's decoder of a custom type handles first are taken: a nil v
+// fails, and a nil message makes *v zero.
+func readable[T any](r *reader, v *T) bool {
+	if v == nil {
+		r.fail(fmt.Errorf("decode into a nil %T", v))
+		return false
+	}
+	if r.off < len(r.b) && r.b[r.off] == msgpackNil {
+		r.off++
+		var zero T
+		*v = zero
+		return false
+	}
+	return true
+}
+
+func (c *Chunk) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		c.Executor = r.str()
+	}
+	if f.more() {
+		c.ID = r.uint()
+	}
+	if f.more() {
+		c.Kind = r.str()
+	}
+	if f.more() {
+		c.Control = r.str()
+	}
+	if f.more() {
+		c.Deadline = r.int()
+	}
+	if f.more() {
+		if n := r.items(); n >= 0 {
+			c.Items = make([]Item, n)
+			for i := 0; i < n && r.err == nil; i++ {
+				c.Items[i].read(r, f.depth+1)
+			}
+		}
+	}
+	f.done()
+}
+
+func (it *Item) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		it.Seq = uint32(r.uint())
+	}
+	if f.more() {
+		it.Args = r.bin()
+	}
+	f.done()
+}
+
+func (s *Start) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		s.Chunk = r.uint()
+	}
+	if f.more() {
+		s.Worker = r.str()
+	}
+	if f.more() {
+		s.Inbox = r.str()
+	}
+	if f.more() {
+		s.Delivery = r.uint()
+	}
+	f.done()
+}
+
+func (s *Starts) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		if n := r.items(); n >= 0 {
+			s.Items = make([]Start, n)
+			for i := 0; i < n && r.err == nil; i++ {
+				s.Items[i].read(r, f.depth+1)
+			}
+		}
+	}
+	f.done()
+}
+
+func (rs *StartReplies) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		if n := r.items(); n >= 0 {
+			rs.Items = make([]StartReply, n)
+			for i := 0; i < n && r.err == nil; i++ {
+				rs.Items[i].read(r, f.depth+1)
+			}
+		}
+	}
+	f.done()
+}
+
+func (rp *StartReply) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		rp.Verdict = uint8(r.uint())
+	}
+	if f.more() {
+		if n := r.items(); n >= 0 {
+			rp.Items = make([]uint32, n)
+			for i := 0; i < n && r.err == nil; i++ {
+				rp.Items[i] = uint32(r.uint())
+			}
+		}
+	}
+	if f.more() {
+		rp.LeaseMs = r.int()
+	}
+	f.done()
+}
+
+func (res *Result) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		res.Chunk = r.uint()
+	}
+	if f.more() {
+		res.Worker = r.str()
+	}
+	if f.more() {
+		res.Final = r.bool()
+	}
+	if f.more() {
+		res.Ack = r.str()
+	}
+	if f.more() {
+		if n := r.items(); n >= 0 {
+			res.Items = make([]ItemResult, n)
+			for i := 0; i < n && r.err == nil; i++ {
+				res.Items[i].read(r, f.depth+1)
+			}
+		}
+	}
+	f.done()
+}
+
+func (it *ItemResult) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		it.Seq = uint32(r.uint())
+	}
+	if f.more() {
+		it.Value = r.bin()
+	}
+	if f.more() {
+		if r.off < len(r.b) && r.b[r.off] == msgpackNil {
+			r.off++
+		} else {
+			it.Err = &ErrorInfo{}
+			it.Err.read(r, f.depth)
+		}
+	}
+	f.done()
+}
+
+func (e *ErrorInfo) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		e.Type = r.str()
+	}
+	if f.more() {
+		e.Message = r.str()
+	}
+	if f.more() {
+		e.Stack = r.str()
+	}
+	if f.more() {
+		e.Retryable = r.bool()
+	}
+	f.done()
+}
+
+func (l *Lease) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		l.Chunk = r.uint()
+	}
+	if f.more() {
+		l.Worker = r.str()
+	}
+	if f.more() {
+		l.Delivery = r.uint()
+	}
+	f.done()
+}
+
+func (in *Interrupt) read(r *reader, depth int) {
+	f := r.open(depth)
+	if f.more() {
+		in.Executor = r.str()
+	}
+	if f.more() {
+		in.Chunk = r.uint()
+	}
+	if f.more() {
+		in.Seq = uint32(r.uint())
+	}
+	f.done()
+}
+
+// appendEnvelope encodes v, as msgpack.Marshal would, into one slice of
+// exactly its size if v is a non-nil pointer to an envelope type with an
+// appendTo method; ok is false for any other v.
+func appendEnvelope(v any) (b []byte, ok bool) {
+	switch v := v.(type) {
+	case *Chunk:
+		return appendExact(v)
+	case *Starts:
+		return appendExact(v)
+	case *Start:
+		return appendExact(v)
+	case *StartReplies:
+		return appendExact(v)
+	case *StartReply:
+		return appendExact(v)
+	case *Result:
+		return appendExact(v)
+	case *Lease:
+		return appendExact(v)
+	case *Interrupt:
+		return appendExact(v)
+	}
+	return nil, false
+}
+
+func appendExact[T any, P interface {
+	*T
+	size() int
+	appendTo(b []byte) []byte
+}](v P) ([]byte, bool) {
+	if v == nil {
+		return nil, false
+	}
+	return v.appendTo(make([]byte, 0, v.size())), true
+}
+
+func (c *Chunk) size() int {
+	n := 1 + strSize(c.Executor) + uintSize(c.ID) + strSize(c.Kind) + strSize(c.Control) +
+		intSize(c.Deadline) + listSize(c.Items == nil, len(c.Items))
+	for i := range c.Items {
+		n += 1 + uintSize(uint64(c.Items[i].Seq)) + binSize(c.Items[i].Args)
+	}
+	return n
+}
+
+func (c *Chunk) appendTo(b []byte) []byte {
+	b = append(b, 0x96)
+	b = appendStr(b, c.Executor)
+	b = appendUint(b, c.ID)
+	b = appendStr(b, c.Kind)
+	b = appendStr(b, c.Control)
+	b = appendInt(b, c.Deadline)
+	b = appendList(b, c.Items == nil, len(c.Items))
+	for i := range c.Items {
+		b = append(b, 0x92)
+		b = appendUint(b, uint64(c.Items[i].Seq))
+		b = appendBin(b, c.Items[i].Args)
+	}
+	return b
+}
+
+func (s *Start) size() int {
+	return 1 + uintSize(s.Chunk) + strSize(s.Worker) + strSize(s.Inbox) + uintSize(s.Delivery)
+}
+
+func (s *Start) appendTo(b []byte) []byte {
+	b = append(b, 0x94)
+	b = appendUint(b, s.Chunk)
+	b = appendStr(b, s.Worker)
+	b = appendStr(b, s.Inbox)
+	return appendUint(b, s.Delivery)
+}
+
+func (s *Starts) size() int {
+	n := 1 + listSize(s.Items == nil, len(s.Items))
+	for i := range s.Items {
+		n += s.Items[i].size()
+	}
+	return n
+}
+
+func (s *Starts) appendTo(b []byte) []byte {
+	b = append(b, 0x91)
+	b = appendList(b, s.Items == nil, len(s.Items))
+	for i := range s.Items {
+		b = s.Items[i].appendTo(b)
+	}
+	return b
+}
+
+func (rs *StartReplies) size() int {
+	n := 1 + listSize(rs.Items == nil, len(rs.Items))
+	for i := range rs.Items {
+		n += rs.Items[i].size()
+	}
+	return n
+}
+
+func (rs *StartReplies) appendTo(b []byte) []byte {
+	b = append(b, 0x91)
+	b = appendList(b, rs.Items == nil, len(rs.Items))
+	for i := range rs.Items {
+		b = rs.Items[i].appendTo(b)
+	}
+	return b
+}
+
+func (rp *StartReply) size() int {
+	n := 1 + uintSize(uint64(rp.Verdict)) + listSize(rp.Items == nil, len(rp.Items)) + intSize(rp.LeaseMs)
+	for _, seq := range rp.Items {
+		n += uintSize(uint64(seq))
+	}
+	return n
+}
+
+func (rp *StartReply) appendTo(b []byte) []byte {
+	b = append(b, 0x93)
+	b = appendUint(b, uint64(rp.Verdict))
+	b = appendList(b, rp.Items == nil, len(rp.Items))
+	for _, seq := range rp.Items {
+		b = appendUint(b, uint64(seq))
+	}
+	return appendInt(b, rp.LeaseMs)
+}
+
+func (res *Result) size() int {
+	n := 1 + uintSize(res.Chunk) + strSize(res.Worker) + 1 + strSize(res.Ack) + listSize(res.Items == nil, len(res.Items))
+	for i := range res.Items {
+		it := &res.Items[i]
+		n += 1 + uintSize(uint64(it.Seq)) + binSize(it.Value) + 1
+		if it.Err != nil {
+			n += strSize(it.Err.Type) + strSize(it.Err.Message) + strSize(it.Err.Stack) + 1
+		}
+	}
+	return n
+}
+
+func (res *Result) appendTo(b []byte) []byte {
+	b = append(b, 0x95)
+	b = appendUint(b, res.Chunk)
+	b = appendStr(b, res.Worker)
+	b = appendBool(b, res.Final)
+	b = appendStr(b, res.Ack)
+	b = appendList(b, res.Items == nil, len(res.Items))
+	for i := range res.Items {
+		it := &res.Items[i]
+		b = append(b, 0x93)
+		b = appendUint(b, uint64(it.Seq))
+		b = appendBin(b, it.Value)
+		if it.Err == nil {
+			b = append(b, msgpackNil)
+			continue
+		}
+		b = append(b, 0x94)
+		b = appendStr(b, it.Err.Type)
+		b = appendStr(b, it.Err.Message)
+		b = appendStr(b, it.Err.Stack)
+		b = appendBool(b, it.Err.Retryable)
+	}
+	return b
+}
+
+func (l *Lease) size() int {
+	return 1 + uintSize(l.Chunk) + strSize(l.Worker) + uintSize(l.Delivery)
+}
+
+func (l *Lease) appendTo(b []byte) []byte {
+	b = append(b, 0x93)
+	b = appendUint(b, l.Chunk)
+	b = appendStr(b, l.Worker)
+	return appendUint(b, l.Delivery)
+}
+
+func (in *Interrupt) size() int {
+	return 1 + strSize(in.Executor) + uintSize(in.Chunk) + uintSize(uint64(in.Seq))
+}
+
+func (in *Interrupt) appendTo(b []byte) []byte {
+	b = append(b, 0x93)
+	b = appendStr(b, in.Executor)
+	b = appendUint(b, in.Chunk)
+	return appendUint(b, uint64(in.Seq))
+}
+
+// The appenders write what the msgpack.Encoder method named in each comment
+// writes; the sizes are those of what they write.
+
+// appendUint writes as EncodeUint: the shortest form.
+func appendUint(b []byte, n uint64) []byte {
+	switch {
+	case n <= math.MaxInt8:
+		return append(b, byte(n))
+	case n <= math.MaxUint8:
+		return append(b, 0xcc, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
+}
+
+func uintSize(n uint64) int {
+	switch {
+	case n <= math.MaxInt8:
+		return 1
+	case n <= math.MaxUint8:
+		return 2
+	case n <= math.MaxUint16:
+		return 3
+	case n <= math.MaxUint32:
+		return 5
+	}
+	return 9
+}
+
+// appendInt writes as EncodeInt: a uint if n >= 0, else the shortest signed
+// form.
+func appendInt(b []byte, n int64) []byte {
+	switch {
+	case n >= 0:
+		return appendUint(b, uint64(n))
+	case n >= -32:
+		return append(b, byte(n))
+	case n >= math.MinInt8:
+		return append(b, 0xd0, byte(n))
+	case n >= math.MinInt16:
+		return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(n))
+	case n >= math.MinInt32:
+		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
+}
+
+func intSize(n int64) int {
+	switch {
+	case n >= 0:
+		return uintSize(uint64(n))
+	case n >= -32:
+		return 1
+	case n >= math.MinInt8:
+		return 2
+	case n >= math.MinInt16:
+		return 3
+	case n >= math.MinInt32:
+		return 5
+	}
+	return 9
+}
+
+// appendBool writes as EncodeBool.
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 0xc3)
+	}
+	return append(b, 0xc2)
+}
+
+// appendStr writes as EncodeString: a str.
+func appendStr(b []byte, s string) []byte {
+	switch n := len(s); {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		b = append(b, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+	}
+	return append(b, s...)
+}
+
+func strSize(s string) int {
+	switch n := len(s); {
+	case n < 32:
+		return 1 + n
+	case n <= math.MaxUint8:
+		return 2 + n
+	case n <= math.MaxUint16:
+		return 3 + n
+	default:
+		return 5 + n
+	}
+}
+
+// appendBin writes as EncodeBytes: a bin, nil for nil.
+func appendBin(b, p []byte) []byte {
+	switch n := len(p); {
+	case p == nil:
+		return append(b, msgpackNil)
+	case n <= math.MaxUint8:
+		b = append(b, 0xc4, byte(n))
+	case n <= math.MaxUint16:
+		b = binary.BigEndian.AppendUint16(append(b, 0xc5), uint16(n))
+	default:
+		b = binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
+	}
+	return append(b, p...)
+}
+
+func binSize(p []byte) int {
+	switch n := len(p); {
+	case p == nil:
+		return 1
+	case n <= math.MaxUint8:
+		return 2 + n
+	case n <= math.MaxUint16:
+		return 3 + n
+	default:
+		return 5 + n
+	}
+}
+
+// appendList writes the header of a slice of n elements as encodeLen does:
+// nil for nil, else an array header as EncodeArrayLen writes it.
+func appendList(b []byte, isNil bool, n int) []byte {
+	switch {
+	case isNil:
+		return append(b, msgpackNil)
+	case n < 16:
+		return append(b, 0x90|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 0xdc), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, 0xdd), uint32(n))
+}
+
+func listSize(isNil bool, n int) int {
+	switch {
+	case isNil, n < 16:
+		return 1
+	case n <= math.MaxUint16:
+		return 3
+	}
+	return 5
 }

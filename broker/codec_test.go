@@ -1,10 +1,16 @@
 package broker
 
 import (
+	"bytes"
+	"errors"
+	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/jetpool/jetpool/internal/mpcheck"
 )
 
 // The plain types share the envelope types' fields and tags but not their
@@ -120,6 +126,204 @@ func TestCodecsRefuseWrongTypes(t *testing.T) {
 		if err := Decode(data, &c); err == nil {
 			t.Errorf("%s: decoded %+v", name, c)
 		}
+	}
+}
+
+// boundaryEnvelopes returns envelopes whose numbers, strings, byte slices and
+// lists sit on each side of every length at which msgpack changes form, with
+// nil and empty slices.
+func boundaryEnvelopes() []any {
+	uints := []uint64{0, 1, 127, 128, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, math.MaxUint64}
+	ints := []int64{0, -1, -32, -33, -128, -129, -32768, -32769, math.MinInt32, math.MinInt32 - 1, math.MinInt64, math.MaxInt64, 127, 128}
+	lens := []int{0, 1, 31, 32, 255, 256, 65535, 65536}
+	str := func(i int) string { return strings.Repeat("s", lens[i%len(lens)]) }
+	bin := func(i int) []byte {
+		switch i % (len(lens) + 1) {
+		case len(lens):
+			return nil
+		default:
+			return bytes.Repeat([]byte{0xc1}, lens[i%(len(lens)+1)])
+		}
+	}
+	var out []any
+	for i := range max(len(uints), len(ints), len(lens)+1) {
+		u, n := uints[i%len(uints)], ints[i%len(ints)]
+		items := make([]Item, i)
+		values := make([]ItemResult, i)
+		seqs := make([]uint32, i)
+		for j := range i {
+			items[j] = Item{Seq: uint32(uints[j%len(uints)]), Args: bin(j)}
+			values[j] = ItemResult{Seq: uint32(uints[(j+i)%len(uints)]), Value: bin(j + i)}
+			if j%2 == 1 {
+				values[j].Err = &ErrorInfo{Type: str(j), Message: str(j + 1), Stack: str(j + 2), Retryable: j%4 == 1}
+			}
+			seqs[j] = uint32(uints[j%len(uints)])
+		}
+		out = append(out,
+			&Chunk{Executor: str(i), ID: u, Kind: str(i + 1), Control: str(i + 2), Deadline: n, Items: items},
+			&Start{Chunk: u, Worker: str(i), Inbox: str(i + 3), Delivery: uints[(i+1)%len(uints)]},
+			&Starts{Items: []Start{{Chunk: u, Worker: str(i)}, {Delivery: u, Inbox: str(i + 1)}}},
+			&StartReply{Verdict: uint8(u), Items: seqs, LeaseMs: n},
+			&StartReplies{Items: []StartReply{{Verdict: uint8(i), Items: seqs, LeaseMs: n}, {}}},
+			&Result{Chunk: u, Worker: str(i), Final: i%2 == 0, Ack: str(i + 5), Items: values},
+			&Lease{Chunk: u, Worker: str(i + 6), Delivery: uints[(i+2)%len(uints)]},
+			&Interrupt{Executor: str(i + 7), Chunk: u, Seq: uint32(u)},
+		)
+	}
+	// Nil and empty lists, and lists whose length needs each header.
+	for _, n := range []int{-1, 0, 15, 16, 65535, 65536} {
+		var items []Item
+		var values []ItemResult
+		var seqs []uint32
+		var starts []Start
+		var replies []StartReply
+		if n >= 0 {
+			items, values, seqs = make([]Item, n), make([]ItemResult, n), make([]uint32, n)
+			starts, replies = make([]Start, n), make([]StartReply, n)
+		}
+		out = append(out, &Chunk{Items: items}, &Result{Items: values}, &StartReply{Items: seqs},
+			&Starts{Items: starts}, &StartReplies{Items: replies})
+	}
+	return out
+}
+
+// TestEncodeMatchesMsgpack: Encode writes exactly what msgpack.Marshal
+// writes through the types' EncodeMsgpack, the wire format other versions
+// read, in a slice of exactly that size; and Decode reads it back as the
+// msgpack-based decoder does.
+func TestEncodeMatchesMsgpack(t *testing.T) {
+	values := boundaryEnvelopes()
+	for _, e := range envelopes() {
+		values = append(values, e.value)
+	}
+	for _, e := range benchEnvelopes() {
+		values = append(values, e.value)
+	}
+	for i, v := range values {
+		got, err := Encode(v)
+		if err != nil {
+			t.Fatalf("%d: Encode(%T): %v", i, v, err)
+		}
+		want := mustEncode(t, v)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%d: Encode(%T) differs from msgpack.Marshal at byte %d of %d", i, v, firstDiff(got, want), len(want))
+		}
+		if _, direct := v.(interface{ size() int }); direct && cap(got) != len(got) {
+			t.Fatalf("%d: %T: %d bytes in a slice of %d", i, v, len(got), cap(got))
+		}
+		into := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+		ref := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+		err, refErr := decode(got, into), decodeMsgpack(got, ref)
+		if err != nil || refErr != nil || !reflect.DeepEqual(into, ref) || !reflect.DeepEqual(into, v) {
+			t.Fatalf("%d: %T decodes with %v, with msgpack %v, or to another value", i, v, err, refErr)
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// TestDecodeOverFilledValues: a message decoded over a value changes only
+// the fields it holds, and a nil message zeroes the value, as msgpack's
+// decoder does.
+func TestDecodeOverFilledValues(t *testing.T) {
+	cases := []struct {
+		name string
+		data []byte
+		over func(*testing.T) (any, any) // two filled values of the same type
+	}{
+		{"nil start", []byte{0xc0}, func(t *testing.T) (any, any) { return filled[Start](t), filled[Start](t) }},
+		{"start with its chunk only", mustEncode(t, []any{3}), func(t *testing.T) (any, any) { return filled[Start](t), filled[Start](t) }},
+		{"empty lease", []byte{0x90}, func(t *testing.T) (any, any) { return filled[Lease](t), filled[Lease](t) }},
+		{"chunk with nil items", mustEncode(t, []any{"ex", 1, "k", "c", 0, nil}), func(t *testing.T) (any, any) { return filled[Chunk](t), filled[Chunk](t) }},
+		{"result with its chunk only", mustEncode(t, []any{1}), func(t *testing.T) (any, any) { return filled[Result](t), filled[Result](t) }},
+		{"start reply with nil seqs", mustEncode(t, []any{1, nil}), func(t *testing.T) (any, any) { return filled[StartReply](t), filled[StartReply](t) }},
+		{"nil interrupt", []byte{0xc0}, func(t *testing.T) (any, any) { return filled[Interrupt](t), filled[Interrupt](t) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, want := c.over(t)
+			err, wantErr := Decode(c.data, got), decodeByMsgpack(c.data, want)
+			if err != nil || wantErr != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("Decode gave %+v (%v), msgpack %+v (%v)", got, err, want, wantErr)
+			}
+		})
+	}
+}
+
+// TestDecodeAliasesTheMessage: a chunk's args and a result's values are the
+// message's own bytes, each capped at its length so an append to one cannot
+// overwrite the next.
+func TestDecodeAliasesTheMessage(t *testing.T) {
+	data := mustEncode(t, &Chunk{Executor: "ex", ID: 1, Kind: "k", Control: "c", Items: []Item{{Seq: 0, Args: []byte{1, 2}}, {Seq: 1, Args: []byte{3}}}})
+	var c Chunk
+	if err := Decode(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	args := c.Items[0].Args
+	if &args[0] != &data[bytes.Index(data, []byte{1, 2})] || cap(args) != len(args) {
+		t.Fatalf("args % x at a copy or with capacity %d", args, cap(args))
+	}
+	_ = append(args, 0xff)
+	if !bytes.Equal(c.Items[1].Args, []byte{3}) {
+		t.Fatalf("an append to one item's args changed the next: % x", c.Items[1].Args)
+	}
+
+	data = mustEncode(t, &Result{Chunk: 1, Items: []ItemResult{{Seq: 0, Value: []byte{7, 8}}, {Seq: 1, Value: []byte{}}}})
+	var r Result
+	if err := Decode(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	if v := r.Items[0].Value; &v[0] != &data[bytes.Index(data, []byte{7, 8})] || cap(v) != len(v) {
+		t.Fatalf("value % x at a copy or with capacity %d", v, cap(v))
+	}
+	if v := r.Items[1].Value; v == nil || len(v) != 0 {
+		t.Fatalf("an empty value decodes as %#v, want empty and not nil", v)
+	}
+}
+
+// TestDecodeNestsAsTheChecker: an unknown field, wherever it sits in an
+// envelope, may nest exactly as deep as mpcheck.Check allows, and the direct
+// decoders agree with the msgpack-based ones on each side of that bound.
+func TestDecodeNestsAsTheChecker(t *testing.T) {
+	cases := []struct {
+		name   string
+		prefix []byte
+		around int // containers around the unknown field
+		into   func() any
+	}{
+		{"lease", []byte{0x94, 0x01, 0xa1, 'w', 0x02}, 1, func() any { return new(Lease) }},
+		{"chunk item", []byte{0x96, 0xa2, 'e', 'x', 0x01, 0xa1, 'k', 0xa1, 'c', 0x00, 0x91, 0x93, 0x00, 0xc4, 0x01, 0x07}, 3, func() any { return new(Chunk) }},
+		{"start", []byte{0x91, 0x91, 0x95, 0x01, 0xa1, 'w', 0xa1, 'i', 0x01}, 3, func() any { return new(Starts) }},
+		{"start reply", []byte{0x91, 0x91, 0x94, 0x01, 0xc0, 0x00}, 3, func() any { return new(StartReplies) }},
+		{"result item", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0xa1, 'a', 0x91, 0x94, 0x00, 0xc4, 0x01, 0x07, 0xc0}, 3, func() any { return new(Result) }},
+		{"result error", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0xa1, 'a', 0x91, 0x93, 0x00, 0xc0, 0x95, 0xa1, 'T', 0xa1, 'M', 0xa1, 'S', 0xc2}, 4, func() any { return new(Result) }},
+	}
+	for _, c := range cases {
+		limit := mpcheck.MaxDepth - c.around // arrays the unknown field may open
+		for _, k := range []int{limit - 1, limit, limit + 1} {
+			for _, innermost := range []byte{0x01, 0x90} { // a number, or an empty array, which opens nothing
+				data := append(bytes.Clone(c.prefix), bytes.Repeat([]byte{0x91}, k)...)
+				data = append(data, innermost)
+				err, wantErr := Decode(data, c.into()), decodeByMsgpack(data, c.into())
+				if (err == nil) != (wantErr == nil) || (err == nil) != (k <= limit) {
+					t.Errorf("%s nesting %d arrays and %#x: Decode %v, msgpack %v", c.name, k, innermost, err, wantErr)
+				}
+			}
+		}
+	}
+}
+
+func TestDecodeIntoNil(t *testing.T) {
+	data := mustEncode(t, &Lease{Chunk: 1, Worker: "w", Delivery: 1})
+	if err := Decode(data, (*Lease)(nil)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Decode into a nil *Lease: %v, want ErrMalformed", err)
 	}
 }
 

@@ -3,24 +3,47 @@ package broker
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // checkDecode checks one decoder on arbitrary bytes: it never panics, its
-// errors match ErrMalformed, and what it accepts encodes and decodes again to
-// the same value, whose encoding no longer changes.
+// errors match ErrMalformed, it accepts exactly what the msgpack-based
+// decoder accepts (into a zero value and over one with every field set) and
+// gives the same value, and what it accepts encodes as msgpack.Marshal
+// encodes it and decodes again to the same value, whose encoding no longer
+// changes.
 func checkDecode[T any](t *testing.T, data []byte) {
 	var v T
-	if err := Decode(data, &v); err != nil {
+	err := Decode(data, &v)
+	var want T
+	wantErr := decodeByMsgpack(data, &want)
+	if (err == nil) != (wantErr == nil) {
+		t.Fatalf("%T: Decode: %v; through msgpack: %v", v, err, wantErr)
+	}
+	if err != nil {
 		if !errors.Is(err, ErrMalformed) {
 			t.Fatalf("%T: error %v does not match ErrMalformed", v, err)
 		}
 		return
 	}
+	if !reflect.DeepEqual(v, want) {
+		t.Fatalf("Decode gave %+v, msgpack %+v", v, want)
+	}
+	over, wantOver := filled[T](t), filled[T](t)
+	err, wantErr = Decode(data, over), decodeByMsgpack(data, wantOver)
+	if (err == nil) != (wantErr == nil) || err == nil && !reflect.DeepEqual(over, wantOver) {
+		t.Fatalf("over %T with every field set: Decode gave %+v (%v), msgpack %+v (%v)", v, over, err, wantOver, wantErr)
+	}
 	again, err := Encode(&v)
 	if err != nil {
 		t.Fatalf("decoded %+v does not encode: %v", v, err)
+	}
+	if byMsgpack, err := msgpack.Marshal(&v); err != nil || !bytes.Equal(again, byMsgpack) {
+		t.Fatalf("%+v encodes as % x, msgpack.Marshal as % x (%v)", v, again, byMsgpack, err)
 	}
 	var w T
 	if err := Decode(again, &w); err != nil {
@@ -32,6 +55,93 @@ func checkDecode[T any](t *testing.T, data []byte) {
 	if third, err := Encode(&w); err != nil || !bytes.Equal(third, again) {
 		t.Fatalf("%+v encodes as % x, then as % x (%v)", v, again, third, err)
 	}
+}
+
+// decodeByMsgpack is Decode through mpcheck.Check and msgpack.Unmarshal
+// alone, as it was before the envelope types were read straight from the
+// message: the reference the direct decoders are held to.
+func decodeByMsgpack(data []byte, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panic: %v", p)
+		}
+	}()
+	if err := decodeMsgpack(data, v); err != nil {
+		return err
+	}
+	if val, ok := v.(interface{ validate() error }); ok {
+		return val.validate()
+	}
+	return nil
+}
+
+// filled returns a new T with every field set, for a message to be decoded
+// over: the fields it leaves out keep their values.
+func filled[T any](t *testing.T) *T {
+	t.Helper()
+	var full any
+	switch any(new(T)).(type) {
+	case *Chunk:
+		full = &Chunk{Executor: "old", ID: 99, Kind: "old", Control: "old", Deadline: 99, Items: []Item{{Seq: 99, Args: []byte{0x63}}}}
+	case *Start:
+		full = &Start{Chunk: 99, Worker: "old", Inbox: "old", Delivery: 99}
+	case *Starts:
+		full = &Starts{Items: []Start{{Chunk: 99, Worker: "old", Inbox: "old", Delivery: 99}}}
+	case *StartReply:
+		full = &StartReply{Verdict: VerdictBusy, Items: []uint32{99}, LeaseMs: 99}
+	case *StartReplies:
+		full = &StartReplies{Items: []StartReply{{Verdict: VerdictBusy, Items: []uint32{99}, LeaseMs: 99}}}
+	case *Result:
+		full = &Result{Chunk: 99, Worker: "old", Final: true, Ack: "old", Items: []ItemResult{{Seq: 99, Value: []byte{0x63}}}}
+	case *Lease:
+		full = &Lease{Chunk: 99, Worker: "old", Delivery: 99}
+	case *Interrupt:
+		full = &Interrupt{Executor: "old", Chunk: 99, Seq: 99}
+	case *ErrorInfo:
+		full = &ErrorInfo{Type: "old", Message: "old", Stack: "old", Retryable: true}
+	case *CancelRequest:
+		full = &CancelRequest{Executor: "old", Kind: "old"}
+	case *CancelReply:
+		full = &CancelReply{Executor: "old", Cancelled: 99, Running: 99}
+	default:
+		t.Fatalf("no filled %T", new(T))
+	}
+	data, err := msgpack.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := new(T)
+	if err := msgpack.Unmarshal(data, v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// checkEncode checks Encode against msgpack.Marshal on any T the msgpack
+// decoder makes of data, valid or not: the same bytes, in a slice of exactly
+// their size.
+func checkEncode[T any](t *testing.T, data []byte) {
+	var v T
+	if decodeMsgpackSafely(data, &v) != nil {
+		return
+	}
+	got, err := Encode(&v)
+	want, wantErr := msgpack.Marshal(&v)
+	if err != nil || wantErr != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%+v: Encode gave % x (%v), msgpack.Marshal % x (%v)", v, got, err, want, wantErr)
+	}
+	if cap(got) != len(got) {
+		t.Fatalf("%T: %d bytes in a slice of %d", v, len(got), cap(got))
+	}
+}
+
+func decodeMsgpackSafely(data []byte, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panic: %v", p)
+		}
+	}()
+	return decodeMsgpack(data, v)
 }
 
 // addSeeds adds the encodings of seeds and a few hostile inputs to f's
@@ -104,5 +214,29 @@ func FuzzDecodeControl(f *testing.F) {
 		checkDecode[CancelRequest](t, data)
 		checkDecode[CancelReply](t, data)
 		checkDecode[ErrorInfo](t, data)
+	})
+}
+
+// FuzzEncode holds Encode to msgpack.Marshal's bytes for every envelope type
+// the direct encoders write, on whatever values msgpack decodes from the
+// input, including ones Decode refuses.
+func FuzzEncode(f *testing.F) {
+	addSeeds(f,
+		&Chunk{Executor: "ex", ID: 1 << 40, Kind: "k", Control: "c", Deadline: -1 << 40, Items: []Item{{Seq: 0, Args: []byte{}}, {Seq: 1 << 20}}},
+		&Starts{Items: []Start{{Chunk: 300, Worker: "w", Inbox: "i", Delivery: 70000}}},
+		&StartReplies{Items: []StartReply{{Verdict: VerdictGo, Items: []uint32{0, 200, 1 << 31}, LeaseMs: -200}}},
+		&Result{Chunk: 3, Worker: "w", Final: true, Ack: "a", Items: []ItemResult{{Seq: 0, Value: []byte{0x31}}, {Seq: 1, Err: &ErrorInfo{Type: "t"}}}},
+		&Lease{Chunk: 5, Worker: "w", Delivery: 2},
+		&Interrupt{Executor: "ex", Chunk: 5, Seq: 3},
+	)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkEncode[Chunk](t, data)
+		checkEncode[Start](t, data)
+		checkEncode[Starts](t, data)
+		checkEncode[StartReply](t, data)
+		checkEncode[StartReplies](t, data)
+		checkEncode[Result](t, data)
+		checkEncode[Lease](t, data)
+		checkEncode[Interrupt](t, data)
 	})
 }

@@ -212,8 +212,13 @@ func ParseMsgID(id string) (executorID string, chunk uint64, ok bool) {
 	return id[:i], chunk, true
 }
 
-// Encode marshals a wire message.
+// Encode marshals a wire message. An envelope type is written straight into
+// one slice of its exact size; any other value goes through msgpack.Marshal,
+// which writes the same bytes for envelope types.
 func Encode(v any) ([]byte, error) {
+	if b, ok := appendEnvelope(v); ok {
+		return b, nil
+	}
 	b, err := msgpack.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("broker: encode %T: %w", v, err)
@@ -224,12 +229,11 @@ func Encode(v any) ([]byte, error) {
 // Decode unmarshals a wire message into v, a pointer to one of the envelope
 // types, and validates it. Malformed input of any shape returns an error
 // matching ErrMalformed; it never panics and never allocates more than the
-// input's length allows.
+// input's length allows. The byte slices of a decoded Chunk or Result
+// (Item.Args, ItemResult.Value) share data's memory rather than copy it, so
+// data must not change while they are in use.
 func Decode(data []byte, v any) error {
-	if err := mpcheck.Check(data); err != nil {
-		return fmt.Errorf("%w: %T: %v", ErrMalformed, v, err)
-	}
-	if err := unmarshal(data, v); err != nil {
+	if err := decode(data, v); err != nil {
 		return fmt.Errorf("%w: %T: %v", ErrMalformed, v, err)
 	}
 	if val, ok := v.(interface{ validate() error }); ok {
@@ -240,12 +244,27 @@ func Decode(data []byte, v any) error {
 	return nil
 }
 
-func unmarshal(data []byte, v any) (err error) {
+// decode reads an envelope type straight from data, and any other type with
+// decodeMsgpack.
+func decode(data []byte, v any) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("decoder panic: %v", p)
 		}
 	}()
+	if ok, err := readEnvelope(data, v); ok {
+		return err
+	}
+	return decodeMsgpack(data, v)
+}
+
+// decodeMsgpack decodes with msgpack.Unmarshal once mpcheck has bounded
+// every length and the nesting data declares. For envelope types it accepts
+// exactly what readEnvelope accepts, into the same values.
+func decodeMsgpack(data []byte, v any) error {
+	if err := mpcheck.Check(data); err != nil {
+		return err
+	}
 	return msgpack.Unmarshal(data, v)
 }
 
