@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,17 +11,20 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// noWaitTimeout bounds the wait for a server's answer to a no-wait pull
-// request, which it answers at once.
-const noWaitTimeout = 2 * time.Second
+// lostAfter is how long a no-wait pull request may go unanswered before
+// the puller takes it as lost (a server restart, a leader change) and asks
+// again. A server holds such a request while the consumer is at its
+// MaxAckPending and answers it once chunks are acked.
+const lostAfter = 5 * time.Second
 
 // puller fetches one kind's chunks over a single subscription for the life
 // of Run: each pull request names the same inbox, so a fetch costs one
-// request and its answers, not a subscription of its own.
+// request and its answers, not a subscription of its own. It has at most
+// one request in flight and never blocks: the pull loop sends a request,
+// waits on signal with its other work, and polls what arrived.
 //
-// A request the server answers late (after fetch gave up on it) is not lost:
-// its chunks arrive on the same inbox and are returned by the next fetch,
-// which may then return more than it asked for.
+// Only the pull loop calls its methods, but receive, which the
+// subscription calls.
 type puller struct {
 	nc    *nats.Conn
 	next  string // the consumer's pull request subject
@@ -30,13 +32,14 @@ type puller struct {
 	sub   *nats.Subscription
 
 	mu      sync.Mutex
-	arrived []*nats.Msg   // chunks and status messages not yet taken
+	arrived []*nats.Msg   // chunks and status messages not yet polled
 	signal  chan struct{} // a message arrived
 
-	// A request fetch gave up on when ctx ended: when it expires at the
-	// server and how many chunks it still waits for.
-	open       time.Time
-	openChunks int
+	owed int       // chunks the request in flight may still deliver; 0 if none is in flight
+	lost time.Time // when the request in flight is taken as lost
+	// idle is set when a request ended short, the stream having no more
+	// chunks to give, and cleared by the next chunk.
+	idle bool
 }
 
 // newPuller subscribes to a fresh inbox for the consumer of stream.
@@ -76,78 +79,59 @@ func (p *puller) take() []*nats.Msg {
 	return got
 }
 
-// giveBack puts msgs back in front of what arrived since they were taken.
-func (p *puller) giveBack(msgs []*nats.Msg) {
-	if len(msgs) == 0 {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.arrived = append(msgs[:len(msgs):len(msgs)], p.arrived...)
-}
-
 // errPullStatus is a pull request the server refused or ended with an error
 // status (consumer deleted, leadership change, no responders...).
 var errPullStatus = errors.New("worker: pull request refused")
 
-// fetch asks for up to n chunks and returns those delivered before the
-// server ends the request: at once if wait is 0 (a no-wait request), else
-// once n arrived or wait has passed (a long poll). It returns early if ctx
-// ends.
-func (p *puller) fetch(ctx context.Context, n int, wait time.Duration) ([]*nats.Msg, error) {
+// inFlight reports whether a request may still deliver chunks.
+func (p *puller) inFlight() bool { return p.owed > 0 && time.Now().Before(p.lost) }
+
+// request asks for up to n chunks, delivered as soon as the stream has them:
+// a no-wait request, ended by the server as soon as the stream runs out, or,
+// if wait is positive, a long poll that waits up to wait for the first.
+func (p *puller) request(n int, wait time.Duration) error {
 	req := make([]byte, 0, 48)
 	req = append(req, `{"batch":`...)
 	req = strconv.AppendInt(req, int64(n), 10)
-	timeout := noWaitTimeout
+	lost := lostAfter
 	if wait == 0 {
 		req = append(req, `,"no_wait":true}`...)
 	} else {
 		req = append(req, `,"expires":`...)
 		req = strconv.AppendInt(req, wait.Nanoseconds(), 10)
 		req = append(req, '}')
-		timeout = wait + time.Second
+		lost = wait + time.Second
 	}
 	if err := p.nc.PublishRequest(p.next, p.inbox, req); err != nil {
-		return nil, err
+		return err
 	}
-	var (
-		got   []*nats.Msg
-		timer *time.Timer
-	)
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for {
-		msgs := p.take()
-		for i, m := range msgs {
-			switch status(m) {
-			case isChunk:
-				got = append(got, m)
-			case isEnd:
-				// A chunk after the status answers a later request.
-				p.giveBack(msgs[i+1:])
-				return got, nil
-			case isError:
-				p.giveBack(msgs[i+1:])
-				return got, fmt.Errorf("%w: %s %s", errPullStatus, m.Header.Get("Status"), m.Header.Get("Description"))
+	p.owed, p.lost = n, time.Now().Add(lost)
+	return nil
+}
+
+// poll returns the chunks that have arrived and notes the end of the
+// request in flight. A chunk arriving after its request was taken as lost
+// is returned all the same. The error is a refused request's.
+func (p *puller) poll() ([]*nats.Msg, error) {
+	msgs := p.take()
+	chunks := msgs[:0]
+	var err error
+	for _, m := range msgs {
+		switch status(m) {
+		case isChunk:
+			chunks = append(chunks, m)
+			p.idle = false
+			if p.owed > 0 {
+				p.owed--
 			}
-		}
-		if len(got) >= n {
-			return got, nil
-		}
-		if timer == nil {
-			timer = time.NewTimer(timeout)
-		}
-		select {
-		case <-p.signal:
-		case <-timer.C:
-			return got, nil
-		case <-ctx.Done():
-			return got, nil
+		case isEnd:
+			p.owed, p.idle = 0, true
+		case isError:
+			p.owed = 0
+			err = fmt.Errorf("%w: %s %s", errPullStatus, m.Header.Get("Status"), m.Header.Get("Description"))
 		}
 	}
+	return chunks, err
 }
 
 // What a message on the pull inbox is.

@@ -47,16 +47,38 @@ func publishN(t *testing.T, nc *nats.Conn, n int) {
 	}
 }
 
+// fetch sends a request and polls until the server ended it.
+func fetch(t *testing.T, p *puller, n int, wait time.Duration) ([]*nats.Msg, error) {
+	t.Helper()
+	if err := p.request(n, wait); err != nil {
+		t.Fatal(err)
+	}
+	var got []*nats.Msg
+	timeout := time.After(wait + 5*time.Second)
+	for {
+		msgs, err := p.poll()
+		got = append(got, msgs...)
+		if err != nil || !p.inFlight() {
+			return got, err
+		}
+		select {
+		case <-p.signal:
+		case <-timeout:
+			t.Fatalf("the request for %d chunks was not answered", n)
+		}
+	}
+}
+
 func TestPullerNoWaitReturnsWhatIsThere(t *testing.T) {
 	nc, p := pullEnv(t)
 	publishN(t, nc, 3)
 	start := time.Now()
-	msgs, err := p.fetch(context.Background(), 5, 0)
+	msgs, err := fetch(t, p, 5, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs) != 3 {
-		t.Fatalf("got %d chunks, want 3", len(msgs))
+	if len(msgs) != 3 || !p.idle {
+		t.Fatalf("got %d chunks (idle %v), want 3 and the stream idle", len(msgs), p.idle)
 	}
 	for i, m := range msgs {
 		if string(m.Data) != strconv.Itoa(i) {
@@ -71,25 +93,25 @@ func TestPullerNoWaitReturnsWhatIsThere(t *testing.T) {
 		}
 	}
 	if took := time.Since(start); took > time.Second {
-		t.Errorf("a no-wait fetch took %v", took)
+		t.Errorf("a no-wait request took %v", took)
 	}
-	// The stream is empty now: the server answers 404 at once.
-	msgs, err = p.fetch(context.Background(), 5, 0)
-	if err != nil || len(msgs) != 0 {
-		t.Fatalf("fetch on an empty stream: %d chunks, %v", len(msgs), err)
+	// The stream is empty now: the server answers at once.
+	msgs, err = fetch(t, p, 5, 0)
+	if err != nil || len(msgs) != 0 || !p.idle {
+		t.Fatalf("on an empty stream: %d chunks, idle %v, %v", len(msgs), p.idle, err)
 	}
 }
 
 func TestPullerBatchIsBounded(t *testing.T) {
 	nc, p := pullEnv(t)
 	publishN(t, nc, 10)
-	msgs, err := p.fetch(context.Background(), 4, 0)
-	if err != nil || len(msgs) != 4 {
-		t.Fatalf("fetch 4 of 10: %d chunks, %v", len(msgs), err)
+	msgs, err := fetch(t, p, 4, 0)
+	if err != nil || len(msgs) != 4 || p.idle {
+		t.Fatalf("4 of 10: %d chunks, idle %v, %v", len(msgs), p.idle, err)
 	}
-	msgs, err = p.fetch(context.Background(), 100, 0)
+	msgs, err = fetch(t, p, 100, 0)
 	if err != nil || len(msgs) != 6 {
-		t.Fatalf("fetch the rest: %d chunks, %v", len(msgs), err)
+		t.Fatalf("the rest: %d chunks, %v", len(msgs), err)
 	}
 	if string(msgs[0].Data) != "4" {
 		t.Errorf("first of the rest is %q, want 4", msgs[0].Data)
@@ -99,12 +121,12 @@ func TestPullerBatchIsBounded(t *testing.T) {
 func TestPullerLongPoll(t *testing.T) {
 	nc, p := pullEnv(t)
 	start := time.Now()
-	msgs, err := p.fetch(context.Background(), 1, 200*time.Millisecond)
-	if err != nil || len(msgs) != 0 {
-		t.Fatalf("long poll on an empty stream: %d chunks, %v", len(msgs), err)
+	msgs, err := fetch(t, p, 1, 200*time.Millisecond)
+	if err != nil || len(msgs) != 0 || !p.idle {
+		t.Fatalf("long poll on an empty stream: %d chunks, idle %v, %v", len(msgs), p.idle, err)
 	}
 	if took := time.Since(start); took < 150*time.Millisecond {
-		t.Errorf("the long poll returned after %v, before it expired", took)
+		t.Errorf("the long poll ended after %v, before it expired", took)
 	}
 	published := make(chan struct{})
 	go func() {
@@ -112,35 +134,32 @@ func TestPullerLongPoll(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		publishN(t, nc, 1)
 	}()
-	msgs, err = p.fetch(context.Background(), 1, 5*time.Second)
+	msgs, err = fetch(t, p, 1, 5*time.Second)
 	<-published
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("long poll with a chunk published meanwhile: %d chunks, %v", len(msgs), err)
-	}
-	if string(msgs[0].Data) != "0" {
-		t.Fatalf("got %q %v", msgs[0].Data, msgs[0].Header)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Data) != "0" || p.idle {
+		t.Fatalf("long poll with a chunk published meanwhile: %d chunks, idle %v, %v", len(msgs), p.idle, err)
 	}
 }
 
-// TestPullerLateChunksAreKept: chunks delivered for a request the fetch
-// stopped waiting for arrive on the same inbox and are returned later, never
-// dropped.
+// TestPullerLateChunksAreKept: a chunk delivered for a request the puller
+// took as lost arrives on the same inbox and is polled all the same; close
+// hands back what was never polled.
 func TestPullerLateChunksAreKept(t *testing.T) {
 	nc, p := pullEnv(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	// The request goes out, but the fetch does not wait for its answer.
-	if _, err := p.fetch(ctx, 1, 5*time.Second); err != nil {
+	if err := p.request(1, 5*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	p.lost = time.Now() // taken as lost at once
+	if p.inFlight() {
+		t.Fatal("a lost request is in flight")
 	}
 	publishN(t, nc, 1)
 	waitForChunk(t, p)
-	msgs, err := p.fetch(context.Background(), 1, 0)
+	msgs, err := p.poll()
 	if err != nil || len(msgs) != 1 || string(msgs[0].Data) != "0" {
 		t.Fatalf("the late chunk: %d chunks, %v", len(msgs), err)
 	}
-	// And close hands back what was never taken.
-	if _, err := p.fetch(ctx, 1, 5*time.Second); err != nil {
+	if err := p.request(1, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	publishN(t, nc, 1)
@@ -150,7 +169,7 @@ func TestPullerLateChunksAreKept(t *testing.T) {
 	}
 }
 
-// waitForChunk waits until a chunk has arrived that no fetch took.
+// waitForChunk waits until a chunk has arrived that was not polled.
 func waitForChunk(t *testing.T, p *puller) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -174,8 +193,7 @@ func TestPullerUnknownConsumerFails(t *testing.T) {
 	}
 	defer p.close()
 	start := time.Now()
-	_, err = p.fetch(context.Background(), 1, 0)
-	if !errors.Is(err, errPullStatus) {
+	if _, err := fetch(t, p, 1, 0); !errors.Is(err, errPullStatus) {
 		t.Fatalf("fetch from a missing consumer: %v, want errPullStatus", err)
 	}
 	if took := time.Since(start); took > time.Second {

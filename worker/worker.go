@@ -244,10 +244,10 @@ const maxHeld = 8
 // more (a quarter of its slots, at most maxHeld), fetched ahead and kept
 // alive with InProgress: a goroutine that ends a chunk takes the next held
 // one with the same slot, so a busy kind never waits for the server between
-// chunks. Fetches never wait while anything is held or a slot is free; only
-// when it holds nothing and the stream is empty does it long-poll, for a
-// single chunk and without holding a slot, so an idle kind never holds
-// capacity a busy one could use.
+// chunks. It asks for as many chunks as it has free slots and room to hold,
+// one request at a time, with no-wait requests the server answers at once;
+// only when the stream ran dry and it holds nothing does it long-poll, for a
+// single chunk, so an idle kind never claims capacity a busy one could use.
 func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chunks *sync.WaitGroup) {
 	p, err := newPuller(w.nc, jetstream.DefaultAPIPrefix, w.subj.Stream(), w.subj.Consumer(src.kind))
 	if err != nil {
@@ -289,7 +289,17 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 	hold := min(max(w.cfg.Concurrency/4, 1), maxHeld)
 	beat := time.NewTicker(src.ackWait / 3)
 	defer beat.Stop()
+	lost := time.NewTimer(lostAfter)
+	defer lost.Stop()
 	for ctx.Err() == nil {
+		msgs, err := p.poll()
+		for _, m := range msgs {
+			if held.len() == 0 && trySlot() {
+				run(m)
+			} else {
+				held.push(m)
+			}
+		}
 		for held.len() > 0 && trySlot() {
 			if m := held.pop(); m != nil {
 				run(m)
@@ -297,44 +307,32 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 				<-slots
 			}
 		}
-		free := 0
-		for free < w.cfg.Concurrency && trySlot() {
-			free++
-		}
-		if want := free + hold - held.len(); want > 0 {
-			msgs, err := p.fetch(ctx, want, 0)
-			if err != nil && ctx.Err() == nil {
-				w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
-			}
-			for i, m := range msgs {
-				if i < free {
-					run(m)
-				} else {
-					held.push(m)
+		if err != nil {
+			w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
+			sleep(ctx, 100*time.Millisecond)
+		} else if !p.inFlight() {
+			free := cap(slots) - len(slots)
+			if want := free + hold - held.len(); want > 0 {
+				var wait time.Duration
+				if p.idle && held.len() == 0 {
+					want, wait = 1, time.Second
 				}
-			}
-			for range free - min(len(msgs), free) {
-				<-slots
-			}
-			if len(msgs) > 0 {
-				continue
-			}
-			if err != nil {
-				sleep(ctx, 100*time.Millisecond)
-				continue
+				if err := p.request(want, wait); err != nil {
+					w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
+					sleep(ctx, 100*time.Millisecond)
+					continue
+				}
+				lost.Reset(time.Until(p.lost))
 			}
 		}
-		if held.len() == 0 {
-			msgs, err := p.fetch(ctx, 1, time.Second)
-			if err != nil && ctx.Err() == nil {
-				w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
-				sleep(ctx, 100*time.Millisecond)
-			}
-			held.push(msgs...)
-			continue
+		// A slot to wait for only while something waits for one.
+		var slot chan struct{}
+		if held.len() > 0 {
+			slot = slots
 		}
 		select {
-		case slots <- struct{}{}:
+		case <-p.signal:
+		case slot <- struct{}{}:
 			if m := held.pop(); m != nil {
 				run(m)
 			} else {
@@ -344,6 +342,7 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 			// A running chunk's goroutine took a held one: fetch another.
 		case <-beat.C:
 			held.each(func(m *nats.Msg) { m.InProgress() })
+		case <-lost.C:
 		case <-ctx.Done():
 		}
 	}
