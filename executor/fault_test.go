@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -314,5 +315,26 @@ func waitUntil(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestProcessPoolSharesTheCPUs: without GOMAXPROCS in the environment, each
+// worker process gets its share of the machine's CPUs.
+func TestProcessPoolSharesTheCPUs(t *testing.T) {
+	if v, set := os.LookupEnv("GOMAXPROCS"); set {
+		os.Unsetenv("GOMAXPROCS")
+		t.Cleanup(func() { os.Setenv("GOMAXPROCS", v) })
+	}
+	const workers = 3
+	p := faultPool(t, workers)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := executor.Submit(ctx, p, Procs, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Result(ctx)
+	if want := max(1, runtime.NumCPU()/workers); err != nil || got != want {
+		t.Fatalf("a worker process runs with GOMAXPROCS %d, %v; want %d", got, err, want)
 	}
 }

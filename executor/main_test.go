@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ func TestMain(m *testing.M) {
 var (
 	SlowSquare = task.New[int, int]("slow-square")
 	Nap        = task.New[int, int]("nap")
+	// Procs returns the worker process's GOMAXPROCS.
+	Procs = task.New[int, int]("procs")
 )
 
 func childRegistry() *task.Registry {
@@ -50,6 +53,7 @@ func childRegistry() *task.Registry {
 			return 0, ctx.Err()
 		}
 	})
+	task.Handle(reg, Procs, func(context.Context, int) (int, error) { return runtime.GOMAXPROCS(0), nil })
 	return reg
 }
 

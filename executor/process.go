@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -100,7 +101,10 @@ type ProcessPool struct {
 
 // NewProcessPool starts an embedded broker and worker processes serving it.
 // It returns once the broker is up and the processes are started; the
-// processes connect and start pulling on their own.
+// processes connect and start pulling on their own. Unless GOMAXPROCS is
+// set in the environment, the processes share the machine's CPUs: each runs
+// with GOMAXPROCS = max(1, NumCPU / workers), as each process of a Python
+// pool runs on one.
 func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*ProcessPool, error) {
 	if workers < 1 {
 		return nil, fmt.Errorf("%w: %d workers, want at least 1", ErrInvalidOption, workers)
@@ -135,6 +139,10 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 		return nil, err
 	}
 	p.env = append(os.Environ(), worker.ChildEnv(srv.ClientURL(), cfg.concurrency, cfg.pc)...)
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
+		// The processes share the machine's CPUs, as a Python pool's do.
+		p.env = append(p.env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/workers)))
+	}
 	for i := range workers {
 		cmd, err := p.spawn(i)
 		if err != nil {

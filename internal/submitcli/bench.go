@@ -149,7 +149,8 @@ func runPython(ctx context.Context, script string, tasks, items, chunk int) ([]b
 }
 
 // benchScaling runs n sleep-bound tasks of 10ms over 4 worker processes with
-// 16 slots each and compares the time with the ideal n*10ms/64.
+// 16 slots each, in chunks of one task and then of two, and compares the
+// time with the ideal n*10ms/64.
 func benchScaling(ctx context.Context, n int) ([]bench.Figure, error) {
 	const procs, slots, ms = 4, 16, 10
 	p, err := executor.NewProcessPool(ctx, procs, executor.Concurrency(slots))
@@ -161,7 +162,6 @@ func benchScaling(ctx context.Context, n int) ([]bench.Figure, error) {
 	if _, err := bench.MapThroughput(ctx, p, 1000, 10); err != nil {
 		return nil, err
 	}
-	start := time.Now()
 	inputs := func(yield func(int) bool) {
 		for range n {
 			if !yield(ms) {
@@ -169,15 +169,19 @@ func benchScaling(ctx context.Context, n int) ([]bench.Figure, error) {
 			}
 		}
 	}
-	for _, err := range executor.Map(ctx, p, builtin.Sleep, inputs, executor.Buffersize(4*procs*slots)) {
-		if err != nil {
-			return nil, err
-		}
-	}
-	took := time.Since(start)
 	ideal := time.Duration(n) * ms * time.Millisecond / (procs * slots)
-	return []bench.Figure{
-		{Name: fmt.Sprintf("scaling: %d x %dms over %d procs x %d slots", n, ms, procs, slots), Value: float64(took.Milliseconds()), Unit: "ms"},
-		{Name: "scaling efficiency (ideal / actual)", Value: 100 * ideal.Seconds() / took.Seconds(), Unit: "%"},
-	}, nil
+	var figs []bench.Figure
+	for _, chunk := range []int{1, 2} {
+		start := time.Now()
+		for _, err := range executor.Map(ctx, p, builtin.Sleep, inputs, executor.Chunksize(chunk), executor.Buffersize(4*procs*slots)) {
+			if err != nil {
+				return nil, err
+			}
+		}
+		took := time.Since(start)
+		figs = append(figs,
+			bench.Figure{Name: fmt.Sprintf("scaling: %d x %dms, chunksize %d, %d procs x %d", n, ms, chunk, procs, slots), Value: float64(took.Milliseconds()), Unit: "ms"},
+			bench.Figure{Name: fmt.Sprintf("scaling efficiency, chunksize %d", chunk), Value: 100 * ideal.Seconds() / took.Seconds(), Unit: "%"})
+	}
+	return figs, nil
 }
