@@ -29,7 +29,8 @@ type state struct {
 	err       error
 	done      chan struct{} // made on first use; closed when done
 	callbacks []*func()
-	interrupt func() // set while running; ends the handler's context
+	intr      interrupter // set while running; ends the handler's context
+	seq       uint32      // the item intr is told to interrupt
 	settled   func() // set by the executor before the future escapes; told once when done
 }
 
@@ -62,17 +63,28 @@ func (s *state) isDone() bool {
 	return s.st == cancelled || s.st == finished
 }
 
+// An interrupter ends the context of the handler running item seq of a
+// batch.
+type interrupter interface{ interrupt(seq uint32) }
+
+// interruptFunc is an interrupter for a single handler.
+type interruptFunc func()
+
+func (f interruptFunc) interrupt(uint32) { f() }
+
 // start moves a pending future to running and reports whether it did. A
-// cancelled or finished future is never started. interrupt, if not nil, is
-// how Interrupt reaches the running handler.
-func (s *state) start(interrupt func()) bool {
+// cancelled or finished future is never started. intr, if not nil, is how
+// Interrupt reaches the running handler of item seq. An interface rather
+// than a closure: a chunk's futures share its interrupter and make no
+// allocation of their own when they start.
+func (s *state) start(intr interrupter, seq uint32) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st != pending {
 		return false
 	}
 	s.st = running
-	s.interrupt = interrupt
+	s.intr, s.seq = intr, seq
 	return true
 }
 
@@ -85,7 +97,7 @@ func (s *state) resolve(val any, err error) bool {
 		s.mu.Unlock()
 		return false
 	}
-	s.st, s.val, s.err, s.interrupt = finished, val, err, nil
+	s.st, s.val, s.err, s.intr = finished, val, err, nil
 	s.finishLocked()
 	return true
 }
@@ -255,11 +267,11 @@ func (f *Future[T]) Cancel() bool { return f.s.cancel() }
 // matching context.Canceled. A pending future is not affected; use Cancel.
 func (f *Future[T]) Interrupt() bool {
 	f.s.mu.Lock()
-	fn := f.s.interrupt
+	intr, seq := f.s.intr, f.s.seq
 	ok := f.s.st == running
 	f.s.mu.Unlock()
-	if ok && fn != nil {
-		fn()
+	if ok && intr != nil {
+		intr.interrupt(seq)
 	}
 	return ok
 }

@@ -97,6 +97,7 @@ type NATS struct {
 // remoteChunk is the producer's record of a published chunk. Its fields but
 // left are guarded by NATS.mu.
 type remoteChunk struct {
+	n       *NATS
 	id      uint64
 	b       *batch
 	left    atomic.Int64 // futures not yet done
@@ -210,7 +211,7 @@ func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64
 		return 0, ErrShutdown
 	}
 	n.nextID++
-	rc := &remoteChunk{id: n.nextID, b: b}
+	rc := &remoteChunk{n: n, id: n.nextID, b: b}
 	rc.left.Store(int64(len(b.calls)))
 	n.mu.Unlock()
 
@@ -476,13 +477,13 @@ func (n *NATS) decideStart(req broker.Start) broker.StartReply {
 		return broker.StartReply{Verdict: broker.VerdictBusy}
 	}
 	defer n.mu.Unlock()
-	var items []uint32
+	items := make([]uint32, 0, len(rc.b.calls))
 	for i := range rc.b.calls {
 		s := rc.b.calls[i].s
 		seq := uint32(i)
 		// Unfinished items of an attempt whose lease lapsed are running
 		// already; the new attempt takes them over.
-		if s.start(func() { n.interrupt(rc, seq) }) || s.status() == running {
+		if s.start(rc, seq) || s.status() == running {
 			items = append(items, seq)
 		}
 	}
@@ -494,7 +495,10 @@ func (n *NATS) decideStart(req broker.Start) broker.StartReply {
 	return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds()}
 }
 
-func (n *NATS) interrupt(rc *remoteChunk, seq uint32) {
+// interrupt asks the worker running item seq of rc to end its handler's
+// context.
+func (rc *remoteChunk) interrupt(seq uint32) {
+	n := rc.n
 	n.mu.Lock()
 	inbox := rc.attempt.inbox
 	n.mu.Unlock()

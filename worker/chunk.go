@@ -113,7 +113,7 @@ const (
 // gets a single try, so the chunks of a producer that is gone for good are
 // terminated at once. If ctx ends between tries, it gives up with drained.
 func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64, msg *nats.Msg, ackWait time.Duration) (broker.StartReply, int) {
-	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.subj.WorkerInbox(w.cfg.ID), Delivery: delivery}
+	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.inbox, Delivery: delivery}
 	subject := c.Control + broker.StartSuffix
 	var giveUp time.Time
 	backoff := 50 * time.Millisecond

@@ -49,7 +49,7 @@ type Status struct {
 // subjects. A request to it is answered with the worker's [Status] as JSON,
 // the same data its $SRV.STATS reply carries.
 func (w *Worker) StatusSubject() string {
-	return w.subj.WorkerInbox(w.cfg.ID) + "." + StatusEndpoint
+	return w.inbox + "." + StatusEndpoint
 }
 
 // status is a snapshot of the worker's [Status].

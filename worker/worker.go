@@ -53,6 +53,9 @@ type Worker struct {
 	subj broker.Subjects
 	log  *slog.Logger
 
+	inbox string          // where interrupts and status requests come
+	base  context.Context // every handler context's root: it carries the worker's id
+
 	serving atomic.Bool
 	ready   atomic.Bool // pulling, not draining
 	metrics *metrics
@@ -84,6 +87,7 @@ func New(nc *nats.Conn, reg *task.Registry, cfg Config) (*Worker, error) {
 	}
 	return &Worker{
 		nc: nc, js: js, reg: reg, cfg: cfg, subj: subj,
+		inbox:   subj.WorkerInbox(cfg.ID),
 		log:     cfg.Logger.With("worker", cfg.ID),
 		metrics: newMetrics(subj.Pool(), cfg.Kinds),
 		starts:  newStartBatcher(nc),
@@ -154,7 +158,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	inbox, err := w.nc.Subscribe(w.subj.WorkerInbox(w.cfg.ID), w.onInterrupt)
+	inbox, err := w.nc.Subscribe(w.inbox, w.onInterrupt)
 	if err != nil {
 		return fmt.Errorf("worker: subscribe interrupts: %w", err)
 	}
