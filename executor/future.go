@@ -31,7 +31,7 @@ type state struct {
 	callbacks []*func()
 	intr      interrupter // set while running; ends the handler's context
 	seq       uint32      // the item intr is told to interrupt
-	settled   func() // set by the executor before the future escapes; told once when done
+	settled   func()      // set by the executor before the future escapes; told once when done
 }
 
 // closedChan is the Done channel of futures that finished before anyone
