@@ -25,13 +25,12 @@ const (
 type state struct {
 	mu        sync.Mutex
 	st        status
+	seq       uint32 // the future's item in its owner's batch
 	val       any
 	err       error
 	done      chan struct{} // made on first use; closed when done
 	callbacks []*func()
-	intr      interrupter // set while running; ends the handler's context
-	seq       uint32      // the item intr is told to interrupt
-	settled   func()      // set by the executor before the future escapes; told once when done
+	owner     owner // set by the executor; cleared once done
 }
 
 // closedChan is the Done channel of futures that finished before anyone
@@ -63,28 +62,46 @@ func (s *state) isDone() bool {
 	return s.st == cancelled || s.st == finished
 }
 
-// An interrupter ends the context of the handler running item seq of a
-// batch.
-type interrupter interface{ interrupt(seq uint32) }
+// An owner is the executor's side of a future: it ends the context of the
+// handler running item seq of its batch, and is told once the future is
+// done, however it got done. An interface rather than closures: a chunk's
+// futures share their owner and make no allocation of their own.
+type owner interface {
+	interrupt(seq uint32)
+	settled()
+}
 
-// interruptFunc is an interrupter for a single handler.
+// interruptFunc owns a single future: it ends its handler's context.
 type interruptFunc func()
 
 func (f interruptFunc) interrupt(uint32) { f() }
+func (f interruptFunc) settled()         {}
+
+// own sets the future's owner and its item unless the future is done
+// already, and reports whether it did.
+func (s *state) own(o owner, seq uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st == cancelled || s.st == finished {
+		return false
+	}
+	s.owner, s.seq = o, seq
+	return true
+}
 
 // start moves a pending future to running and reports whether it did. A
-// cancelled or finished future is never started. intr, if not nil, is how
-// Interrupt reaches the running handler of item seq. An interface rather
-// than a closure: a chunk's futures share its interrupter and make no
-// allocation of their own when they start.
-func (s *state) start(intr interrupter, seq uint32) bool {
+// cancelled or finished future is never started. o, if not nil, becomes the
+// future's owner, which is how Interrupt reaches the running handler.
+func (s *state) start(o owner) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st != pending {
 		return false
 	}
 	s.st = running
-	s.intr, s.seq = intr, seq
+	if o != nil {
+		s.owner = o
+	}
 	return true
 }
 
@@ -97,7 +114,7 @@ func (s *state) resolve(val any, err error) bool {
 		s.mu.Unlock()
 		return false
 	}
-	s.st, s.val, s.err, s.intr = finished, val, err, nil
+	s.st, s.val, s.err = finished, val, err
 	s.finishLocked()
 	return true
 }
@@ -126,26 +143,15 @@ func (s *state) finishLocked() {
 	}
 	cbs := s.callbacks
 	s.callbacks = nil
-	settled := s.settled
+	o := s.owner
+	s.owner = nil
 	s.mu.Unlock()
-	if settled != nil {
-		settled()
+	if o != nil {
+		o.settled()
 	}
 	for _, cb := range cbs {
 		runCallback(*cb)
 	}
-}
-
-// onSettled sets the executor's settle hook unless the future is done
-// already, and reports whether it did.
-func (s *state) onSettled(fn func()) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.st == cancelled || s.st == finished {
-		return false
-	}
-	s.settled = fn
-	return true
 }
 
 // failed reports whether the future finished with an error other than
@@ -267,11 +273,11 @@ func (f *Future[T]) Cancel() bool { return f.s.cancel() }
 // matching context.Canceled. A pending future is not affected; use Cancel.
 func (f *Future[T]) Interrupt() bool {
 	f.s.mu.Lock()
-	intr, seq := f.s.intr, f.s.seq
+	o, seq := f.s.owner, f.s.seq
 	ok := f.s.st == running
 	f.s.mu.Unlock()
-	if ok && intr != nil {
-		intr.interrupt(seq)
+	if ok && o != nil {
+		o.interrupt(seq)
 	}
 	return ok
 }

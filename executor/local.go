@@ -124,7 +124,7 @@ func (l *Local) run(ctx context.Context, j localJob) {
 			continue
 		}
 		hctx, cancel := handlerContext(ctx, b.deadline)
-		if !c.s.start(interruptFunc(cancel), 0) {
+		if !c.s.start(interruptFunc(cancel)) {
 			cancel()
 			continue
 		}

@@ -238,9 +238,8 @@ func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64
 	n.mu.Unlock()
 	// A future may be done already: a coalesced Submit's caller can cancel
 	// it before its chunk goes out.
-	settled := func() { n.settle(rc) }
 	for i := range b.calls {
-		if !b.calls[i].s.onSettled(settled) {
+		if !b.calls[i].s.own(rc, uint32(i)) {
 			n.settle(rc)
 		}
 	}
@@ -332,7 +331,7 @@ func (n *NATS) forget(rc *remoteChunk) {
 	}
 	n.mu.Unlock()
 	for i := range rc.b.calls {
-		rc.b.calls[i].s.onSettled(nil)
+		rc.b.calls[i].s.own(nil, 0)
 	}
 }
 
@@ -483,7 +482,7 @@ func (n *NATS) decideStart(req broker.Start) broker.StartReply {
 		seq := uint32(i)
 		// Unfinished items of an attempt whose lease lapsed are running
 		// already; the new attempt takes them over.
-		if s.start(rc, seq) || s.status() == running {
+		if s.start(nil) || s.status() == running {
 			items = append(items, seq)
 		}
 	}
@@ -494,6 +493,9 @@ func (n *NATS) decideStart(req broker.Start) broker.StartReply {
 	rc.lease = now.Add(n.pc.AckWait)
 	return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds()}
 }
+
+// settled is told when one future of rc is done.
+func (rc *remoteChunk) settled() { rc.n.settle(rc) }
 
 // interrupt asks the worker running item seq of rc to end its handler's
 // context.
