@@ -15,7 +15,7 @@ import (
 // the puller takes it as lost (a server restart, a leader change) and asks
 // again. A server holds such a request while the consumer is at its
 // MaxAckPending and answers it once chunks are acked.
-const lostAfter = 5 * time.Second
+const lostAfter = time.Second
 
 // puller fetches one kind's chunks over a single subscription for the life
 // of Run: each pull request names the same inbox, so a fetch costs one

@@ -249,9 +249,11 @@ const maxHeld = 8
 // alive with InProgress: a goroutine that ends a chunk takes the next held
 // one with the same slot, so a busy kind never waits for the server between
 // chunks. It asks for as many chunks as it has free slots and room to hold,
-// one request at a time, with no-wait requests the server answers at once;
-// only when the stream ran dry and it holds nothing does it long-poll, for a
-// single chunk, so an idle kind never claims capacity a busy one could use.
+// one request at a time, with no-wait requests the server answers at once,
+// and keeps the free slots it asked for until the request ends, so that two
+// kinds never ask for the same slot; only when the stream ran dry and it
+// holds nothing does it long-poll, for a single chunk and holding no slot,
+// so an idle kind never claims capacity a busy one could use.
 func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chunks *sync.WaitGroup) {
 	p, err := newPuller(w.nc, jetstream.DefaultAPIPrefix, w.subj.Stream(), w.subj.Consumer(src.kind))
 	if err != nil {
@@ -295,14 +297,30 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 	defer beat.Stop()
 	lost := time.NewTimer(lostAfter)
 	defer lost.Stop()
+	// reserved are free slots taken for the chunks the request in flight
+	// asks for, so that other kinds do not ask for them too.
+	reserved := 0
+	release := func() {
+		for ; reserved > 0; reserved-- {
+			<-slots
+		}
+	}
+	defer release()
 	for ctx.Err() == nil {
 		msgs, err := p.poll()
 		for _, m := range msgs {
-			if held.len() == 0 && trySlot() {
+			switch {
+			case reserved > 0:
+				reserved--
 				run(m)
-			} else {
+			case held.len() == 0 && trySlot():
+				run(m)
+			default:
 				held.push(m)
 			}
+		}
+		if !p.inFlight() {
+			release()
 		}
 		for held.len() > 0 && trySlot() {
 			if m := held.pop(); m != nil {
@@ -315,13 +333,22 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 			w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
 			sleep(ctx, 100*time.Millisecond)
 		} else if !p.inFlight() {
-			free := cap(slots) - len(slots)
-			if want := free + hold - held.len(); want > 0 {
-				var wait time.Duration
-				if p.idle && held.len() == 0 {
-					want, wait = 1, time.Second
+			var wait time.Duration
+			if p.idle && held.len() == 0 {
+				// Nothing to run and nothing queued: wait for one chunk,
+				// holding no slot.
+				wait = time.Second
+			} else {
+				for reserved < w.cfg.Concurrency && trySlot() {
+					reserved++
+				}
+			}
+			if want := reserved + hold - held.len(); want > 0 {
+				if wait > 0 {
+					want = 1
 				}
 				if err := p.request(want, wait); err != nil {
+					release()
 					w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
 					sleep(ctx, 100*time.Millisecond)
 					continue

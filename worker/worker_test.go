@@ -855,3 +855,60 @@ func BenchmarkChunks(b *testing.B) {
 }
 
 var benchConcurrency = 128
+
+// TestChunksOutAreBounded: a worker serving two busy kinds has at most its
+// slots' chunks running, its held allowance per kind fetched ahead, and one
+// finished chunk per slot waiting for its ack, however the two kinds' fetches
+// interleave.
+func TestChunksOutAreBounded(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	p := e.producer("test1")
+	const limit, perKind = 4, 40
+	hold := max(limit/4, 1)
+	work := func(ctx context.Context, n int) (int, error) {
+		time.Sleep(20 * time.Millisecond)
+		return n, nil
+	}
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, work)
+	task.Handle(reg, Cube, work)
+	for i := range perKind {
+		p.submit(uint64(2*i+1), Square.Kind(), i)
+		p.submit(uint64(2*i+2), Cube.Kind(), i)
+	}
+	e.startWorker(reg, worker.Config{Concurrency: limit})
+	done := make(chan struct{})
+	var peak atomic.Int64
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			var out int64
+			for _, kind := range []string{Square.Kind(), Cube.Kind()} {
+				// Not fatal: the worker may not have made the consumer yet.
+				if c, err := e.js.Consumer(context.Background(), e.subj.Stream(), e.subj.Consumer(kind)); err == nil {
+					if info, err := c.Info(context.Background()); err == nil {
+						out += int64(info.NumAckPending)
+					}
+				}
+			}
+			peak.Store(max(peak.Load(), out))
+		}
+	})
+	items, _ := p.collect(2 * perKind)
+	close(done)
+	watch.Wait()
+	if len(items) != 2*perKind {
+		t.Fatalf("results of %d chunks, want %d", len(items), 2*perKind)
+	}
+	// A chunk stays unacked until the producer has its result, so allow
+	// one finished chunk per slot on its way to the producer.
+	if bound := int64(2*limit + 2*hold); peak.Load() > bound {
+		t.Errorf("%d chunks out at once, want at most %d (%d slots, %d held per kind, %d on their way back)", peak.Load(), bound, limit, hold, limit)
+	}
+	t.Logf("peak %d chunks out with %d slots", peak.Load(), limit)
+}
