@@ -34,18 +34,24 @@ var edgeFloats = []float64{
 // edgeLens are string and []byte lengths at the edges of msgpack's formats.
 var edgeLens = []int{0, 1, 31, 32, 33, 255, 256, 257, 65535, 65536, 65537}
 
+// checkIntegers checks n and u converted to every integer type.
+func checkIntegers(t *testing.T, n int64, u uint64) {
+	t.Helper()
+	checkScalar(t, int(n))
+	checkScalar(t, int8(n))
+	checkScalar(t, int16(n))
+	checkScalar(t, int32(n))
+	checkScalar(t, n)
+	checkScalar(t, uint(u))
+	checkScalar(t, uint8(u))
+	checkScalar(t, uint16(u))
+	checkScalar(t, uint32(u))
+	checkScalar(t, u)
+}
+
 func TestScalarsEncodeAsMarshal(t *testing.T) {
 	for _, n := range edgeInts {
-		checkScalar(t, int(n))
-		checkScalar(t, int8(n))
-		checkScalar(t, int16(n))
-		checkScalar(t, int32(n))
-		checkScalar(t, n)
-		checkScalar(t, uint(n))
-		checkScalar(t, uint8(n))
-		checkScalar(t, uint16(n))
-		checkScalar(t, uint32(n))
-		checkScalar(t, uint64(n))
+		checkIntegers(t, n, uint64(n))
 	}
 	checkScalar(t, uint64(math.MaxUint64))
 	checkScalar(t, uint(math.MaxUint64))
@@ -302,16 +308,7 @@ func FuzzAppendScalar(f *testing.F) {
 	f.Add(int64(math.MinInt64), uint64(math.MaxUint64), strings.Repeat("x", 32), []byte{})
 	f.Add(int64(65536), uint64(0x7ff8000000000001), "é", bytes.Repeat([]byte{1}, 256))
 	f.Fuzz(func(t *testing.T, n int64, u uint64, s string, b []byte) {
-		checkScalar(t, int(n))
-		checkScalar(t, int8(n))
-		checkScalar(t, int16(n))
-		checkScalar(t, int32(n))
-		checkScalar(t, n)
-		checkScalar(t, uint(u))
-		checkScalar(t, uint8(u))
-		checkScalar(t, uint16(u))
-		checkScalar(t, uint32(u))
-		checkScalar(t, u)
+		checkIntegers(t, n, u)
 		checkScalar(t, math.Float32frombits(uint32(u)))
 		checkScalar(t, math.Float64frombits(u))
 		checkScalar(t, float64(n))
