@@ -169,8 +169,9 @@ func status(m *nats.Msg) int {
 const drainTimeout = 5 * time.Second
 
 // close ends the subscription and returns the chunks that arrived but were
-// not taken. It drains rather than unsubscribes: a request fetch gave up on
-// may still be answered, and a chunk delivered to an inbox nobody listens to
+// not polled. It drains rather than unsubscribes: a request still in flight,
+// or one taken as lost, may yet be answered, and a chunk delivered to an
+// inbox nobody listens to
 // would wait out its AckWait before anyone else gets it. Once the server has
 // the end of the subscription it drops such requests, and whatever it sent
 // before that is received and returned.
