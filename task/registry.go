@@ -179,9 +179,8 @@ func (h *handler[In, Out]) decode(raw []byte) (In, error) {
 	return in, err
 }
 
-// encode encodes an output into a slice of its own: a scalar directly, in
-// one allocation of its size, anything else with a pooled encoder.
-// encode appends out's msgpack encoding to dst.
+// encode appends out's msgpack encoding to dst: a scalar directly, anything
+// else with the handler's pooled encoder.
 func (h *handler[In, Out]) encode(dst []byte, out Out) ([]byte, error) {
 	if b, ok := appendScalar(dst, any(out)); ok {
 		return b, nil

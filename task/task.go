@@ -52,13 +52,10 @@ func (t Task[In, Out]) Codec() Codec {
 	return Codec{Kind: t.kind, EncodeIn: encodeIn, AppendIn: appendIn, DecodeOut: decodeOut[Out]}
 }
 
-func encodeIn(in any) ([]byte, error) {
-	if b, ok := appendScalar(nil, in); ok {
-		return b, nil
-	}
-	return msgpack.Marshal(in)
-}
+func encodeIn(in any) ([]byte, error) { return appendIn(nil, in) }
 
+// appendIn appends in's msgpack encoding to dst: a scalar directly, anything
+// else with msgpack's pooled encoder, reset as msgpack.Marshal resets it.
 func appendIn(dst []byte, in any) ([]byte, error) {
 	if b, ok := appendScalar(dst, in); ok {
 		return b, nil
