@@ -294,20 +294,21 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 	var out []byte
 	now := time.Now()
 	for i, seq := range reply.Items {
-		var res itemRun
+		var res broker.ItemResult
 		args, ok := argsOf(c, seq)
 		switch {
 		case !known:
-			res.ItemResult = failed(seq, task.TypeUnknownKind, "no handler for kind "+c.Kind+" on worker "+w.cfg.ID)
+			res = failed(seq, task.TypeUnknownKind, "no handler for kind "+c.Kind+" on worker "+w.cfg.ID)
 		case !ok:
-			res.ItemResult = failed(seq, task.TypeBadInput, "the producer granted an item the chunk does not hold")
+			res = failed(seq, task.TypeBadInput, "the producer granted an item the chunk does not hold")
 		case !deadline.IsZero() && !now.Before(deadline):
-			res.ItemResult = failed(seq, task.TypeDeadline, "deadline passed before the task started")
+			res = failed(seq, task.TypeDeadline, "deadline passed before the task started")
 		default:
-			res, out = w.runItem(r, c.Kind, h, seq, args, m, now, out)
-			if !res.began.IsZero() {
+			var ran bool
+			if res, out, ran = w.runItem(r, c.Kind, h, seq, args, m, out); ran {
+				began := now
 				now = time.Now()
-				m.duration.Observe(now.Sub(res.began).Seconds())
+				m.duration.Observe(now.Sub(began).Seconds())
 			}
 		}
 		if res.Err != nil {
@@ -317,7 +318,7 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 			w.stats.succeeded.Add(1)
 			m.succeeded.Inc()
 		}
-		if rep.add(res.ItemResult, i < len(reply.Items)-1, now) {
+		if rep.add(res, i < len(reply.Items)-1, now) {
 			out = out[:0]
 		}
 	}
@@ -342,13 +343,6 @@ func argsOf(c *broker.Chunk, seq uint32) ([]byte, bool) {
 	return nil, false
 }
 
-// itemRun is an item's result and when its handler was first called; zero
-// if it never was.
-type itemRun struct {
-	broker.ItemResult
-	began time.Time
-}
-
 // appender is a handler that appends its encoded output to a buffer (see
 // task.Handler's AppendRaw).
 type appender interface {
@@ -356,12 +350,12 @@ type appender interface {
 }
 
 // runItem calls the handler on one item, retrying errors marked retryable,
-// and returns its result and out, to which the handler may have appended
-// the result's value.
-func (w *Worker) runItem(r *chunkRun, kind string, h task.Handler, seq uint32, args []byte, m *kindMetrics, now time.Time, out []byte) (itemRun, []byte) {
+// and returns its result, out, to which the handler may have appended the
+// result's value, and whether the handler was called at all.
+func (w *Worker) runItem(r *chunkRun, kind string, h task.Handler, seq uint32, args []byte, m *kindMetrics, out []byte) (broker.ItemResult, []byte, bool) {
 	ctx, ok := r.begin(seq)
 	if !ok {
-		return itemRun{ItemResult: failed(seq, task.TypeInterrupted, "interrupted before it started")}, out
+		return failed(seq, task.TypeInterrupted, "interrupted before it started"), out, false
 	}
 	defer r.end()
 	m.started.Inc()
@@ -381,9 +375,9 @@ func (w *Worker) runItem(r *chunkRun, kind string, h task.Handler, seq uint32, a
 		value, err = w.retry(ctx, h, args, err, m)
 	}
 	if err != nil {
-		return itemRun{broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(kind, err)}, now}, out
+		return broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(kind, err)}, out, true
 	}
-	return itemRun{broker.ItemResult{Seq: seq, Value: value}, now}, out
+	return broker.ItemResult{Seq: seq, Value: value}, out, true
 }
 
 // retry calls the handler again after a first call failed with err, as the

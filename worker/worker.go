@@ -53,8 +53,7 @@ type Worker struct {
 	subj broker.Subjects
 	log  *slog.Logger
 
-	inbox string          // where interrupts and status requests come
-	base  context.Context // every handler context's root: it carries the worker's id
+	inbox string // where interrupts and status requests come
 
 	serving atomic.Bool
 	ready   atomic.Bool // pulling, not draining
@@ -284,6 +283,15 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 			}
 		})
 	}
+	// runHeld runs the oldest held chunk with a slot just taken, or gives the
+	// slot back if a running chunk's goroutine took them all meanwhile.
+	runHeld := func() {
+		if m := held.pop(); m != nil {
+			run(m)
+		} else {
+			<-slots
+		}
+	}
 	trySlot := func() bool {
 		select {
 		case slots <- struct{}{}:
@@ -323,11 +331,7 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 			release()
 		}
 		for held.len() > 0 && trySlot() {
-			if m := held.pop(); m != nil {
-				run(m)
-			} else {
-				<-slots
-			}
+			runHeld()
 		}
 		if err != nil {
 			w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
@@ -364,11 +368,7 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 		select {
 		case <-p.signal:
 		case slot <- struct{}{}:
-			if m := held.pop(); m != nil {
-				run(m)
-			} else {
-				<-slots
-			}
+			runHeld()
 		case <-held.taken:
 			// A running chunk's goroutine took a held one: fetch another.
 		case <-beat.C:
