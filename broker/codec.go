@@ -9,6 +9,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/jetpool/jetpool/internal/mpcheck"
+	"github.com/jetpool/jetpool/internal/mpwrite"
 )
 
 // Hand-written msgpack codecs for the envelope types: chunks, starts and
@@ -1031,40 +1032,40 @@ func appendExact[T any, P interface {
 }
 
 func (c *Chunk) size() int {
-	n := 1 + strSize(c.Executor) + uintSize(c.ID) + strSize(c.Kind) + strSize(c.Control) +
+	n := 1 + mpwrite.StringSize(c.Executor) + uintSize(c.ID) + mpwrite.StringSize(c.Kind) + mpwrite.StringSize(c.Control) +
 		intSize(c.Deadline) + listSize(c.Items == nil, len(c.Items))
 	for i := range c.Items {
-		n += 1 + uintSize(uint64(c.Items[i].Seq)) + binSize(c.Items[i].Args)
+		n += 1 + uintSize(uint64(c.Items[i].Seq)) + mpwrite.BytesSize(c.Items[i].Args)
 	}
 	return n
 }
 
 func (c *Chunk) appendTo(b []byte) []byte {
 	b = append(b, 0x96)
-	b = appendStr(b, c.Executor)
-	b = appendUint(b, c.ID)
-	b = appendStr(b, c.Kind)
-	b = appendStr(b, c.Control)
-	b = appendInt(b, c.Deadline)
+	b = mpwrite.String(b, c.Executor)
+	b = mpwrite.Uint(b, c.ID)
+	b = mpwrite.String(b, c.Kind)
+	b = mpwrite.String(b, c.Control)
+	b = mpwrite.Int(b, c.Deadline)
 	b = appendList(b, c.Items == nil, len(c.Items))
 	for i := range c.Items {
 		b = append(b, 0x92)
-		b = appendUint(b, uint64(c.Items[i].Seq))
-		b = appendBin(b, c.Items[i].Args)
+		b = mpwrite.Uint(b, uint64(c.Items[i].Seq))
+		b = mpwrite.Bytes(b, c.Items[i].Args)
 	}
 	return b
 }
 
 func (s *Start) size() int {
-	return 1 + uintSize(s.Chunk) + strSize(s.Worker) + strSize(s.Inbox) + uintSize(s.Delivery)
+	return 1 + uintSize(s.Chunk) + mpwrite.StringSize(s.Worker) + mpwrite.StringSize(s.Inbox) + uintSize(s.Delivery)
 }
 
 func (s *Start) appendTo(b []byte) []byte {
 	b = append(b, 0x94)
-	b = appendUint(b, s.Chunk)
-	b = appendStr(b, s.Worker)
-	b = appendStr(b, s.Inbox)
-	return appendUint(b, s.Delivery)
+	b = mpwrite.Uint(b, s.Chunk)
+	b = mpwrite.String(b, s.Worker)
+	b = mpwrite.String(b, s.Inbox)
+	return mpwrite.Uint(b, s.Delivery)
 }
 
 func (s *Starts) size() int {
@@ -1111,21 +1112,21 @@ func (rp *StartReply) size() int {
 
 func (rp *StartReply) appendTo(b []byte) []byte {
 	b = append(b, 0x93)
-	b = appendUint(b, uint64(rp.Verdict))
+	b = mpwrite.Uint(b, uint64(rp.Verdict))
 	b = appendList(b, rp.Items == nil, len(rp.Items))
 	for _, seq := range rp.Items {
-		b = appendUint(b, uint64(seq))
+		b = mpwrite.Uint(b, uint64(seq))
 	}
-	return appendInt(b, rp.LeaseMs)
+	return mpwrite.Int(b, rp.LeaseMs)
 }
 
 func (res *Result) size() int {
-	n := 1 + uintSize(res.Chunk) + strSize(res.Worker) + 1 + strSize(res.Ack) + listSize(res.Items == nil, len(res.Items))
+	n := 1 + uintSize(res.Chunk) + mpwrite.StringSize(res.Worker) + 1 + mpwrite.StringSize(res.Ack) + listSize(res.Items == nil, len(res.Items))
 	for i := range res.Items {
 		it := &res.Items[i]
-		n += 1 + uintSize(uint64(it.Seq)) + binSize(it.Value) + 1
+		n += 1 + uintSize(uint64(it.Seq)) + mpwrite.BytesSize(it.Value) + 1
 		if it.Err != nil {
-			n += strSize(it.Err.Type) + strSize(it.Err.Message) + strSize(it.Err.Stack) + 1
+			n += mpwrite.StringSize(it.Err.Type) + mpwrite.StringSize(it.Err.Message) + mpwrite.StringSize(it.Err.Stack) + 1
 		}
 	}
 	return n
@@ -1133,68 +1134,54 @@ func (res *Result) size() int {
 
 func (res *Result) appendTo(b []byte) []byte {
 	b = append(b, 0x95)
-	b = appendUint(b, res.Chunk)
-	b = appendStr(b, res.Worker)
+	b = mpwrite.Uint(b, res.Chunk)
+	b = mpwrite.String(b, res.Worker)
 	b = appendBool(b, res.Final)
-	b = appendStr(b, res.Ack)
+	b = mpwrite.String(b, res.Ack)
 	b = appendList(b, res.Items == nil, len(res.Items))
 	for i := range res.Items {
 		it := &res.Items[i]
 		b = append(b, 0x93)
-		b = appendUint(b, uint64(it.Seq))
-		b = appendBin(b, it.Value)
+		b = mpwrite.Uint(b, uint64(it.Seq))
+		b = mpwrite.Bytes(b, it.Value)
 		if it.Err == nil {
 			b = append(b, msgpackNil)
 			continue
 		}
 		b = append(b, 0x94)
-		b = appendStr(b, it.Err.Type)
-		b = appendStr(b, it.Err.Message)
-		b = appendStr(b, it.Err.Stack)
+		b = mpwrite.String(b, it.Err.Type)
+		b = mpwrite.String(b, it.Err.Message)
+		b = mpwrite.String(b, it.Err.Stack)
 		b = appendBool(b, it.Err.Retryable)
 	}
 	return b
 }
 
 func (l *Lease) size() int {
-	return 1 + uintSize(l.Chunk) + strSize(l.Worker) + uintSize(l.Delivery)
+	return 1 + uintSize(l.Chunk) + mpwrite.StringSize(l.Worker) + uintSize(l.Delivery)
 }
 
 func (l *Lease) appendTo(b []byte) []byte {
 	b = append(b, 0x93)
-	b = appendUint(b, l.Chunk)
-	b = appendStr(b, l.Worker)
-	return appendUint(b, l.Delivery)
+	b = mpwrite.Uint(b, l.Chunk)
+	b = mpwrite.String(b, l.Worker)
+	return mpwrite.Uint(b, l.Delivery)
 }
 
 func (in *Interrupt) size() int {
-	return 1 + strSize(in.Executor) + uintSize(in.Chunk) + uintSize(uint64(in.Seq))
+	return 1 + mpwrite.StringSize(in.Executor) + uintSize(in.Chunk) + uintSize(uint64(in.Seq))
 }
 
 func (in *Interrupt) appendTo(b []byte) []byte {
 	b = append(b, 0x93)
-	b = appendStr(b, in.Executor)
-	b = appendUint(b, in.Chunk)
-	return appendUint(b, uint64(in.Seq))
+	b = mpwrite.String(b, in.Executor)
+	b = mpwrite.Uint(b, in.Chunk)
+	return mpwrite.Uint(b, uint64(in.Seq))
 }
 
-// The appenders write what the msgpack.Encoder method named in each comment
-// writes; the sizes are those of what they write.
-
-// appendUint writes as EncodeUint: the shortest form.
-func appendUint(b []byte, n uint64) []byte {
-	switch {
-	case n <= math.MaxInt8:
-		return append(b, byte(n))
-	case n <= math.MaxUint8:
-		return append(b, 0xcc, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
-}
+// The sizes are those of what mpwrite's functions and the appenders below
+// write; the appenders write what the msgpack.Encoder method named in each
+// comment writes.
 
 func uintSize(n uint64) int {
 	switch {
@@ -1208,24 +1195,6 @@ func uintSize(n uint64) int {
 		return 5
 	}
 	return 9
-}
-
-// appendInt writes as EncodeInt: a uint if n >= 0, else the shortest signed
-// form.
-func appendInt(b []byte, n int64) []byte {
-	switch {
-	case n >= 0:
-		return appendUint(b, uint64(n))
-	case n >= -32:
-		return append(b, byte(n))
-	case n >= math.MinInt8:
-		return append(b, 0xd0, byte(n))
-	case n >= math.MinInt16:
-		return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(n))
-	case n >= math.MinInt32:
-		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
 }
 
 func intSize(n int64) int {
@@ -1250,62 +1219,6 @@ func appendBool(b []byte, v bool) []byte {
 		return append(b, 0xc3)
 	}
 	return append(b, 0xc2)
-}
-
-// appendStr writes as EncodeString: a str.
-func appendStr(b []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
-	}
-	return append(b, s...)
-}
-
-func strSize(s string) int {
-	switch n := len(s); {
-	case n < 32:
-		return 1 + n
-	case n <= math.MaxUint8:
-		return 2 + n
-	case n <= math.MaxUint16:
-		return 3 + n
-	default:
-		return 5 + n
-	}
-}
-
-// appendBin writes as EncodeBytes: a bin, nil for nil.
-func appendBin(b, p []byte) []byte {
-	switch n := len(p); {
-	case p == nil:
-		return append(b, msgpackNil)
-	case n <= math.MaxUint8:
-		b = append(b, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xc5), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
-	}
-	return append(b, p...)
-}
-
-func binSize(p []byte) int {
-	switch n := len(p); {
-	case p == nil:
-		return 1
-	case n <= math.MaxUint8:
-		return 2 + n
-	case n <= math.MaxUint16:
-		return 3 + n
-	default:
-		return 5 + n
-	}
 }
 
 // appendList writes the header of a slice of n elements as encodeLen does:

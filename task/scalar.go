@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+
+	"github.com/jetpool/jetpool/internal/mpwrite"
 )
 
 // Values whose type is exactly one of Go's predeclared scalar types (int,
@@ -23,7 +25,7 @@ import (
 func appendScalar(dst []byte, v any) (b []byte, ok bool) {
 	switch v := v.(type) {
 	case int:
-		return appendInt(dst, int64(v)), true
+		return mpwrite.Int(dst, int64(v)), true
 	case int8:
 		return append(dst, 0xd0, byte(v)), true
 	case int16:
@@ -33,7 +35,7 @@ func appendScalar(dst []byte, v any) (b []byte, ok bool) {
 	case int64:
 		return append64(dst, 0xd3, uint64(v)), true
 	case uint:
-		return appendUint(dst, uint64(v)), true
+		return mpwrite.Uint(dst, uint64(v)), true
 	case uint8:
 		return append(dst, 0xcc, v), true
 	case uint16:
@@ -52,78 +54,11 @@ func appendScalar(dst []byte, v any) (b []byte, ok bool) {
 		}
 		return append(dst, 0xc2), true
 	case string:
-		return appendString(dst, v), true
+		return mpwrite.String(slices.Grow(dst, mpwrite.StringSize(v)), v), true
 	case []byte:
-		return appendBytes(dst, v), true
+		return mpwrite.Bytes(slices.Grow(dst, mpwrite.BytesSize(v)), v), true
 	}
 	return dst, false
-}
-
-// appendInt appends n in the fewest bytes, as msgpack encodes an int.
-func appendInt(dst []byte, n int64) []byte {
-	switch {
-	case n >= 0:
-		return appendUint(dst, uint64(n))
-	case n >= -32:
-		return append(dst, byte(n)) // negative fixint
-	case n >= math.MinInt8:
-		return append(dst, 0xd0, byte(n))
-	case n >= math.MinInt16:
-		return append16(dst, 0xd1, uint16(n))
-	case n >= math.MinInt32:
-		return append32(dst, 0xd2, uint32(n))
-	}
-	return append64(dst, 0xd3, uint64(n))
-}
-
-// appendUint appends n in the fewest bytes, as msgpack encodes a uint.
-func appendUint(dst []byte, n uint64) []byte {
-	switch {
-	case n <= math.MaxInt8:
-		return append(dst, byte(n)) // positive fixint
-	case n <= math.MaxUint8:
-		return append(dst, 0xcc, byte(n))
-	case n <= math.MaxUint16:
-		return append16(dst, 0xcd, uint16(n))
-	case n <= math.MaxUint32:
-		return append32(dst, 0xce, uint32(n))
-	}
-	return append64(dst, 0xcf, n)
-}
-
-// appendString appends s as a str. Like msgpack, it writes the length of a
-// string beyond 4 GiB truncated to 32 bits.
-func appendString(dst []byte, s string) []byte {
-	dst = slices.Grow(dst, 5+len(s))
-	switch n := len(s); {
-	case n < 32:
-		dst = append(dst, 0xa0|byte(n)) // fixstr
-	case n <= math.MaxUint8:
-		dst = append(dst, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		dst = append16(dst, 0xda, uint16(n))
-	default:
-		dst = append32(dst, 0xdb, uint32(n))
-	}
-	return append(dst, s...)
-}
-
-// appendBytes appends b as a bin, or nil if b is nil. Like msgpack, it writes
-// the length of a slice beyond 4 GiB truncated to 32 bits.
-func appendBytes(dst, b []byte) []byte {
-	if b == nil {
-		return append(dst, 0xc0)
-	}
-	dst = slices.Grow(dst, 5+len(b))
-	switch n := len(b); {
-	case n <= math.MaxUint8:
-		dst = append(dst, 0xc4, byte(n))
-	case n <= math.MaxUint16:
-		dst = append16(dst, 0xc5, uint16(n))
-	default:
-		dst = append32(dst, 0xc6, uint32(n))
-	}
-	return append(dst, b...)
 }
 
 // append16, append32 and append64 append a format code and a big-endian
