@@ -57,7 +57,11 @@ func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg) {
 		w.stats.redelivered.Add(1)
 		m.redelivered.Inc()
 	}
+	asked := time.Now()
 	reply, outcome := w.askStart(ctx, &c, meta.NumDelivered, msg, src.ackWait)
+	if outcome == answered {
+		m.startWait.Observe(time.Since(asked).Seconds())
+	}
 	switch outcome {
 	case drained:
 		msg.Nak()

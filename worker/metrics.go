@@ -17,6 +17,7 @@ const (
 	MetricChunksTerminated  = "jetpool_worker_chunks_terminated_total"
 	MetricChunksRedelivered = "jetpool_worker_chunks_redelivered_total"
 	MetricChunksInFlight    = "jetpool_worker_chunks_in_flight"
+	MetricStartWait         = "jetpool_worker_start_wait_seconds"
 )
 
 // metrics are a worker's Prometheus instruments. They are created
@@ -34,6 +35,7 @@ type kindMetrics struct {
 	chunksStarted, dropped, terminated  prometheus.Counter
 	redelivered                         prometheus.Counter
 	inFlight                            prometheus.Gauge
+	startWait                           prometheus.Observer
 }
 
 func newMetrics(pool string, kinds []string) *metrics {
@@ -55,12 +57,19 @@ func newMetrics(pool string, kinds []string) *metrics {
 		// multiplication to a download.
 		ConstLabels: pl, Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 	}, []string{"kind"})
+	startWait := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: MetricStartWait, Help: "Time from a chunk taking a slot to its producer's verdict: the start round trip, with any wait for a batched request.",
+		// 100µs to about three seconds, by twos: a round trip on one host
+		// takes a fraction of a millisecond; a producer that is overloaded
+		// or far away shows here first.
+		ConstLabels: pl, Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	}, []string{"kind"})
 	inFlight := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: MetricChunksInFlight, Help: "Chunks running now.", ConstLabels: pl,
 	}, []string{"kind"})
 
 	m := &metrics{
-		vecs:  []prometheus.Collector{started, succeeded, failed, retried, duration, chunksStarted, dropped, terminated, redelivered, inFlight},
+		vecs:  []prometheus.Collector{started, succeeded, failed, retried, duration, chunksStarted, dropped, terminated, redelivered, inFlight, startWait},
 		kinds: make(map[string]*kindMetrics, len(kinds)),
 	}
 	// Resolving every kind's series up front also exports them at zero, so
@@ -77,6 +86,7 @@ func newMetrics(pool string, kinds []string) *metrics {
 			terminated:    terminated.WithLabelValues(k),
 			redelivered:   redelivered.WithLabelValues(k),
 			inFlight:      inFlight.WithLabelValues(k),
+			startWait:     startWait.WithLabelValues(k),
 		}
 	}
 	return m

@@ -129,12 +129,15 @@ func TestMetrics(t *testing.T) {
 	want("jetpool_worker_chunks_dropped_total", Square.Kind(), 1)
 	want("jetpool_worker_chunks_terminated_total", Square.Kind(), 1)
 	want("jetpool_worker_chunks_redelivered_total", Square.Kind(), 1)
+	// Four verdicts: go, busy then go, drop; the garbage was never asked for.
+	want("jetpool_worker_start_wait_seconds", Square.Kind(), 4)
 
 	want("jetpool_worker_tasks_started_total", flaky.Kind(), 2)
 	want("jetpool_worker_tasks_succeeded_total", flaky.Kind(), 1)
 	want("jetpool_worker_tasks_failed_total", flaky.Kind(), 1)
 	want("jetpool_worker_tasks_retried_total", flaky.Kind(), 1)
 	want("jetpool_worker_task_duration_seconds", flaky.Kind(), 2)
+	want("jetpool_worker_start_wait_seconds", flaky.Kind(), 1)
 
 	// The in-flight gauge follows a running chunk.
 	p.submit(20, Block.Kind(), "held")
