@@ -52,6 +52,7 @@ func ExampleWorker_Collector() {
 	// jetpool_worker_chunks_redelivered_total COUNTER
 	// jetpool_worker_chunks_started_total COUNTER
 	// jetpool_worker_chunks_terminated_total COUNTER
+	// jetpool_worker_start_wait_seconds HISTOGRAM
 	// jetpool_worker_task_duration_seconds HISTOGRAM
 	// jetpool_worker_tasks_failed_total COUNTER
 	// jetpool_worker_tasks_retried_total COUNTER
