@@ -32,7 +32,57 @@ type Figure struct {
 
 // String formats the figure as one aligned line.
 func (f Figure) String() string {
-	return fmt.Sprintf("%-44s %14.1f %s", f.Name, f.Value, f.Unit)
+	return fmt.Sprintf("%-44s %14s %s", f.Name, f.value(f.Value), f.Unit)
+}
+
+// value formats v in f's unit: ratios with two decimals, the rest with one.
+func (f Figure) value(v float64) string {
+	if f.Unit == "x" {
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// Summary is one figure over several runs.
+type Summary struct {
+	Figure           // the median
+	Min, Max float64 // the range
+}
+
+// String formats the summary as one aligned line: the median, then the range.
+func (s Summary) String() string {
+	return fmt.Sprintf("%s  (%s-%s)", s.Figure, s.value(s.Min), s.value(s.Max))
+}
+
+// Summarize gives the median and range of each figure over runs, in the
+// order the figures were first measured. The median of an even number of
+// runs is the mean of the middle two.
+func Summarize(runs [][]Figure) []Summary {
+	var order []string
+	values := map[string][]float64{}
+	first := map[string]Figure{}
+	for _, figs := range runs {
+		for _, f := range figs {
+			if _, ok := first[f.Name]; !ok {
+				order = append(order, f.Name)
+				first[f.Name] = f
+			}
+			values[f.Name] = append(values[f.Name], f.Value)
+		}
+	}
+	out := make([]Summary, 0, len(order))
+	for _, name := range order {
+		v := values[name]
+		slices.Sort(v)
+		median := v[len(v)/2]
+		if len(v)%2 == 0 {
+			median = (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		f := first[name]
+		f.Value = median
+		out = append(out, Summary{Figure: f, Min: v[0], Max: v[len(v)-1]})
+	}
+	return out
 }
 
 // SubmitThroughput submits n square tasks (chunk size 1), all in flight at

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -62,10 +63,46 @@ func repeat(d time.Duration, n int) []time.Duration {
 }
 
 func TestFigureStringAligns(t *testing.T) {
-	a := Figure{"short", 1, "x"}.String()
+	a := Figure{"short", 1, "ms"}.String()
 	b := Figure{"a much longer name of a figure", 123456.78, "tasks/s"}.String()
 	if strings.Index(a, "1.0")+3 != strings.Index(b, "123456.8")+8 {
 		t.Fatalf("values not aligned:\n%s\n%s", a, b)
+	}
+}
+
+func TestRatiosHaveTwoDecimals(t *testing.T) {
+	if got := (Figure{"a / b", 0.5649, "x"}).String(); !strings.HasSuffix(got, " 0.56 x") {
+		t.Fatalf("String() = %q", got)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	runs := [][]Figure{
+		{{"tput", 30, "tasks/s"}, {"ratio", 0.5, "x"}},
+		{{"tput", 10, "tasks/s"}, {"ratio", 0.7, "x"}},
+		{{"tput", 20, "tasks/s"}, {"ratio", 0.6, "x"}, {"late", 4, "ms"}},
+		{{"tput", 40, "tasks/s"}, {"ratio", 0.6, "x"}, {"late", 2, "ms"}},
+	}
+	got := Summarize(runs)
+	want := []Summary{
+		{Figure{"tput", 25, "tasks/s"}, 10, 40},
+		{Figure{"ratio", 0.6, "x"}, 0.5, 0.7},
+		{Figure{"late", 3, "ms"}, 2, 4},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Summarize = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Name != w.Name || g.Unit != w.Unit || math.Abs(g.Value-w.Value) > 1e-9 || g.Min != w.Min || g.Max != w.Max {
+			t.Errorf("summary %d = %+v, want %+v", i, g, w)
+		}
+	}
+	if s := got[1].String(); !strings.HasSuffix(s, " 0.60 x  (0.50-0.70)") {
+		t.Errorf("String() = %q", s)
+	}
+	if s := got[0].String(); !strings.HasSuffix(s, " 25.0 tasks/s  (10.0-40.0)") {
+		t.Errorf("String() = %q", s)
 	}
 }
 

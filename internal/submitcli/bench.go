@@ -21,104 +21,145 @@ Usage: submit bench [flags]
 Measures a pool on this host (an embedded broker and an in-process worker)
 against the raw JetStream ceiling in the same run, and, with --python, runs
 Python's ProcessPoolExecutor on the same workloads. Prints one line per figure.
+With --runs N it measures everything N times, each on a fresh broker, and
+ends with each figure's median and range: ratios are taken within each run.
 
 Examples:
   submit bench
   submit bench --python bench/processpool.py --scaling
   submit bench --tasks 5000 --map-items 100000 --memory-items 0
+  submit bench --runs 5 --python bench/processpool.py --scaling
 `
 
 func runBench(ctx context.Context, args []string, io IO) int {
 	fs := newFlagSet("bench", benchUsage, io.Err)
-	tasks := fs.Int("tasks", 20_000, "tasks for the submit throughput figure")
-	mapItems := fs.Int("map-items", 1_000_000, "items for the map figure")
-	chunk := fs.Int("chunksize", 1000, "chunk size of the map figures")
-	samples := fs.Int("latency-samples", 2000, "sequential tasks for the latency figures")
-	memItems := fs.Int("memory-items", 10_000_000, "items of the streamed map whose peak memory is measured (0: skip)")
-	concurrency := fs.Int("concurrency", 256, "chunks the in-process worker runs at once (square is trivial: the slots bound the chunks in flight, not CPU use)")
-	python := fs.String("python", "", "run this Python script (bench/processpool.py) on the same workloads and print ratios")
-	scaling := fs.Bool("scaling", false, "also measure sleep-bound scaling over 4 worker processes x 16 slots")
-	scalingTasks := fs.Int("scaling-tasks", 32_000, "10ms tasks of the scaling figure (32000: 5s of ideal time)")
+	var o benchOptions
+	fs.IntVar(&o.tasks, "tasks", 20_000, "tasks for the submit throughput figure")
+	fs.IntVar(&o.mapItems, "map-items", 1_000_000, "items for the map figure")
+	fs.IntVar(&o.chunk, "chunksize", 1000, "chunk size of the map figures")
+	fs.IntVar(&o.samples, "latency-samples", 2000, "sequential tasks for the latency figures")
+	fs.IntVar(&o.memItems, "memory-items", 10_000_000, "items of the streamed map whose peak memory is measured (0: skip)")
+	fs.IntVar(&o.concurrency, "concurrency", 256, "chunks the in-process worker runs at once (square is trivial: the slots bound the chunks in flight, not CPU use)")
+	fs.StringVar(&o.python, "python", "", "run this Python script (bench/processpool.py) on the same workloads and print ratios")
+	fs.BoolVar(&o.scaling, "scaling", false, "also measure sleep-bound scaling over 4 worker processes x 16 slots")
+	fs.IntVar(&o.scalingTasks, "scaling-tasks", 32_000, "10ms tasks of the scaling figure (32000: 5s of ideal time)")
+	runs := fs.Int("runs", 1, "repeat everything this many times, each on a fresh broker, then print each figure's median and range")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return usageErr(err)
 	}
-	if *tasks < 1 || *mapItems < 1 || *chunk < 1 || *samples < 1 || *memItems < 0 || *concurrency < 1 || *scalingTasks < 64 {
+	if o.tasks < 1 || o.mapItems < 1 || o.chunk < 1 || o.samples < 1 || o.memItems < 0 || o.concurrency < 1 || o.scalingTasks < 64 || *runs < 1 {
 		fmt.Fprintln(io.Err, "submit bench: counts must be positive")
 		return ExitUsage
 	}
-	env, err := bench.StartEnv(ctx, *concurrency)
+	var all [][]bench.Figure
+	for i := range *runs {
+		if *runs > 1 {
+			fmt.Fprintf(io.Out, "# run %d of %d\n", i+1, *runs)
+		}
+		figs, code := benchOnce(ctx, o, io)
+		if code != ExitOK {
+			return code
+		}
+		all = append(all, figs)
+	}
+	if *runs > 1 {
+		fmt.Fprintf(io.Out, "# median (min-max) of %d runs\n", *runs)
+		for _, s := range bench.Summarize(all) {
+			fmt.Fprintln(io.Out, s)
+		}
+	}
+	return ExitOK
+}
+
+// benchOptions are bench's flags but --runs.
+type benchOptions struct {
+	tasks, mapItems, chunk, samples, memItems, concurrency, scalingTasks int
+	python                                                               string
+	scaling                                                              bool
+}
+
+// benchOnce measures every figure once on a fresh embedded broker, printing
+// each as it is measured, and returns them all, ratios included.
+func benchOnce(ctx context.Context, o benchOptions, io IO) ([]bench.Figure, int) {
+	env, err := bench.StartEnv(ctx, o.concurrency)
 	if err != nil {
 		fmt.Fprintln(io.Err, "submit bench:", err)
-		return ExitUnavailable
+		return nil, ExitUnavailable
 	}
 	defer env.Close()
 	fmt.Fprintf(io.Out, "# %s, %d CPUs, %s\n", runtime.Version(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
+	var all []bench.Figure
 	got := map[string]float64{}
 	print := func(figs ...bench.Figure) {
 		for _, f := range figs {
 			fmt.Fprintln(io.Out, f)
 			got[f.Name] = f.Value
+			all = append(all, f)
 		}
 	}
+	ratio := func(name, num, den string) {
+		print(bench.Figure{Name: name, Value: got[num] / got[den], Unit: "x"})
+	}
+	submitName := "submit->result, chunk 1"
+	batchedName := fmt.Sprintf("submit->result, WithAutoBatch(%d)", o.chunk)
+	mapName := fmt.Sprintf("map %d ints, chunksize %d", o.mapItems, o.chunk)
 	steps := []func() ([]bench.Figure, error){
 		func() ([]bench.Figure, error) {
-			if *memItems == 0 {
+			if o.memItems == 0 {
 				return nil, nil
 			}
-			f, err := bench.MapMemory(ctx, env.Ex, *memItems, *chunk)
+			f, err := bench.MapMemory(ctx, env.Ex, o.memItems, o.chunk)
 			return []bench.Figure{f}, err
 		},
-		func() ([]bench.Figure, error) { return bench.RawCeiling(ctx, env.Srv.ClientURL(), *tasks, *samples) },
+		func() ([]bench.Figure, error) { return bench.RawCeiling(ctx, env.Srv.ClientURL(), o.tasks, o.samples) },
 		func() ([]bench.Figure, error) {
-			f, err := bench.SubmitThroughput(ctx, env.Ex, *tasks)
+			f, err := bench.SubmitThroughput(ctx, env.Ex, o.tasks)
 			return []bench.Figure{f}, err
 		},
 		func() ([]bench.Figure, error) {
-			ex, err := env.NewExecutor(ctx, executor.WithAutoBatch(*chunk))
+			ex, err := env.NewExecutor(ctx, executor.WithAutoBatch(o.chunk))
 			if err != nil {
 				return nil, err
 			}
-			f, err := bench.SubmitThroughput(ctx, ex, *tasks)
-			f.Name = fmt.Sprintf("submit->result, WithAutoBatch(%d)", *chunk)
+			f, err := bench.SubmitThroughput(ctx, ex, o.tasks)
+			f.Name = batchedName
 			return []bench.Figure{f}, err
 		},
 		func() ([]bench.Figure, error) {
-			f, err := bench.MapThroughput(ctx, env.Ex, *mapItems, *chunk)
+			f, err := bench.MapThroughput(ctx, env.Ex, o.mapItems, o.chunk)
 			return []bench.Figure{f}, err
 		},
-		func() ([]bench.Figure, error) { return bench.Latency(ctx, env.Ex, *samples) },
+		func() ([]bench.Figure, error) { return bench.Latency(ctx, env.Ex, o.samples) },
 	}
-	if *scaling {
-		steps = append(steps, func() ([]bench.Figure, error) { return benchScaling(ctx, *scalingTasks) })
+	if o.scaling {
+		steps = append(steps, func() ([]bench.Figure, error) { return benchScaling(ctx, o.scalingTasks) })
 	}
 	for _, step := range steps {
 		figs, err := step()
 		if err != nil {
 			fmt.Fprintln(io.Err, "submit bench:", err)
-			return ExitUnavailable
+			return nil, ExitUnavailable
 		}
 		print(figs...)
 	}
-	fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "submit throughput / raw ceiling",
-		got["submit->result, chunk 1"]/got["raw ceiling: publish->pull->ack->reply"])
-	fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "latency p50 / raw ceiling p50",
-		got["submit->result latency p50"]/got["raw ceiling latency p50"])
-	if *python != "" {
-		py, err := runPython(ctx, *python, *tasks, *mapItems, *chunk)
+	ratio("submit throughput / raw ceiling", submitName, "raw ceiling: publish->pull->ack->reply")
+	ratio("latency p50 / raw ceiling p50", "submit->result latency p50", "raw ceiling latency p50")
+	if o.python != "" {
+		py, err := runPython(ctx, o.python, o.tasks, o.mapItems, o.chunk)
 		if err != nil {
 			fmt.Fprintln(io.Err, "submit bench: python:", err)
-			return ExitUnavailable
+			return nil, ExitUnavailable
 		}
-		for _, f := range py {
-			fmt.Fprintln(io.Out, f)
+		if len(py) != 2 {
+			fmt.Fprintf(io.Err, "submit bench: python: %s printed %d figures, want 2\n", o.python, len(py))
+			return nil, ExitUnavailable
 		}
-		if len(py) == 2 {
-			fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "submit throughput / python ProcessPool", got["submit->result, chunk 1"]/py[0].Value)
-			fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "auto-batched submit / python ProcessPool", got[fmt.Sprintf("submit->result, WithAutoBatch(%d)", *chunk)]/py[0].Value)
-			fmt.Fprintf(io.Out, "%-44s %14.2f x\n", "map throughput / python ProcessPool", got[fmt.Sprintf("map %d ints, chunksize %d", *mapItems, *chunk)]/py[1].Value)
-		}
+		print(py...)
+		ratio("submit throughput / python ProcessPool", submitName, py[0].Name)
+		ratio("auto-batched submit / python ProcessPool", batchedName, py[0].Name)
+		ratio("map throughput / python ProcessPool", mapName, py[1].Name)
 	}
-	return ExitOK
+	return all, ExitOK
 }
 
 // runPython runs the Python side and parses its "name: value unit" lines.

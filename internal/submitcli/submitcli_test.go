@@ -130,6 +130,7 @@ func TestUsageErrors(t *testing.T) {
 		{"cancel of an invalid kind", []string{"cancel", "--kind", "a b"}, "invalid kind"},
 		{"cancel --purge of one producer", []string{"cancel", "--purge", "--producer", "abc"}, "cannot be limited"},
 		{"bench with no tasks", []string{"bench", "--tasks", "0"}, "must be positive"},
+		{"bench with no runs", []string{"bench", "--runs", "0"}, "must be positive"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -152,6 +153,36 @@ func TestHelpShowsExamples(t *testing.T) {
 		code, _, errOut := run(t, "", cmd, "--help")
 		if code != ExitOK || !strings.Contains(errOut, "Examples:") || !strings.Contains(errOut, "submit "+cmd) {
 			t.Errorf("%s --help: exit %d\n%s", cmd, code, errOut)
+		}
+	}
+}
+
+// TestBenchRuns: --runs measures everything that many times and ends with
+// one summary line per figure, ratios included, in the order measured.
+func TestBenchRuns(t *testing.T) {
+	code, out, errs := run(t, "", "bench", "--runs", "2", "--tasks", "50", "--map-items", "200",
+		"--chunksize", "10", "--latency-samples", "20", "--memory-items", "0", "--concurrency", "8")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	runs := strings.Count(out, "# run ")
+	_, summary, ok := strings.Cut(out, "# median (min-max) of 2 runs\n")
+	if runs != 2 || !ok {
+		t.Fatalf("want two runs and a summary, got:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(summary), "\n")
+	want := []string{
+		"raw ceiling: publish->pull->ack->reply", "raw ceiling latency p50", "raw ceiling latency p99",
+		"submit->result, chunk 1", "submit->result, WithAutoBatch(10)", "map 200 ints, chunksize 10",
+		"submit->result latency p50", "submit->result latency p99",
+		"submit throughput / raw ceiling", "latency p50 / raw ceiling p50",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("summary has %d lines, want %d:\n%s", len(lines), len(want), summary)
+	}
+	for i, name := range want {
+		if !strings.HasPrefix(lines[i], name+" ") || !strings.HasSuffix(lines[i], ")") {
+			t.Errorf("summary line %d = %q, want %q with its range", i, lines[i], name)
 		}
 	}
 }
