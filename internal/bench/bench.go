@@ -43,6 +43,20 @@ func (f Figure) value(v float64) string {
 	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
+// ParseFigure reads a line that Figure.String wrote; ok is false for any
+// other line.
+func ParseFigure(line string) (f Figure, ok bool) {
+	fields := strings.Fields(line)
+	if len(fields) < 3 || strings.HasPrefix(line, "#") {
+		return Figure{}, false
+	}
+	v, err := strconv.ParseFloat(fields[len(fields)-2], 64)
+	if err != nil {
+		return Figure{}, false
+	}
+	return Figure{Name: strings.Join(fields[:len(fields)-2], " "), Value: v, Unit: fields[len(fields)-1]}, true
+}
+
 // Summary is one figure over several runs.
 type Summary struct {
 	Figure           // the median

@@ -76,6 +76,24 @@ func TestRatiosHaveTwoDecimals(t *testing.T) {
 	}
 }
 
+func TestParseFigureReadsString(t *testing.T) {
+	for _, f := range []Figure{
+		{"scaling: 32000 x 10ms, chunksize 1, 4 procs x 16", 6368, "ms"},
+		{"submit throughput / raw ceiling", 0.53, "x"},
+		{"raw ceiling latency p50", 402, "µs"},
+	} {
+		got, ok := ParseFigure(f.String())
+		if !ok || got != f {
+			t.Errorf("ParseFigure(%q) = %+v, %v; want %+v", f.String(), got, ok, f)
+		}
+	}
+	for _, line := range []string{"# go1.26, 2 CPUs", "", "python: done", "name notanumber ms"} {
+		if f, ok := ParseFigure(line); ok {
+			t.Errorf("ParseFigure(%q) = %+v, want no figure", line, f)
+		}
+	}
+}
+
 func TestSummarize(t *testing.T) {
 	runs := [][]Figure{
 		{{"tput", 30, "tasks/s"}, {"ratio", 0.5, "x"}},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -21,8 +22,9 @@ Usage: submit bench [flags]
 Measures a pool on this host (an embedded broker and an in-process worker)
 against the raw JetStream ceiling in the same run, and, with --python, runs
 Python's ProcessPoolExecutor on the same workloads. Prints one line per figure.
-With --runs N it measures everything N times, each on a fresh broker, and
-ends with each figure's median and range: ratios are taken within each run.
+With --runs N it measures everything N times, each run in a process of its
+own, and ends with each figure's median and range; ratios are taken within
+each run.
 
 Examples:
   submit bench
@@ -43,7 +45,7 @@ func runBench(ctx context.Context, args []string, io IO) int {
 	fs.StringVar(&o.python, "python", "", "run this Python script (bench/processpool.py) on the same workloads and print ratios")
 	fs.BoolVar(&o.scaling, "scaling", false, "also measure sleep-bound scaling over 4 worker processes x 16 slots")
 	fs.IntVar(&o.scalingTasks, "scaling-tasks", 32_000, "10ms tasks of the scaling figure (32000: 5s of ideal time)")
-	runs := fs.Int("runs", 1, "repeat everything this many times, each on a fresh broker, then print each figure's median and range")
+	runs := fs.Int("runs", 1, "repeat everything this many times, each run in a process of its own, then print each figure's median and range")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return usageErr(err)
 	}
@@ -51,24 +53,60 @@ func runBench(ctx context.Context, args []string, io IO) int {
 		fmt.Fprintln(io.Err, "submit bench: counts must be positive")
 		return ExitUsage
 	}
+	if *runs == 1 {
+		_, code := benchOnce(ctx, o, io)
+		return code
+	}
+	all, code := benchRuns(ctx, args, *runs, io)
+	if code != ExitOK {
+		return code
+	}
+	fmt.Fprintf(io.Out, "# median (min-max) of %d runs\n", *runs)
+	for _, s := range bench.Summarize(all) {
+		fmt.Fprintln(io.Out, s)
+	}
+	return ExitOK
+}
+
+// benchRuns runs bench with args once per run, each in a process of its own
+// so that no run's memory figure or heap carries what an earlier run left,
+// echoes the runs' lines and returns their figures.
+func benchRuns(ctx context.Context, args []string, runs int, io IO) ([][]bench.Figure, int) {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(io.Err, "submit bench:", err)
+		return nil, ExitUnavailable
+	}
+	// The last --runs given is the one that counts.
+	args = append(append([]string{"bench"}, args...), "--runs", "1")
 	var all [][]bench.Figure
-	for i := range *runs {
-		if *runs > 1 {
-			fmt.Fprintf(io.Out, "# run %d of %d\n", i+1, *runs)
+	for i := range runs {
+		fmt.Fprintf(io.Out, "# run %d of %d\n", i+1, runs)
+		cmd := exec.CommandContext(ctx, exe, args...)
+		cmd.Stderr = io.Err
+		out, err := cmd.StdoutPipe()
+		if err == nil {
+			err = cmd.Start()
 		}
-		figs, code := benchOnce(ctx, o, io)
-		if code != ExitOK {
-			return code
+		if err != nil {
+			fmt.Fprintln(io.Err, "submit bench:", err)
+			return nil, ExitUnavailable
+		}
+		var figs []bench.Figure
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			fmt.Fprintln(io.Out, sc.Text())
+			if f, ok := bench.ParseFigure(sc.Text()); ok {
+				figs = append(figs, f)
+			}
+		}
+		if err := cmd.Wait(); err != nil {
+			fmt.Fprintf(io.Err, "submit bench: run %d: %v\n", i+1, err)
+			return nil, ExitUnavailable
 		}
 		all = append(all, figs)
 	}
-	if *runs > 1 {
-		fmt.Fprintf(io.Out, "# median (min-max) of %d runs\n", *runs)
-		for _, s := range bench.Summarize(all) {
-			fmt.Fprintln(io.Out, s)
-		}
-	}
-	return ExitOK
+	return all, ExitOK
 }
 
 // benchOptions are bench's flags but --runs.

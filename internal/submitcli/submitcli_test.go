@@ -23,7 +23,16 @@ import (
 	"github.com/jetpool/jetpool/worker"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// testMainEnv makes this test binary the submit command, for the processes
+// that bench --runs starts.
+const testMainEnv = "SUBMITCLI_TEST_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(testMainEnv) == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // testPool keeps fault paths short.
 var testPool = broker.PoolConfig{AckWait: 2 * time.Second, Grace: 2 * time.Second}
@@ -157,9 +166,11 @@ func TestHelpShowsExamples(t *testing.T) {
 	}
 }
 
-// TestBenchRuns: --runs measures everything that many times and ends with
-// one summary line per figure, ratios included, in the order measured.
+// TestBenchRuns: --runs measures everything that many times, each run in a
+// process of its own, and ends with one summary line per figure, ratios
+// included, in the order measured.
 func TestBenchRuns(t *testing.T) {
+	t.Setenv(testMainEnv, "1")
 	code, out, errs := run(t, "", "bench", "--runs", "2", "--tasks", "50", "--map-items", "200",
 		"--chunksize", "10", "--latency-samples", "20", "--memory-items", "0", "--concurrency", "8")
 	if code != ExitOK {
