@@ -41,6 +41,7 @@ type batch struct {
 	calls    []call
 	deadline time.Time // zero: none
 	submit   bool      // one Submit's call, which an executor may gather with others
+	one      [1]call   // a Submit's call, so that its batch is one allocation
 }
 
 // expired reports whether the batch's deadline has passed at now.

@@ -76,6 +76,7 @@ type NATS struct {
 	js      jetstream.JetStream
 	stream  jetstream.Stream
 	subj    broker.Subjects
+	tasks   sync.Map // kind -> its tasks subject, built once
 	pc      broker.PoolConfig
 	log     *slog.Logger
 	id      string
@@ -247,7 +248,7 @@ func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64
 	if onID != nil {
 		onID(rc.id)
 	}
-	msg := &nats.Msg{Subject: n.subj.Tasks(b.codec.Kind), Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: n.tasksSubject(b.codec.Kind), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, broker.MsgID(n.id, rc.id))
 	broker.InjectTrace(ctx, msg.Header)
 	// With too many PubAcks outstanding the publish waits for the server,
@@ -264,6 +265,16 @@ func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64
 		return rc.id, fmt.Errorf("executor: publish %s chunk: %w", b.codec.Kind, err)
 	}
 	return rc.id, nil
+}
+
+// tasksSubject is the subject of kind's chunks.
+func (n *NATS) tasksSubject(kind string) string {
+	if s, ok := n.tasks.Load(kind); ok {
+		return s.(string)
+	}
+	s := n.subj.Tasks(kind)
+	n.tasks.Store(kind, s)
+	return s
 }
 
 // publishStall bounds how long a publish without a deadline waits for the

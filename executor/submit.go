@@ -47,16 +47,31 @@ func WithTimeout(d time.Duration) SubmitOption {
 // be queued (its input does not encode, it is larger than the broker takes);
 // then no future is returned.
 func Submit[In, Out any](ctx context.Context, ex Executor, t task.Task[In, Out], in In, opts ...SubmitOption) (*Future[Out], error) {
-	var cfg submitConfig
-	for _, o := range opts {
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := submitOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	f := newFuture[Out]()
-	b := &batch{codec: t.Codec(), calls: []call{{s: &f.s, arg: in}}, deadline: cfg.deadline, submit: true}
+	b := &batch{codec: t.Codec(), deadline: cfg.deadline, submit: true}
+	b.one[0] = call{s: &f.s, arg: in}
+	b.calls = b.one[:]
 	if err := ex.enqueue(ctx, b); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// submitOptions applies opts. Without options nothing is allocated: the
+// options' closures make the config they fill escape.
+func submitOptions(opts []SubmitOption) (submitConfig, error) {
+	if len(opts) == 0 {
+		return submitConfig{}, nil
+	}
+	cfg := new(submitConfig)
+	for _, o := range opts {
+		if err := o(cfg); err != nil {
+			return submitConfig{}, err
+		}
+	}
+	return *cfg, nil
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -90,8 +91,11 @@ func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg) {
 		w.stats.inflight.Add(-1)
 		m.inFlight.Dec()
 	}()
-	w.log.Debug("worker: chunk started", "kind", c.Kind, "executor", c.Executor, "chunk", c.ID,
-		"items", len(reply.Items), "delivery", meta.NumDelivered)
+	// Checked first: the arguments alone would cost allocations per chunk.
+	if w.log.Enabled(ctx, slog.LevelDebug) {
+		w.log.Debug("worker: chunk started", "kind", c.Kind, "executor", c.Executor, "chunk", c.ID,
+			"items", len(reply.Items), "delivery", meta.NumDelivered)
+	}
 	w.run(&c, meta.NumDelivered, deadline, reply, msg, src.ackWait, m)
 }
 
