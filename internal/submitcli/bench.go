@@ -54,8 +54,7 @@ func runBench(ctx context.Context, args []string, io IO) int {
 		return ExitUsage
 	}
 	if *runs == 1 {
-		_, code := benchOnce(ctx, o, io)
-		return code
+		return benchOnce(ctx, o, io)
 	}
 	all, code := benchRuns(ctx, args, *runs, io)
 	if code != ExitOK {
@@ -116,23 +115,21 @@ type benchOptions struct {
 	scaling                                                              bool
 }
 
-// benchOnce measures every figure once on a fresh embedded broker, printing
-// each as it is measured, and returns them all, ratios included.
-func benchOnce(ctx context.Context, o benchOptions, io IO) ([]bench.Figure, int) {
+// benchOnce measures every figure once on a fresh embedded broker and
+// prints each as it is measured, then the ratios.
+func benchOnce(ctx context.Context, o benchOptions, io IO) int {
 	env, err := bench.StartEnv(ctx, o.concurrency)
 	if err != nil {
 		fmt.Fprintln(io.Err, "submit bench:", err)
-		return nil, ExitUnavailable
+		return ExitUnavailable
 	}
 	defer env.Close()
 	fmt.Fprintf(io.Out, "# %s, %d CPUs, %s\n", runtime.Version(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
-	var all []bench.Figure
 	got := map[string]float64{}
 	print := func(figs ...bench.Figure) {
 		for _, f := range figs {
 			fmt.Fprintln(io.Out, f)
 			got[f.Name] = f.Value
-			all = append(all, f)
 		}
 	}
 	ratio := func(name, num, den string) {
@@ -176,7 +173,7 @@ func benchOnce(ctx context.Context, o benchOptions, io IO) ([]bench.Figure, int)
 		figs, err := step()
 		if err != nil {
 			fmt.Fprintln(io.Err, "submit bench:", err)
-			return nil, ExitUnavailable
+			return ExitUnavailable
 		}
 		print(figs...)
 	}
@@ -186,18 +183,18 @@ func benchOnce(ctx context.Context, o benchOptions, io IO) ([]bench.Figure, int)
 		py, err := runPython(ctx, o.python, o.tasks, o.mapItems, o.chunk)
 		if err != nil {
 			fmt.Fprintln(io.Err, "submit bench: python:", err)
-			return nil, ExitUnavailable
+			return ExitUnavailable
 		}
 		if len(py) != 2 {
 			fmt.Fprintf(io.Err, "submit bench: python: %s printed %d figures, want 2\n", o.python, len(py))
-			return nil, ExitUnavailable
+			return ExitUnavailable
 		}
 		print(py...)
 		ratio("submit throughput / python ProcessPool", submitName, py[0].Name)
 		ratio("auto-batched submit / python ProcessPool", batchedName, py[0].Name)
 		ratio("map throughput / python ProcessPool", mapName, py[1].Name)
 	}
-	return all, ExitOK
+	return ExitOK
 }
 
 // runPython runs the Python side and parses its "name: value unit" lines.
