@@ -2,8 +2,10 @@ package executor_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
+	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/internal/bench"
 )
 
@@ -64,4 +66,40 @@ func BenchmarkRawCeiling(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(figs[0].Value, "tasks/s")
+}
+
+// BenchmarkNATSMapMemory maps b.N ints streamed from an iter.Seq in chunks
+// of 1000 and reports the process's peak resident memory meanwhile (run it
+// with -benchtime 10000000x for the figure in BENCHMARKS.md).
+func BenchmarkNATSMapMemory(b *testing.B) {
+	env := benchEnv(b)
+	b.ResetTimer()
+	f, err := bench.MapMemory(context.Background(), env.Ex, b.N, 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(f.Value, "peak-RSS-MB")
+}
+
+// BenchmarkProcessPoolScaling maps b.N tasks that sleep 10ms over 4 worker
+// processes of 16 slots, in chunks of one and of two, and reports the time
+// against the ideal b.N*10ms/64 (-benchtime 32000x: 5s of ideal time).
+func BenchmarkProcessPoolScaling(b *testing.B) {
+	const procs, slots = 4, 16
+	for _, chunk := range []int{1, 2} {
+		b.Run(fmt.Sprintf("chunksize=%d", chunk), func(b *testing.B) {
+			ctx := context.Background()
+			p, err := executor.NewProcessPool(ctx, procs, executor.Concurrency(slots))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { p.Shutdown(context.Background(), true, true) })
+			b.ResetTimer()
+			figs, err := bench.Scaling(ctx, p, Nap, b.N, chunk, procs, slots)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(figs[1].Value, "%-of-ideal")
+		})
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/builtin"
 	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/task"
 )
 
 // Figure is one measured number.
@@ -169,6 +170,46 @@ func count(n int) func(func(int) bool) {
 	return func(yield func(int) bool) {
 		for i := range n {
 			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+// ScalingMs is how long each task of the scaling figure sleeps.
+const ScalingMs = 10
+
+// Scaling maps sleep, a task that sleeps its input in milliseconds, over n
+// inputs of ScalingMs on ex, which has procs processes of slots slots each,
+// in chunks of chunk with four chunks per slot in flight, and returns the
+// time taken and its efficiency: the ideal, n*ScalingMs/(procs*slots), over
+// the time taken. One task per slot runs first, so that every process is
+// connected and pulling when the clock starts.
+func Scaling(ctx context.Context, ex executor.Executor, sleep task.Task[int, int], n, chunk, procs, slots int) ([]Figure, error) {
+	for _, err := range executor.Map(ctx, ex, sleep, times(0, procs*slots)) {
+		if err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	for _, err := range executor.Map(ctx, ex, sleep, times(ScalingMs, n), executor.Chunksize(chunk), executor.Buffersize(4*procs*slots)) {
+		if err != nil {
+			return nil, err
+		}
+	}
+	took := time.Since(start)
+	ideal := time.Duration(n) * ScalingMs * time.Millisecond / time.Duration(procs*slots)
+	return []Figure{
+		{fmt.Sprintf("scaling: %d x %dms, chunksize %d, %d procs x %d", n, ScalingMs, chunk, procs, slots), float64(took.Milliseconds()), "ms"},
+		{fmt.Sprintf("scaling efficiency, chunksize %d", chunk), 100 * ideal.Seconds() / took.Seconds(), "%"},
+	}, nil
+}
+
+// times yields v n times.
+func times(v, n int) func(func(int) bool) {
+	return func(yield func(int) bool) {
+		for range n {
+			if !yield(v) {
 				return
 			}
 		}

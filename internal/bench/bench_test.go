@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jetpool/jetpool/builtin"
 )
 
 func TestPercentiles(t *testing.T) {
@@ -190,6 +192,16 @@ func TestFiguresOnAPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	figs = append(figs, f)
+	// The in-process worker has 8 slots: as one process of 8.
+	scaling, err := Scaling(ctx, env.Ex, builtin.Sleep, 80, 2, 1, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 80 sleeps of 10ms over 8 slots: 100ms at best.
+	if len(scaling) != 2 || scaling[0].Value < 100 || scaling[1].Value > 100 {
+		t.Errorf("scaling figures %v: faster than the ideal", scaling)
+	}
+	figs = append(figs, scaling...)
 	for _, f := range figs {
 		if f.Value <= 0 {
 			t.Errorf("%s = %v", f.Name, f.Value)

@@ -228,36 +228,19 @@ func runPython(ctx context.Context, script string, tasks, items, chunk int) ([]b
 // 16 slots each, in chunks of one task and then of two, and compares the
 // time with the ideal n*10ms/64.
 func benchScaling(ctx context.Context, n int) ([]bench.Figure, error) {
-	const procs, slots, ms = 4, 16, 10
+	const procs, slots = 4, 16
 	p, err := executor.NewProcessPool(ctx, procs, executor.Concurrency(slots))
 	if err != nil {
 		return nil, err
 	}
 	defer p.Shutdown(context.Background(), true, true)
-	// Warm up: every process connected and pulling.
-	if _, err := bench.MapThroughput(ctx, p, 1000, 10); err != nil {
-		return nil, err
-	}
-	inputs := func(yield func(int) bool) {
-		for range n {
-			if !yield(ms) {
-				return
-			}
-		}
-	}
-	ideal := time.Duration(n) * ms * time.Millisecond / (procs * slots)
 	var figs []bench.Figure
 	for _, chunk := range []int{1, 2} {
-		start := time.Now()
-		for _, err := range executor.Map(ctx, p, builtin.Sleep, inputs, executor.Chunksize(chunk), executor.Buffersize(4*procs*slots)) {
-			if err != nil {
-				return nil, err
-			}
+		f, err := bench.Scaling(ctx, p, builtin.Sleep, n, chunk, procs, slots)
+		if err != nil {
+			return nil, err
 		}
-		took := time.Since(start)
-		figs = append(figs,
-			bench.Figure{Name: fmt.Sprintf("scaling: %d x %dms, chunksize %d, %d procs x %d", n, ms, chunk, procs, slots), Value: float64(took.Milliseconds()), Unit: "ms"},
-			bench.Figure{Name: fmt.Sprintf("scaling efficiency, chunksize %d", chunk), Value: 100 * ideal.Seconds() / took.Seconds(), Unit: "%"})
+		figs = append(figs, f...)
 	}
 	return figs, nil
 }
