@@ -125,46 +125,50 @@ func benchOnce(ctx context.Context, o benchOptions, io IO) int {
 	}
 	defer env.Close()
 	fmt.Fprintf(io.Out, "# %s, %d CPUs, %s\n", runtime.Version(), runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
-	got := map[string]float64{}
 	print := func(figs ...bench.Figure) {
 		for _, f := range figs {
 			fmt.Fprintln(io.Out, f)
-			got[f.Name] = f.Value
 		}
 	}
-	ratio := func(name, num, den string) {
-		print(bench.Figure{Name: name, Value: got[num] / got[den], Unit: "x"})
+	ratio := func(name string, num, den bench.Figure) {
+		print(bench.Figure{Name: name, Value: num.Value / den.Value, Unit: "x"})
 	}
-	submitName := "submit->result, chunk 1"
-	batchedName := fmt.Sprintf("submit->result, WithAutoBatch(%d)", o.chunk)
-	mapName := fmt.Sprintf("map %d ints, chunksize %d", o.mapItems, o.chunk)
+	// The figures the ratios are taken of, as the steps measure them.
+	var submit, batched, mapped bench.Figure
+	var ceiling, latency []bench.Figure // throughput, p50, p99; p50, p99
+	one := func(f bench.Figure, err error) ([]bench.Figure, error) { return []bench.Figure{f}, err }
 	steps := []func() ([]bench.Figure, error){
 		func() ([]bench.Figure, error) {
 			if o.memItems == 0 {
 				return nil, nil
 			}
-			f, err := bench.MapMemory(ctx, env.Ex, o.memItems, o.chunk)
-			return []bench.Figure{f}, err
+			return one(bench.MapMemory(ctx, env.Ex, o.memItems, o.chunk))
 		},
-		func() ([]bench.Figure, error) { return bench.RawCeiling(ctx, env.Srv.ClientURL(), o.tasks, o.samples) },
-		func() ([]bench.Figure, error) {
-			f, err := bench.SubmitThroughput(ctx, env.Ex, o.tasks)
-			return []bench.Figure{f}, err
+		func() (figs []bench.Figure, err error) {
+			ceiling, err = bench.RawCeiling(ctx, env.Srv.ClientURL(), o.tasks, o.samples)
+			return ceiling, err
+		},
+		func() (figs []bench.Figure, err error) {
+			submit, err = bench.SubmitThroughput(ctx, env.Ex, o.tasks)
+			return one(submit, err)
 		},
 		func() ([]bench.Figure, error) {
 			ex, err := env.NewExecutor(ctx, executor.WithAutoBatch(o.chunk))
 			if err != nil {
 				return nil, err
 			}
-			f, err := bench.SubmitThroughput(ctx, ex, o.tasks)
-			f.Name = batchedName
-			return []bench.Figure{f}, err
+			batched, err = bench.SubmitThroughput(ctx, ex, o.tasks)
+			batched.Name = fmt.Sprintf("submit->result, WithAutoBatch(%d)", o.chunk)
+			return one(batched, err)
 		},
-		func() ([]bench.Figure, error) {
-			f, err := bench.MapThroughput(ctx, env.Ex, o.mapItems, o.chunk)
-			return []bench.Figure{f}, err
+		func() (figs []bench.Figure, err error) {
+			mapped, err = bench.MapThroughput(ctx, env.Ex, o.mapItems, o.chunk)
+			return one(mapped, err)
 		},
-		func() ([]bench.Figure, error) { return bench.Latency(ctx, env.Ex, o.samples) },
+		func() (figs []bench.Figure, err error) {
+			latency, err = bench.Latency(ctx, env.Ex, o.samples)
+			return latency, err
+		},
 	}
 	if o.scaling {
 		steps = append(steps, func() ([]bench.Figure, error) { return benchScaling(ctx, o.scalingTasks) })
@@ -177,8 +181,8 @@ func benchOnce(ctx context.Context, o benchOptions, io IO) int {
 		}
 		print(figs...)
 	}
-	ratio("submit throughput / raw ceiling", submitName, "raw ceiling: publish->pull->ack->reply")
-	ratio("latency p50 / raw ceiling p50", "submit->result latency p50", "raw ceiling latency p50")
+	ratio("submit throughput / raw ceiling", submit, ceiling[0])
+	ratio("latency p50 / raw ceiling p50", latency[0], ceiling[1])
 	if o.python != "" {
 		py, err := runPython(ctx, o.python, o.tasks, o.mapItems, o.chunk)
 		if err != nil {
@@ -190,9 +194,9 @@ func benchOnce(ctx context.Context, o benchOptions, io IO) int {
 			return ExitUnavailable
 		}
 		print(py...)
-		ratio("submit throughput / python ProcessPool", submitName, py[0].Name)
-		ratio("auto-batched submit / python ProcessPool", batchedName, py[0].Name)
-		ratio("map throughput / python ProcessPool", mapName, py[1].Name)
+		ratio("submit throughput / python ProcessPool", submit, py[0])
+		ratio("auto-batched submit / python ProcessPool", batched, py[0])
+		ratio("map throughput / python ProcessPool", mapped, py[1])
 	}
 	return ExitOK
 }
