@@ -48,15 +48,10 @@ func Int(dst []byte, n int64) []byte {
 // String writes s as EncodeString does: a str. Like msgpack, it writes the
 // length of a string beyond 4 GiB truncated to 32 bits.
 func String(dst []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
+	if n := len(s); n < 32 {
 		dst = append(dst, 0xa0|byte(n)) // fixstr
-	case n <= math.MaxUint8:
-		dst = append(dst, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		dst = binary.BigEndian.AppendUint16(append(dst, 0xda), uint16(n))
-	default:
-		dst = binary.BigEndian.AppendUint32(append(dst, 0xdb), uint32(n))
+	} else {
+		dst = header(dst, n, 0xd9, 0xda, 0xdb)
 	}
 	return append(dst, s...)
 }
@@ -67,41 +62,44 @@ func Bytes(dst, b []byte) []byte {
 	if b == nil {
 		return append(dst, Nil)
 	}
-	switch n := len(b); {
+	return append(header(dst, len(b), 0xc4, 0xc5, 0xc6), b...)
+}
+
+// header writes the head of a str or bin of n bytes whose 8-, 16- and 32-bit
+// length forms have the codes c8, c16 and c32.
+func header(dst []byte, n int, c8, c16, c32 byte) []byte {
+	switch {
 	case n <= math.MaxUint8:
-		dst = append(dst, 0xc4, byte(n))
+		return append(dst, c8, byte(n))
 	case n <= math.MaxUint16:
-		dst = binary.BigEndian.AppendUint16(append(dst, 0xc5), uint16(n))
-	default:
-		dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
+		return binary.BigEndian.AppendUint16(append(dst, c16), uint16(n))
 	}
-	return append(dst, b...)
+	return binary.BigEndian.AppendUint32(append(dst, c32), uint32(n))
 }
 
 // StringSize is the length of what String writes.
 func StringSize(s string) int {
-	switch n := len(s); {
-	case n < 32:
+	if n := len(s); n < 32 {
 		return 1 + n
-	case n <= math.MaxUint8:
-		return 2 + n
-	case n <= math.MaxUint16:
-		return 3 + n
-	default:
-		return 5 + n
 	}
+	return headerSize(len(s)) + len(s)
 }
 
 // BytesSize is the length of what Bytes writes.
 func BytesSize(b []byte) int {
-	switch n := len(b); {
-	case b == nil:
+	if b == nil {
 		return 1
-	case n <= math.MaxUint8:
-		return 2 + n
-	case n <= math.MaxUint16:
-		return 3 + n
-	default:
-		return 5 + n
 	}
+	return headerSize(len(b)) + len(b)
+}
+
+// headerSize is the length of what header writes for n bytes.
+func headerSize(n int) int {
+	switch {
+	case n <= math.MaxUint8:
+		return 2
+	case n <= math.MaxUint16:
+		return 3
+	}
+	return 5
 }
