@@ -92,6 +92,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 // ClientURL is the URL clients connect to.
 func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
 
+// InProcessConn is a connection to the server that bypasses the network:
+// passed to nats.InProcessServer, a client in this process talks to the
+// server through memory instead of a loopback socket.
+func (e *Embedded) InProcessConn() (net.Conn, error) { return e.srv.InProcessConn() }
+
 // StoreDir is the JetStream store directory in use.
 func (e *Embedded) StoreDir() string { return e.srv.JetStreamConfig().StoreDir }
 

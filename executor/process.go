@@ -127,7 +127,7 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 		return nil, err
 	}
 	p := &ProcessPool{srv: srv, cfg: cfg, torn: make(chan struct{}), procs: make([]*os.Process, workers)}
-	p.nc, err = nats.Connect(srv.ClientURL(), nats.Name("jetpool-process-pool"), nats.MaxReconnects(-1))
+	p.nc, err = nats.Connect("", nats.InProcessServer(srv), nats.Name("jetpool-process-pool"), nats.MaxReconnects(-1))
 	if err != nil {
 		srv.Shutdown()
 		return nil, fmt.Errorf("executor: connect to embedded broker: %w", err)
