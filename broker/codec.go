@@ -788,6 +788,24 @@ func readEnvelope(data []byte, v any) (ok bool, err error) {
 	return true, r.err
 }
 
+// result reads the Result at r's offset into res and validates it, as
+// Decode would a message holding it alone, minus the check for trailing
+// bytes: in a result message, the next Result follows.
+func (r *reader) result(res *Result) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panic: %v", p)
+		}
+	}()
+	if readable(r, res) {
+		res.read(r, 0)
+	}
+	if r.err != nil {
+		return r.err
+	}
+	return res.validate()
+}
+
 // readable reports whether there is a message to read into v once the
 // cases msgpack's decoder of a custom type handles first are taken: a nil v
 // fails, and a nil message makes *v zero.

@@ -177,6 +177,49 @@ func FuzzDecodeResult(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { checkDecode[Result](t, data) })
 }
 
+// FuzzDecodeResults holds the reader of result messages to the decoder of
+// one Result: a message Decode accepts as one Result is that one Result, and
+// a message of several is exactly its Results' encodings back to back, each
+// of which Decode accepts alone.
+func FuzzDecodeResults(f *testing.F) {
+	one := &Result{Chunk: 3, Worker: "w", Final: true, Ack: "$JS.ACK.S.c.1.2.3.4.0", Items: []ItemResult{{Seq: 0, Value: []byte{0x31}}}}
+	two := &Result{Chunk: 4, Worker: "w", Items: []ItemResult{{Seq: 2, Err: &ErrorInfo{Type: "panic", Message: "boom"}}}}
+	addSeeds(f, one, two)
+	a, _ := Encode(one)
+	b, _ := Encode(two)
+	f.Add(append(bytes.Clone(a), b...))
+	f.Add(append(bytes.Clone(a), 0xc1))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := DecodeResults(data)
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v does not match ErrMalformed", err)
+		}
+		var alone Result
+		if Decode(data, &alone) == nil && (err != nil || len(rs) != 1 || !reflect.DeepEqual(rs[0], alone)) {
+			t.Fatalf("one Result %+v read as %+v (%v)", alone, rs, err)
+		}
+		var joined []byte
+		for i := range rs {
+			enc, err := Encode(&rs[i])
+			if err != nil {
+				t.Fatalf("result %d, %+v, does not encode: %v", i, rs[i], err)
+			}
+			var back Result
+			if err := Decode(enc, &back); err != nil || !reflect.DeepEqual(back, rs[i]) {
+				t.Fatalf("result %d, %+v, decodes alone as %+v (%v)", i, rs[i], back, err)
+			}
+			joined = append(joined, enc...)
+		}
+		if err != nil {
+			return
+		}
+		again, err := DecodeResults(joined)
+		if err != nil || !reflect.DeepEqual(again, rs) {
+			t.Fatalf("%+v encoded back to back reads as %+v (%v)", rs, again, err)
+		}
+	})
+}
+
 func FuzzDecodeStarts(f *testing.F) {
 	addSeeds(f,
 		&Starts{Items: []Start{{Chunk: 1, Worker: "w", Inbox: "jetpool.default.worker.w", Delivery: 1}}},

@@ -33,7 +33,9 @@ import (
 //     Final set and carries the JetStream message's ack subject. The producer
 //     sets each future once and then acks the chunk itself. A lost result
 //     means a redelivery whose Start is answered VerdictDrop, so nothing runs
-//     twice.
+//     twice. A result message holds one or more Results back to back (their
+//     encodings concatenated), so that under load one message carries the
+//     results of many chunks; [DecodeResults] reads it.
 //  5. Interrupt: the producer publishes an [Interrupt] to the worker's
 //     inbox named in its Start; the handler's context ends.
 
@@ -242,6 +244,27 @@ func Decode(data []byte, v any) error {
 		}
 	}
 	return nil
+}
+
+// DecodeResults reads a result message: one or more Results back to back,
+// each decoded and validated as Decode would decode it alone. It returns the
+// Results before the first that fails, and then an error matching
+// ErrMalformed; a message holding no Result is malformed too. Like Decode's,
+// the Results' byte slices share data's memory.
+func DecodeResults(data []byte) ([]Result, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty result message", ErrMalformed)
+	}
+	var rs []Result
+	r := reader{b: data}
+	for r.off < len(r.b) {
+		var res Result
+		if err := r.result(&res); err != nil {
+			return rs, fmt.Errorf("%w: result %d of the message: %v", ErrMalformed, len(rs), err)
+		}
+		rs = append(rs, res)
+	}
+	return rs, nil
 }
 
 // decode reads an envelope type straight from data, and any other type with

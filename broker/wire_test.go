@@ -153,6 +153,53 @@ func TestEnvelopesRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDecodeResults: a result message is Results back to back; a bad one
+// ends the reading with ErrMalformed, and the Results before it are kept.
+func TestDecodeResults(t *testing.T) {
+	rs := []Result{
+		{Chunk: 1, Worker: "w", Items: []ItemResult{{Seq: 0, Value: []byte{0x01}}}},
+		{Chunk: 2, Worker: "w", Final: true, Ack: "$JS.ACK.S.c.1.2.3.4.0", Items: []ItemResult{{Seq: 1, Err: &ErrorInfo{Type: "panic", Message: "boom", Stack: "goroutine 1"}}}},
+		{Chunk: 3, Worker: "v", Final: true, Ack: "$JS.ACK.S.c.1.2.3.4.0"},
+	}
+	var msg []byte
+	for i := range rs {
+		enc, err := Encode(&rs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg = append(msg, enc...)
+	}
+	got, err := DecodeResults(msg)
+	if err != nil || !reflect.DeepEqual(got, rs) {
+		t.Fatalf("read %+v (%v), want %+v", got, err, rs)
+	}
+	one, _ := Encode(&rs[0])
+	if got, err := DecodeResults(one); err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], rs[0]) {
+		t.Fatalf("a lone Result read as %+v (%v)", got, err)
+	}
+
+	noValue, _ := Encode(&Result{Chunk: 4, Items: []ItemResult{{Seq: 0}}})
+	for _, c := range []struct {
+		name string
+		data []byte
+		kept int
+	}{
+		{"empty", nil, 0},
+		{"garbage", []byte{0xc1}, 0},
+		{"garbage after a result", append(bytes.Clone(one), 0xc1), 1},
+		{"the last result cut short", msg[:len(msg)-1], 2},
+		{"an invalid result after a result", append(bytes.Clone(one), noValue...), 1},
+	} {
+		got, err := DecodeResults(c.data)
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", c.name, err)
+		}
+		if len(got) != c.kept || c.kept > 0 && !reflect.DeepEqual(got, rs[:c.kept]) {
+			t.Errorf("%s: kept %+v, want the first %d", c.name, got, c.kept)
+		}
+	}
+}
+
 // TestDecodeRefusesEveryTruncation: no prefix of a valid message decodes,
 // and neither does one with a byte after it.
 func TestDecodeRefusesEveryTruncation(t *testing.T) {

@@ -198,6 +198,8 @@ func TestBadInput(t *testing.T) {
 			} {
 				data, _ := broker.Encode(&r)
 				p.nc.Publish(ctl+broker.ResultSuffix, data)
+				// The same again in a message of several results, cut by garbage.
+				p.nc.Publish(ctl+broker.ResultSuffix, append(append(bytes.Clone(data), data...), 0xc1))
 			}
 			p.nc.Publish(ctl+broker.ResultSuffix, []byte("garbage"))
 			p.nc.Publish(ctl+broker.StartSuffix, []byte("garbage"))

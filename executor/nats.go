@@ -539,12 +539,19 @@ func (n *NATS) onLease(m *nats.Msg) {
 	}
 }
 
+// onResult takes a result message: the results of one or more chunks.
 func (n *NATS) onResult(m *nats.Msg) {
-	var r broker.Result
-	if err := broker.Decode(m.Data, &r); err != nil {
-		n.log.Warn("executor: bad result", "err", err)
-		return
+	rs, err := broker.DecodeResults(m.Data)
+	for i := range rs {
+		n.result(&rs[i])
 	}
+	if err != nil {
+		n.log.Warn("executor: bad result", "err", err)
+	}
+}
+
+// result sets the futures r answers and acks r's chunk if r is its final.
+func (n *NATS) result(r *broker.Result) {
 	n.mu.Lock()
 	rc := n.chunks[r.Chunk]
 	n.mu.Unlock()

@@ -9,11 +9,11 @@ import (
 	"github.com/jetpool/jetpool/internal/bench"
 )
 
-// The NATS benchmarks run an embedded broker and an in-process worker with 64
+// The NATS benchmarks run an embedded broker and an in-process worker with 256
 // slots; 'submit bench' prints the same figures next to the raw ceiling.
 
 func benchEnv(b *testing.B) *bench.Env {
-	env, err := bench.StartEnv(context.Background(), 64)
+	env, err := bench.StartEnv(context.Background(), 256)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -254,20 +254,21 @@ func (p *fakeProducer) on(m *nats.Msg) {
 		}
 		p.leases <- l
 	case broker.ResultSuffix:
-		var r broker.Result
-		if err := broker.Decode(m.Data, &r); err != nil {
+		rs, err := broker.DecodeResults(m.Data)
+		if err != nil {
 			p.e.t.Errorf("bad result: %v", err)
-			return
 		}
-		if r.Final {
-			if !strings.HasPrefix(r.Ack, "$JS.ACK.") {
-				p.e.t.Errorf("final result of chunk %d acks %q", r.Chunk, r.Ack)
+		for _, r := range rs {
+			if r.Final {
+				if !strings.HasPrefix(r.Ack, "$JS.ACK.") {
+					p.e.t.Errorf("final result of chunk %d acks %q", r.Chunk, r.Ack)
+				}
+				p.e.nc.Publish(r.Ack, []byte("+ACK"))
+			} else if r.Ack != "" {
+				p.e.t.Errorf("partial result of chunk %d carries ack %q", r.Chunk, r.Ack)
 			}
-			p.e.nc.Publish(r.Ack, []byte("+ACK"))
-		} else if r.Ack != "" {
-			p.e.t.Errorf("partial result of chunk %d carries ack %q", r.Chunk, r.Ack)
+			p.results <- r
 		}
-		p.results <- r
 	default:
 		p.e.t.Errorf("unexpected control message on %s", m.Subject)
 	}

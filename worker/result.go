@@ -1,10 +1,13 @@
 package worker
 
 import (
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/jetpool/jetpool/broker"
 )
@@ -100,15 +103,96 @@ func (r *reporter) sendLocked(final bool, ack string) {
 		return
 	}
 	data, err := broker.Encode(&broker.Result{Chunk: r.c.ID, Worker: r.w.cfg.ID, Final: final, Ack: ack, Items: r.pending})
-	if err == nil {
-		err = r.w.nc.Publish(r.c.Control+broker.ResultSuffix, data)
-	}
 	if err != nil {
 		// A lost result means a redelivery that the producer drops or
 		// reruns: the chunk is not acked without its final result.
-		r.w.log.Warn("worker: send results", "executor", r.c.Executor, "chunk", r.c.ID, "final", final, "err", err)
+		r.w.log.Warn("worker: encode results", "executor", r.c.Executor, "chunk", r.c.ID, "final", final, "err", err)
+	} else {
+		r.w.results.send(r.c.Control+broker.ResultSuffix, data)
 	}
 	r.pending, r.size, r.lastSent = r.pending[:0], 0, time.Now()
+}
+
+// resultSender coalesces the result messages bound for one producer. A
+// message that finds no send to its subject under way is published at once,
+// by its caller; messages that come while one is under way wait, and that
+// send's caller publishes them after its own, back to back in as few
+// messages as the server's maximum payload allows (broker.DecodeResults
+// reads them). At low load every result goes alone and at once; under load
+// one message carries the results of every chunk that finished during the
+// previous send. Messages to one subject leave in the order they came, so a
+// chunk's final result is still its last.
+//
+// Like startBatcher it has no goroutine of its own, and send never waits for
+// another caller: a message handed over is published before the send under
+// way returns.
+type resultSender struct {
+	nc  *nats.Conn
+	log *slog.Logger
+
+	mu      sync.Mutex
+	waiting map[string][][]byte // by subject, while a send to it is under way
+}
+
+func newResultSender(nc *nats.Conn, log *slog.Logger) *resultSender {
+	return &resultSender{nc: nc, log: log, waiting: make(map[string][][]byte)}
+}
+
+// send publishes data, one encoded broker.Result, to subject, or hands it to
+// the send to subject under way. A failure is logged: a lost result means a
+// redelivery that the producer drops or reruns, since the chunk is not acked
+// without its final result.
+func (s *resultSender) send(subject string, data []byte) {
+	for batch := s.queue(subject, data); batch != nil; batch = s.next(subject, batch) {
+		s.publish(subject, batch)
+	}
+}
+
+// queue returns data as the batch its caller is to publish when no send to
+// subject is under way, and otherwise hands data to that send and returns
+// nil.
+func (s *resultSender) queue(subject string, data []byte) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q, busy := s.waiting[subject]; busy {
+		s.waiting[subject] = append(q, data)
+		return nil
+	}
+	s.waiting[subject] = nil
+	return [][]byte{data}
+}
+
+// next returns what was handed over while sent, the batch just published,
+// was on its way, or nil, ending the send, when nothing was.
+func (s *resultSender) next(subject string, sent [][]byte) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.waiting[subject]
+	if len(q) == 0 {
+		delete(s.waiting, subject)
+		return nil
+	}
+	s.waiting[subject] = sent[:0]
+	return q
+}
+
+// publish sends batch's results in as few messages as fit under the server's
+// maximum payload; each result fits alone.
+func (s *resultSender) publish(subject string, batch [][]byte) {
+	limit := int(s.nc.MaxPayload())
+	for len(batch) > 0 {
+		msg, n := batch[0], 1
+		if len(batch) > 1 && len(msg)+len(batch[1]) <= limit {
+			msg = append([]byte(nil), msg...)
+			for ; n < len(batch) && len(msg)+len(batch[n]) <= limit; n++ {
+				msg = append(msg, batch[n]...)
+			}
+		}
+		if err := s.nc.Publish(subject, msg); err != nil {
+			s.log.Warn("worker: send results", "subject", subject, "results", n, "err", err)
+		}
+		batch = batch[n:]
+	}
 }
 
 // fit makes res small enough to travel in a message of its own.

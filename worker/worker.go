@@ -59,6 +59,7 @@ type Worker struct {
 	ready   atomic.Bool // pulling, not draining
 	metrics *metrics
 	starts  *startBatcher
+	results *resultSender
 
 	mu      sync.Mutex
 	running map[chunkKey][]*chunkRun // granted chunks, for interrupts
@@ -84,12 +85,14 @@ func New(nc *nats.Conn, reg *task.Registry, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
+	log := cfg.Logger.With("worker", cfg.ID)
 	return &Worker{
 		nc: nc, js: js, reg: reg, cfg: cfg, subj: subj,
 		inbox:   subj.WorkerInbox(cfg.ID),
-		log:     cfg.Logger.With("worker", cfg.ID),
+		log:     log,
 		metrics: newMetrics(subj.Pool(), cfg.Kinds),
 		starts:  newStartBatcher(nc),
+		results: newResultSender(nc, log),
 		running: make(map[chunkKey][]*chunkRun),
 		silent:  make(map[string]time.Time),
 	}, nil

@@ -820,10 +820,12 @@ func BenchmarkChunks(b *testing.B) {
 	}{
 		{broker.StartSuffix, goAll},
 		{broker.ResultSuffix, func(m *nats.Msg) {
-			var r broker.Result
-			if broker.Decode(m.Data, &r) == nil && r.Final {
-				e.nc.Publish(r.Ack, []byte("+ACK"))
-				finals <- struct{}{}
+			rs, _ := broker.DecodeResults(m.Data)
+			for _, r := range rs {
+				if r.Final {
+					e.nc.Publish(r.Ack, []byte("+ACK"))
+					finals <- struct{}{}
+				}
 			}
 		}},
 	} {
