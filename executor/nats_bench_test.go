@@ -27,14 +27,24 @@ func report(b *testing.B, figs ...bench.Figure) {
 	}
 }
 
+// BenchmarkNATSSubmitResult also reports the messages per task each side
+// received and sent.
 func BenchmarkNATSSubmitResult(b *testing.B) {
 	env := benchEnv(b)
+	p0, w0 := env.Messages()
 	b.ResetTimer()
 	f, err := bench.SubmitThroughput(context.Background(), env.Ex, b.N)
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.StopTimer()
 	report(b, f)
+	p, w := env.Messages()
+	perTask := func(after, before uint64) float64 { return float64(after-before) / float64(b.N) }
+	b.ReportMetric(perTask(p.InMsgs, p0.InMsgs), "producer-in/task")
+	b.ReportMetric(perTask(p.OutMsgs, p0.OutMsgs), "producer-out/task")
+	b.ReportMetric(perTask(w.InMsgs, w0.InMsgs), "worker-in/task")
+	b.ReportMetric(perTask(w.OutMsgs, w0.OutMsgs), "worker-out/task")
 }
 
 func BenchmarkNATSMapChunk1000(b *testing.B) {

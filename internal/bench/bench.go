@@ -408,6 +408,12 @@ func (e *Env) NewExecutor(ctx context.Context, opts ...executor.NATSOption) (*ex
 	return ex, nil
 }
 
+// Messages returns how many messages the producer's and the worker's
+// connections have received and sent so far.
+func (e *Env) Messages() (producer, worker nats.Statistics) {
+	return e.nc[0].Stats(), e.nc[1].Stats()
+}
+
 // Close shuts everything down.
 func (e *Env) Close() {
 	for _, ex := range e.more {
