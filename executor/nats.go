@@ -81,6 +81,7 @@ type NATS struct {
 	log     *slog.Logger
 	id      string
 	control string
+	acks    string // the prefix of the ack subjects of the pool's stream
 
 	mu       sync.Mutex
 	chunks   map[uint64]*remoteChunk
@@ -134,7 +135,7 @@ func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, err
 	id := nuid.Next()
 	n := &NATS{
 		nc: nc, subj: subj, pc: cfg.pc.WithDefaults(), log: cfg.log,
-		id: id, control: subj.Control(id),
+		id: id, control: subj.Control(id), acks: "$JS.ACK." + subj.Stream() + ".",
 		chunks:   make(map[uint64]*remoteChunk),
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
@@ -575,7 +576,7 @@ func (n *NATS) result(r *broker.Result) {
 	}
 	// Ack only JetStream ack subjects of this pool's stream, so a forged
 	// result cannot ack anything else.
-	if r.Final && strings.HasPrefix(r.Ack, "$JS.ACK."+n.subj.Stream()+".") {
+	if r.Final && strings.HasPrefix(r.Ack, n.acks) {
 		if err := n.nc.Publish(r.Ack, []byte("+ACK")); err != nil {
 			n.log.Warn("executor: ack chunk", "chunk", r.Chunk, "err", err)
 		}
