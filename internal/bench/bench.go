@@ -411,6 +411,7 @@ func (e *Env) NewExecutor(ctx context.Context, opts ...executor.NATSOption) (*ex
 // Messages returns how many messages the producer's and the worker's
 // connections have received and sent so far.
 func (e *Env) Messages() (producer, worker nats.Statistics) {
+	// StartEnv connects the producer first and the worker second.
 	return e.nc[0].Stats(), e.nc[1].Stats()
 }
 
