@@ -268,6 +268,7 @@ func (c *coalescer) close() {
 	}
 }
 
-// publishTimeout bounds the wait for a PubAck when Submits are gathered, so
-// a lost PubAck cannot hold a group's next chunk forever.
+// publishTimeout bounds the wait for a PubAck: a chunk whose PubAck does not
+// come is published again (see NATS.republishLater), and a lost PubAck
+// cannot hold a group's next chunk forever.
 const publishTimeout = 10 * time.Second

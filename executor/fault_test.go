@@ -3,6 +3,7 @@ package executor_test
 import (
 	"bufio"
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -240,6 +241,84 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 		t.Fatalf("%d results, want %d", got, n)
 	}
 }
+
+// TestSubmitsSurviveBrokerRestart keeps submitting while the embedded broker
+// is stopped and started again on its store: chunks whose PubAck the restart
+// swallowed are published again, and every future still resolves, right.
+func TestSubmitsSurviveBrokerRestart(t *testing.T) {
+	cfg := broker.EmbeddedConfig{Port: freePort(t), StoreDir: t.TempDir()}
+	srv, err := broker.StartEmbedded(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown() })
+	var republished atomic.Int64
+	log := slog.New(countingHandler{msg: "executor: publishing a chunk again", n: &republished})
+	ex := newNATS(t, connect(t, srv.ClientURL()), executor.WithPoolConfig(faultPoolConfig), executor.WithLogger(log))
+	startWorker(t, connect(t, srv.ClientURL()), childRegistry(), worker.Config{Concurrency: 16, PoolConfig: faultPoolConfig})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stop := make(chan struct{})
+	submitted := make(chan []*executor.Future[int])
+	go func() {
+		var fs []*executor.Future[int]
+		defer func() { submitted <- fs }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f, err := executor.Submit(ctx, ex, SlowSquare, i)
+			if err != nil {
+				t.Errorf("Submit %d: %v", i, err)
+				return
+			}
+			fs = append(fs, f)
+			if i%20 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	srv.Shutdown()
+	time.Sleep(500 * time.Millisecond)
+	if srv, err = broker.StartEmbedded(cfg); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	fs := <-submitted
+	failed := 0
+	for i, f := range fs {
+		if v, err := f.Result(ctx); err != nil || v != i*i {
+			if failed++; failed <= 5 {
+				t.Errorf("future %d: %d, %v", i, v, err)
+			}
+		}
+	}
+	t.Logf("%d futures across the restart, %d chunks published again, %d failed", len(fs), republished.Load(), failed)
+	if republished.Load() == 0 {
+		t.Error("the restart swallowed no PubAck: the test did not exercise publishing again")
+	}
+}
+
+// countingHandler counts the log records with message msg.
+type countingHandler struct {
+	msg string
+	n   *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
 
 // TestProducerGoneLeavesNoWork kills a producer process that has queued 200
 // tasks: within the grace period the workers drop what is left, and no task

@@ -108,6 +108,18 @@ type remoteChunk struct {
 	goItems []uint32
 	lease   time.Time // the current attempt's lease ends then
 	timer   *time.Timer
+	lost    time.Time   // when a publish of it first failed in a way that may not be final
+	retry   *time.Timer // the next publish of it, after such a failure
+}
+
+// stopTimers stops rc's deadline and its next publish; NATS.mu is held.
+func (rc *remoteChunk) stopTimers() {
+	if rc.timer != nil {
+		rc.timer.Stop()
+	}
+	if rc.retry != nil {
+		rc.retry.Stop()
+	}
 }
 
 // attempt names one delivery of a chunk to one worker.
@@ -140,11 +152,11 @@ func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, err
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
 	}
-	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncErrHandler(n.onPublishError)}
+	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncErrHandler(n.onPublishError),
+		jetstream.WithPublishAsyncTimeout(publishTimeout)}
 	if cfg.autoBatch > 0 {
 		n.coalesce = newCoalescer(n, cfg.autoBatch)
-		jsOpts = append(jsOpts, jetstream.WithPublishAsyncAckHandler(n.onPublishAck),
-			jetstream.WithPublishAsyncTimeout(publishTimeout))
+		jsOpts = append(jsOpts, jetstream.WithPublishAsyncAckHandler(n.onPublishAck))
 	}
 	js, err := jetstream.New(nc, jsOpts...)
 	if err != nil {
@@ -282,12 +294,70 @@ func (n *NATS) tasksSubject(kind string) string {
 // server to acknowledge earlier ones.
 const publishStall = time.Minute
 
-// onPublishError fails the futures of a chunk the stream did not take.
+// onPublishError publishes a chunk again when the error leaves open whether
+// the stream took it, and fails the chunk's futures when the stream refused
+// it or the grace period has passed since its first such error.
 func (n *NATS) onPublishError(_ jetstream.JetStream, m *nats.Msg, err error) {
-	if rc, _ := n.chunkOf(m.Header); rc != nil {
-		n.failChunk(rc, fmt.Errorf("executor: publish %s chunk: %w", rc.b.codec.Kind, err))
+	rc, _ := n.chunkOf(m.Header)
+	if rc == nil {
+		n.onPublishAck(nil, m, nil)
+		return
 	}
+	if mayRetryPublish(err) {
+		if n.republishLater(rc, m) {
+			n.log.Debug("executor: publishing a chunk again", "kind", rc.b.codec.Kind, "chunk", rc.id, "err", err)
+			return
+		}
+		err = fmt.Errorf("%w, still after the grace period of %v", err, n.pc.Grace)
+	}
+	n.failChunk(rc, fmt.Errorf("executor: publish %s chunk: %w", rc.b.codec.Kind, err))
 	n.onPublishAck(nil, m, nil)
+}
+
+// mayRetryPublish reports whether a publish that failed with err may have
+// been lost on the way rather than refused: the connection dropped with the
+// PubAck outstanding, no PubAck came in time, or no stream was there to
+// answer, as while the broker restarts or elects a leader.
+func mayRetryPublish(err error) bool {
+	var api *jetstream.APIError
+	return errors.Is(err, nats.ErrDisconnected) || errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.As(err, &api) && api.Code == 503
+}
+
+// republishLater schedules m, rc's chunk, to be published again with the
+// same Nats-Msg-Id, so the stream stores it once however many of its
+// publishes got through, and a worker runs it once whatever the stream
+// holds: the producer arbitrates every start. It backs off from 50ms to 1s
+// and gives up, returning false, once the grace period has passed since
+// the chunk's first lost publish.
+func (n *NATS) republishLater(rc *remoteChunk, m *nats.Msg) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	if rc.lost.IsZero() {
+		rc.lost = now
+	}
+	lostFor := now.Sub(rc.lost)
+	if lostFor > n.pc.Grace {
+		return false
+	}
+	wait := min(max(lostFor/2, 50*time.Millisecond), time.Second)
+	rc.retry = time.AfterFunc(wait, func() { n.republish(rc, m) })
+	return true
+}
+
+// republish publishes m, rc's chunk, again unless every future of rc is
+// done meanwhile.
+func (n *NATS) republish(rc *remoteChunk, m *nats.Msg) {
+	if rc.left.Load() == 0 {
+		n.onPublishAck(nil, m, nil)
+		return
+	}
+	again := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: m.Header}
+	if _, err := n.js.PublishMsgAsync(again, jetstream.WithStallWait(publishStall)); err != nil {
+		n.onPublishError(nil, again, err)
+	}
 }
 
 // onPublishAck lets the coalescer send the next chunk of a kind once the
@@ -338,9 +408,7 @@ func encodeArgs(b *batch) ([]broker.Item, error) {
 func (n *NATS) forget(rc *remoteChunk) {
 	n.mu.Lock()
 	delete(n.chunks, rc.id)
-	if rc.timer != nil {
-		rc.timer.Stop()
-	}
+	rc.stopTimers()
 	n.mu.Unlock()
 	for i := range rc.b.calls {
 		rc.b.calls[i].s.own(nil, 0)
@@ -354,9 +422,7 @@ func (n *NATS) settle(rc *remoteChunk) {
 	}
 	n.mu.Lock()
 	delete(n.chunks, rc.id)
-	if rc.timer != nil {
-		rc.timer.Stop()
-	}
+	rc.stopTimers()
 	done := n.closed && len(n.chunks) == 0
 	n.mu.Unlock()
 	if done {
