@@ -243,9 +243,15 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 }
 
 // TestSubmitsSurviveBrokerRestart keeps submitting while the embedded broker
-// is stopped and started again on its store: chunks whose PubAck the restart
+// is stopped and started again on its store, with a chunk per Submit and
+// with Submits gathered into chunks: chunks whose PubAck the restart
 // swallowed are published again, and every future still resolves, right.
 func TestSubmitsSurviveBrokerRestart(t *testing.T) {
+	t.Run("chunk per Submit", func(t *testing.T) { submitsAcrossRestart(t) })
+	t.Run("WithAutoBatch", func(t *testing.T) { submitsAcrossRestart(t, executor.WithAutoBatch(100)) })
+}
+
+func submitsAcrossRestart(t *testing.T, opts ...executor.NATSOption) {
 	cfg := broker.EmbeddedConfig{Port: freePort(t), StoreDir: t.TempDir()}
 	srv, err := broker.StartEmbedded(cfg)
 	if err != nil {
@@ -254,7 +260,8 @@ func TestSubmitsSurviveBrokerRestart(t *testing.T) {
 	t.Cleanup(func() { srv.Shutdown() })
 	var republished atomic.Int64
 	log := slog.New(countingHandler{msg: "executor: publishing a chunk again", n: &republished})
-	ex := newNATS(t, connect(t, srv.ClientURL()), executor.WithPoolConfig(faultPoolConfig), executor.WithLogger(log))
+	opts = append(opts, executor.WithPoolConfig(faultPoolConfig), executor.WithLogger(log))
+	ex := newNATS(t, connect(t, srv.ClientURL()), opts...)
 	startWorker(t, connect(t, srv.ClientURL()), childRegistry(), worker.Config{Concurrency: 16, PoolConfig: faultPoolConfig})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
