@@ -43,6 +43,8 @@ func TestMaxAckPendingBackpressure(t *testing.T) {
 	for range 2 {
 		ws = append(ws, startWorker(t, connect(t, nc.ConnectedUrl()), reg, worker.Config{Concurrency: 16, PoolConfig: pc}))
 	}
+	// Ready once their consumer is provisioned, which the watch below reads.
+	waitUntil(t, func() bool { return ws[0].Ready() && ws[1].Ready() }, "both workers ready")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
