@@ -12,14 +12,11 @@ import (
 	"github.com/jetpool/jetpool/broker"
 )
 
-// collect subscribes to subject and returns a function that waits until
-// the messages received hold want results in all, and returns each message's
-// results. With want 0 it waits a moment for anything in transit instead.
-func collect(t *testing.T, nc *nats.Conn, subject string) func(want int) [][]broker.Result {
+// collect subscribes to subject and returns the results of each message
+// received, one message's at a time.
+func collect(t *testing.T, nc *nats.Conn, subject string) <-chan []broker.Result {
 	t.Helper()
-	var mu sync.Mutex
-	var got [][]broker.Result
-	total := 0
+	msgs := make(chan []broker.Result, 1024)
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 		if len(m.Data) > int(nc.MaxPayload()) {
 			t.Errorf("a message of %d bytes, above the maximum payload", len(m.Data))
@@ -28,35 +25,43 @@ func collect(t *testing.T, nc *nats.Conn, subject string) func(want int) [][]bro
 		if err != nil {
 			t.Errorf("bad result message: %v", err)
 		}
-		mu.Lock()
-		got = append(got, rs)
-		total += len(rs)
-		mu.Unlock()
+		msgs <- rs
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub.SetPendingLimits(-1, -1)
 	t.Cleanup(func() { sub.Unsubscribe() })
-	return func(want int) [][]broker.Result {
-		t.Helper()
-		if err := nc.Flush(); err != nil {
-			t.Fatal(err)
+	return msgs
+}
+
+// receive returns the messages from msgs that hold the next want results.
+func receive(t *testing.T, msgs <-chan []broker.Result, want int) [][]broker.Result {
+	t.Helper()
+	var got [][]broker.Result
+	timeout := time.After(10 * time.Second)
+	for n := 0; n < want; {
+		select {
+		case rs := <-msgs:
+			got = append(got, rs)
+			n += len(rs)
+		case <-timeout:
+			t.Fatalf("%d messages with %d of %d results after 10s", len(got), n, want)
 		}
-		if want == 0 {
-			time.Sleep(50 * time.Millisecond)
-		}
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-			mu.Lock()
-			n := total
-			mu.Unlock()
-			if n >= want || time.Now().After(deadline) {
-				break
-			}
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
+	}
+	return got
+}
+
+// quiet fails if a message reaches msgs once everything sent on nc so far
+// has been through the server.
+func quiet(t *testing.T, nc *nats.Conn, msgs <-chan []broker.Result) {
+	t.Helper()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case rs := <-msgs:
+		t.Fatalf("a message arrived: %+v", rs)
+	case <-time.After(50 * time.Millisecond):
 	}
 }
 
@@ -83,7 +88,7 @@ func chunksOf(msg []broker.Result) []uint64 {
 func TestResultSenderCoalesces(t *testing.T) {
 	nc := embeddedConn(t)
 	const subject = "jetpool.default.ctl.ex.result"
-	received := collect(t, nc, subject)
+	msgs := collect(t, nc, subject)
 	s := newResultSender(nc, slog.Default())
 
 	batch := s.queue(subject, encodedResult(t, 1, true, []byte{0x01}))
@@ -95,9 +100,7 @@ func TestResultSenderCoalesces(t *testing.T) {
 			t.Fatalf("result %d, queued while a send is under way, was given back to send", id)
 		}
 	}
-	if got := received(0); len(got) != 0 {
-		t.Fatalf("results left before the send under way published anything: %v", got)
-	}
+	quiet(t, nc, msgs) // nothing leaves before the send under way publishes
 	s.publish(subject, batch)
 	if batch = s.next(subject, batch); len(batch) != 3 {
 		t.Fatalf("the send under way should take over 3 results, got %d", len(batch))
@@ -106,7 +109,7 @@ func TestResultSenderCoalesces(t *testing.T) {
 	if batch = s.next(subject, batch); batch != nil {
 		t.Fatalf("nothing was handed over, yet the send goes on with %d results", len(batch))
 	}
-	got := received(4)
+	got := receive(t, msgs, 4)
 	if len(got) != 2 || !slices.Equal(chunksOf(got[0]), []uint64{1}) || !slices.Equal(chunksOf(got[1]), []uint64{2, 3, 4}) {
 		t.Fatalf("messages carried the chunks %v, want [1] then [2 3 4]", got)
 	}
@@ -116,7 +119,7 @@ func TestResultSenderCoalesces(t *testing.T) {
 
 	// With the send over, the next result is its caller's to send again.
 	s.send(subject, encodedResult(t, 5, true, []byte{0x01}))
-	if got := received(5); len(got) != 3 || !slices.Equal(chunksOf(got[2]), []uint64{5}) {
+	if got := receive(t, msgs, 1); len(got) != 1 || !slices.Equal(chunksOf(got[0]), []uint64{5}) {
 		t.Fatalf("a lone result after the send: %v", got)
 	}
 }
@@ -126,7 +129,7 @@ func TestResultSenderCoalesces(t *testing.T) {
 func TestResultSenderSplitsAtMaxPayload(t *testing.T) {
 	nc := embeddedConn(t)
 	const subject = "jetpool.default.ctl.ex.result"
-	received := collect(t, nc, subject)
+	msgs := collect(t, nc, subject)
 	s := newResultSender(nc, slog.Default())
 
 	big := make([]byte, int(nc.MaxPayload())*2/5) // two fit in a message, three do not
@@ -135,7 +138,7 @@ func TestResultSenderSplitsAtMaxPayload(t *testing.T) {
 		batch = append(batch, encodedResult(t, id, true, big))
 	}
 	s.publish(subject, batch)
-	got := received(5)
+	got := receive(t, msgs, 5)
 	var ids [][]uint64
 	for _, msg := range got {
 		ids = append(ids, chunksOf(msg))
@@ -151,7 +154,7 @@ func TestResultSenderSplitsAtMaxPayload(t *testing.T) {
 func TestResultSenderUnderConcurrentSends(t *testing.T) {
 	nc := embeddedConn(t)
 	const subject = "jetpool.default.ctl.ex.result"
-	received := collect(t, nc, subject)
+	msgs := collect(t, nc, subject)
 	s := newResultSender(nc, slog.Default())
 
 	const senders, each = 16, 200
@@ -166,7 +169,7 @@ func TestResultSenderUnderConcurrentSends(t *testing.T) {
 	wg.Wait()
 	next := make([]int, senders) // the next result expected from each sender
 	messages := 0
-	for _, msg := range received(senders * each) {
+	for _, msg := range receive(t, msgs, senders*each) {
 		messages++
 		for _, r := range msg {
 			g, i := int(r.Chunk)/each, int(r.Chunk)%each
