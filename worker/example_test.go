@@ -5,14 +5,69 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
+
+// A worker serves a pool until its context ends, then drains: it takes no
+// more chunks and finishes the ones it runs. A producer anywhere on the
+// same NATS submits to the pool.
+func ExampleWorker_Run() {
+	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	// The worker, as cmd/worker runs it.
+	wc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		panic(err)
+	}
+	defer wc.Close()
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
+	w, err := worker.New(wc, reg, worker.Config{Concurrency: 4, Logger: quiet})
+	if err != nil {
+		panic(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- w.Run(ctx) }()
+
+	// The producer.
+	pc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		panic(err)
+	}
+	defer pc.Close()
+	ex, err := executor.NewNATS(context.Background(), pc, executor.WithLogger(quiet))
+	if err != nil {
+		panic(err)
+	}
+	wait, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f, err := executor.Submit(wait, ex, Square, 12)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(f.Result(wait))
+	ex.Shutdown(wait, true, false)
+
+	stop()
+	fmt.Println("drained:", <-served)
+	// Output:
+	// 144 <nil>
+	// drained: <nil>
+}
 
 // A worker's metrics go to a registry of the caller's, which an HTTP server
 // would then serve with promhttp.HandlerFor.
