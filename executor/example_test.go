@@ -3,11 +3,17 @@ package executor_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
+	"github.com/jetpool/jetpool/worker"
 )
 
 // Square is declared once and shared by producers and workers.
@@ -126,4 +132,70 @@ func ExampleFuture_Cancel() {
 	// cancel queued: true
 	// executor: future cancelled
 	// busy cancel finished: false
+}
+
+// Worker processes on this host over an embedded broker. The pool runs this
+// program again as its workers, so main calls worker.ServeIfChild(reg) first
+// thing (this test binary does in TestMain, with SlowSquare in reg).
+func ExampleNewProcessPool() {
+	ctx := context.Background()
+	p, err := executor.NewProcessPool(ctx, 2, executor.Concurrency(4))
+	if err != nil {
+		panic(err)
+	}
+	defer p.Shutdown(ctx, true, false)
+
+	var squares []int
+	for v, err := range executor.Map(ctx, p, SlowSquare, slices.Values([]int{1, 2, 3, 4, 5}), executor.Chunksize(2)) {
+		if err != nil {
+			panic(err)
+		}
+		squares = append(squares, v)
+	}
+	fmt.Println(squares)
+	// Output: [1 4 9 16 25]
+}
+
+// A NATS executor publishes to a pool that workers on any host serve; here
+// one worker runs in the same process, over an embedded broker.
+func ExampleNewNATS() {
+	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	wc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		panic(err)
+	}
+	defer wc.Close()
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
+	w, err := worker.New(wc, reg, worker.Config{Pool: "batch", Logger: quiet})
+	if err != nil {
+		panic(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- w.Run(ctx) }()
+	defer func() { stop(); <-served }() // the worker drains before the broker stops
+
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		panic(err)
+	}
+	defer nc.Close()
+	ex, err := executor.NewNATS(ctx, nc, executor.WithPool("batch"), executor.WithLogger(quiet))
+	if err != nil {
+		panic(err)
+	}
+	defer ex.Shutdown(context.Background(), true, false)
+	f, err := executor.Submit(ctx, ex, Square, 9, executor.WithTimeout(30*time.Second))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(f.Result(ctx))
+	// Output: 81 <nil>
 }
