@@ -30,8 +30,10 @@ type PoolConfig struct {
 	// republished chunk. Default 2m.
 	DuplicateWindow time.Duration
 	// Grace is how long workers keep asking a producer that does not answer
-	// before dropping its chunk, and how long a producer cut off from the
-	// broker waits before failing its pending futures. Default 30s.
+	// before dropping its chunk, how long a producer cut off from the broker
+	// waits before failing its pending futures, and how long it keeps
+	// publishing again a chunk whose publish may have been lost before
+	// failing its futures. Default 30s.
 	Grace time.Duration
 }
 
