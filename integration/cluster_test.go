@@ -120,6 +120,23 @@ func (c *cluster) connect() *nats.Conn {
 	return nc
 }
 
+// connectVia connects to node first, and to the other nodes only once it
+// is gone.
+func (c *cluster) connectVia(node testcontainers.Container) *nats.Conn {
+	urls := []string{c.nodeURL(node)}
+	for _, n := range c.nodes {
+		if n != node {
+			urls = append(urls, c.nodeURL(n))
+		}
+	}
+	url := strings.Join(urls, ",")
+	nc, err := nats.Connect(url, nats.DontRandomize(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		c.t.Fatalf("connect to %s: %v", url, err)
+	}
+	return nc
+}
+
 // addWorker starts one worker container serving the built-in tasks.
 func (c *cluster) addWorker(concurrency int) testcontainers.Container {
 	c.t.Helper()
@@ -152,7 +169,13 @@ func (c *cluster) addWorker(concurrency int) testcontainers.Container {
 // producer returns a NATS executor in the test process.
 func (c *cluster) producer() *executor.NATS {
 	c.t.Helper()
-	nc := c.connect()
+	return c.producerOn(c.connect())
+}
+
+// producerOn returns a NATS executor in the test process on nc, which it
+// closes when the test ends.
+func (c *cluster) producerOn(nc *nats.Conn) *executor.NATS {
+	c.t.Helper()
 	c.t.Cleanup(nc.Close)
 	// The stream needs the cluster's three peers; retry until they are known.
 	var ex *executor.NATS

@@ -253,6 +253,56 @@ func streamHealthy(js jetstream.JetStream) (bool, string) {
 	return true, ""
 }
 
+// TestNodeStoppedWhileSubmitting stops the node the producer is connected
+// to while it submits without pause: the producer moves to another node, the
+// chunks whose PubAck went down with the node are published again, and every
+// future resolves once, with its value.
+func TestNodeStoppedWhileSubmitting(t *testing.T) {
+	c := newCluster(t)
+	c.addWorker(8)
+	c.addWorker(8)
+	nc := c.connectVia(c.nodes[1])
+	ex := c.producerOn(nc)
+	var tl tally
+	stop := make(chan struct{})
+	submitted := make(chan []*executor.Future[int])
+	go func() {
+		var fs []*executor.Future[int]
+		defer func() { submitted <- fs }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f, err := executor.Submit(context.Background(), ex, builtin.Sleep, nap(i, 1))
+			if err != nil {
+				t.Errorf("Submit %d: %v", i, err)
+				return
+			}
+			f.AddDoneCallback(func(*executor.Future[int]) { tl.add(i) })
+			fs = append(fs, f)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	time.Sleep(2 * time.Second)
+	before := nc.ConnectedUrlRedacted()
+	zero := time.Duration(0)
+	if err := c.nodes[1].Stop(context.Background(), &zero); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node n2 (%s), the producer's, stopped", before)
+	time.Sleep(3 * time.Second)
+	close(stop)
+	fs := <-submitted
+	checkNaps(t, fs, 1)
+	tl.check(t, len(fs))
+	t.Logf("%d futures submitted across the stop; the producer is now on %s", len(fs), nc.ConnectedUrlRedacted())
+	if nc.ConnectedUrlRedacted() == before {
+		t.Errorf("the producer is still on %s", before)
+	}
+}
+
 // TestWorkerPartitioned disconnects a worker container from the network
 // while it runs long tasks: once its lease lapses the others take its work
 // over, and every future resolves once.
