@@ -2,6 +2,7 @@ package worker
 
 import (
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -181,12 +182,14 @@ func (s *resultSender) next(subject string, sent [][]byte) [][]byte {
 func (s *resultSender) publish(subject string, batch [][]byte) {
 	limit := int(s.nc.MaxPayload())
 	for len(batch) > 0 {
-		msg, n := batch[0], 1
-		if len(batch) > 1 && len(msg)+len(batch[1]) <= limit {
-			msg = append([]byte(nil), msg...)
-			for ; n < len(batch) && len(msg)+len(batch[n]) <= limit; n++ {
-				msg = append(msg, batch[n]...)
-			}
+		n, size := 1, len(batch[0])
+		for n < len(batch) && size+len(batch[n]) <= limit {
+			size += len(batch[n])
+			n++
+		}
+		msg := batch[0]
+		if n > 1 {
+			msg = slices.Concat(batch[:n]...)
 		}
 		if err := s.nc.Publish(subject, msg); err != nil {
 			s.log.Warn("worker: send results", "subject", subject, "results", n, "err", err)
