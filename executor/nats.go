@@ -321,8 +321,7 @@ func (n *NATS) onPublishError(_ jetstream.JetStream, m *nats.Msg, err error) {
 func mayRetryPublish(err error) bool {
 	var api *jetstream.APIError
 	return errors.Is(err, nats.ErrDisconnected) || errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.As(err, &api) && api.Code == 503
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.As(err, &api) && api.Code == 503
 }
 
 // republishLater schedules m, rc's chunk, to be published again with the
