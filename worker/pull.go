@@ -171,10 +171,9 @@ const drainTimeout = 5 * time.Second
 // close ends the subscription and returns the chunks that arrived but were
 // not polled. It drains rather than unsubscribes: a request still in flight,
 // or one taken as lost, may yet be answered, and a chunk delivered to an
-// inbox nobody listens to
-// would wait out its AckWait before anyone else gets it. Once the server has
-// the end of the subscription it drops such requests, and whatever it sent
-// before that is received and returned.
+// inbox nobody listens to would wait out its AckWait before anyone else gets
+// it. Once the server has the end of the subscription it drops such
+// requests, and whatever it sent before that is received and returned.
 func (p *puller) close() []*nats.Msg {
 	closed := p.sub.StatusChanged(nats.SubscriptionClosed)
 	if err := p.sub.Drain(); err == nil {
