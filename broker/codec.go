@@ -161,11 +161,13 @@ func (it *Item) decode(d *msgpack.Decoder) error {
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (s *Start) EncodeMsgpack(e *msgpack.Encoder) error {
-	e.EncodeArrayLen(4)
+	e.EncodeArrayLen(6)
 	e.EncodeUint(s.Chunk)
 	e.EncodeString(s.Worker)
 	e.EncodeString(s.Inbox)
-	return e.EncodeUint(s.Delivery)
+	e.EncodeUint(s.Delivery)
+	e.EncodeBytes(s.Digest)
+	return e.EncodeString(s.Ack)
 }
 
 // DecodeMsgpack implements msgpack.CustomDecoder.
@@ -182,6 +184,12 @@ func (s *Start) DecodeMsgpack(d *msgpack.Decoder) error {
 	}
 	if f.more() {
 		s.Delivery, f.err = d.DecodeUint64()
+	}
+	if f.more() {
+		s.Digest, f.err = d.DecodeBytes()
+	}
+	if f.more() {
+		s.Ack, f.err = d.DecodeString()
 	}
 	return f.done()
 }
@@ -242,13 +250,14 @@ func (r *StartReplies) DecodeMsgpack(d *msgpack.Decoder) error {
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (r *StartReply) EncodeMsgpack(e *msgpack.Encoder) error {
-	e.EncodeArrayLen(3)
+	e.EncodeArrayLen(4)
 	e.EncodeUint(uint64(r.Verdict))
 	encodeLen(e, r.Items == nil, len(r.Items))
 	for _, seq := range r.Items {
 		e.EncodeUint(uint64(seq))
 	}
-	return e.EncodeInt(r.LeaseMs)
+	e.EncodeInt(r.LeaseMs)
+	return e.EncodeUint(r.Grant)
 }
 
 // DecodeMsgpack implements msgpack.CustomDecoder.
@@ -269,6 +278,9 @@ func (r *StartReply) DecodeMsgpack(d *msgpack.Decoder) error {
 	if f.more() {
 		r.LeaseMs, f.err = d.DecodeInt64()
 	}
+	if f.more() {
+		r.Grant, f.err = d.DecodeUint64()
+	}
 	return f.done()
 }
 
@@ -281,7 +293,7 @@ func (r *Result) EncodeMsgpack(e *msgpack.Encoder) error {
 	e.EncodeUint(r.Chunk)
 	e.EncodeString(r.Worker)
 	e.EncodeBool(r.Final)
-	e.EncodeString(r.Ack)
+	e.EncodeUint(r.Grant)
 	encodeLen(e, r.Items == nil, len(r.Items))
 	for i := range r.Items {
 		it := &r.Items[i]
@@ -316,7 +328,7 @@ func (r *Result) DecodeMsgpack(d *msgpack.Decoder) error {
 		r.Final, f.err = d.DecodeBool()
 	}
 	if f.more() {
-		r.Ack, f.err = d.DecodeString()
+		r.Grant, f.err = d.DecodeUint64()
 	}
 	if f.more() {
 		var n int
@@ -371,10 +383,9 @@ func (e *ErrorInfo) decode(d *msgpack.Decoder) error {
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (l *Lease) EncodeMsgpack(e *msgpack.Encoder) error {
-	e.EncodeArrayLen(3)
+	e.EncodeArrayLen(2)
 	e.EncodeUint(l.Chunk)
-	e.EncodeString(l.Worker)
-	return e.EncodeUint(l.Delivery)
+	return e.EncodeUint(l.Grant)
 }
 
 // DecodeMsgpack implements msgpack.CustomDecoder.
@@ -384,20 +395,18 @@ func (l *Lease) DecodeMsgpack(d *msgpack.Decoder) error {
 		l.Chunk, f.err = d.DecodeUint64()
 	}
 	if f.more() {
-		l.Worker, f.err = d.DecodeString()
-	}
-	if f.more() {
-		l.Delivery, f.err = d.DecodeUint64()
+		l.Grant, f.err = d.DecodeUint64()
 	}
 	return f.done()
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (in *Interrupt) EncodeMsgpack(e *msgpack.Encoder) error {
-	e.EncodeArrayLen(3)
+	e.EncodeArrayLen(4)
 	e.EncodeString(in.Executor)
 	e.EncodeUint(in.Chunk)
-	return e.EncodeUint(uint64(in.Seq))
+	e.EncodeUint(uint64(in.Seq))
+	return e.EncodeUint(in.Grant)
 }
 
 // DecodeMsgpack implements msgpack.CustomDecoder.
@@ -411,6 +420,9 @@ func (in *Interrupt) DecodeMsgpack(d *msgpack.Decoder) error {
 	}
 	if f.more() {
 		in.Seq, f.err = d.DecodeUint32()
+	}
+	if f.more() {
+		in.Grant, f.err = d.DecodeUint64()
 	}
 	return f.done()
 }
@@ -876,6 +888,12 @@ func (s *Start) read(r *reader, depth int) {
 	if f.more() {
 		s.Delivery = r.uint()
 	}
+	if f.more() {
+		s.Digest = r.bin()
+	}
+	if f.more() {
+		s.Ack = r.str()
+	}
 	f.done()
 }
 
@@ -921,6 +939,9 @@ func (rp *StartReply) read(r *reader, depth int) {
 	if f.more() {
 		rp.LeaseMs = r.int()
 	}
+	if f.more() {
+		rp.Grant = r.uint()
+	}
 	f.done()
 }
 
@@ -936,7 +957,7 @@ func (res *Result) read(r *reader, depth int) {
 		res.Final = r.bool()
 	}
 	if f.more() {
-		res.Ack = r.str()
+		res.Grant = r.uint()
 	}
 	if f.more() {
 		if n := r.items(); n >= 0 {
@@ -991,10 +1012,7 @@ func (l *Lease) read(r *reader, depth int) {
 		l.Chunk = r.uint()
 	}
 	if f.more() {
-		l.Worker = r.str()
-	}
-	if f.more() {
-		l.Delivery = r.uint()
+		l.Grant = r.uint()
 	}
 	f.done()
 }
@@ -1009,6 +1027,9 @@ func (in *Interrupt) read(r *reader, depth int) {
 	}
 	if f.more() {
 		in.Seq = uint32(r.uint())
+	}
+	if f.more() {
+		in.Grant = r.uint()
 	}
 	f.done()
 }
@@ -1075,15 +1096,18 @@ func (c *Chunk) appendTo(b []byte) []byte {
 }
 
 func (s *Start) size() int {
-	return 1 + uintSize(s.Chunk) + mpwrite.StringSize(s.Worker) + mpwrite.StringSize(s.Inbox) + uintSize(s.Delivery)
+	return 1 + uintSize(s.Chunk) + mpwrite.StringSize(s.Worker) + mpwrite.StringSize(s.Inbox) + uintSize(s.Delivery) +
+		mpwrite.BytesSize(s.Digest) + mpwrite.StringSize(s.Ack)
 }
 
 func (s *Start) appendTo(b []byte) []byte {
-	b = append(b, 0x94)
+	b = append(b, 0x96)
 	b = mpwrite.Uint(b, s.Chunk)
 	b = mpwrite.String(b, s.Worker)
 	b = mpwrite.String(b, s.Inbox)
-	return mpwrite.Uint(b, s.Delivery)
+	b = mpwrite.Uint(b, s.Delivery)
+	b = mpwrite.Bytes(b, s.Digest)
+	return mpwrite.String(b, s.Ack)
 }
 
 func (s *Starts) size() int {
@@ -1121,7 +1145,7 @@ func (rs *StartReplies) appendTo(b []byte) []byte {
 }
 
 func (rp *StartReply) size() int {
-	n := 1 + uintSize(uint64(rp.Verdict)) + listSize(rp.Items == nil, len(rp.Items)) + intSize(rp.LeaseMs)
+	n := 1 + uintSize(uint64(rp.Verdict)) + listSize(rp.Items == nil, len(rp.Items)) + intSize(rp.LeaseMs) + uintSize(rp.Grant)
 	for _, seq := range rp.Items {
 		n += uintSize(uint64(seq))
 	}
@@ -1129,17 +1153,18 @@ func (rp *StartReply) size() int {
 }
 
 func (rp *StartReply) appendTo(b []byte) []byte {
-	b = append(b, 0x93)
+	b = append(b, 0x94)
 	b = mpwrite.Uint(b, uint64(rp.Verdict))
 	b = appendList(b, rp.Items == nil, len(rp.Items))
 	for _, seq := range rp.Items {
 		b = mpwrite.Uint(b, uint64(seq))
 	}
-	return mpwrite.Int(b, rp.LeaseMs)
+	b = mpwrite.Int(b, rp.LeaseMs)
+	return mpwrite.Uint(b, rp.Grant)
 }
 
 func (res *Result) size() int {
-	n := 1 + uintSize(res.Chunk) + mpwrite.StringSize(res.Worker) + 1 + mpwrite.StringSize(res.Ack) + listSize(res.Items == nil, len(res.Items))
+	n := 1 + uintSize(res.Chunk) + mpwrite.StringSize(res.Worker) + 1 + uintSize(res.Grant) + listSize(res.Items == nil, len(res.Items))
 	for i := range res.Items {
 		it := &res.Items[i]
 		n += 1 + uintSize(uint64(it.Seq)) + mpwrite.BytesSize(it.Value) + 1
@@ -1155,7 +1180,7 @@ func (res *Result) appendTo(b []byte) []byte {
 	b = mpwrite.Uint(b, res.Chunk)
 	b = mpwrite.String(b, res.Worker)
 	b = appendBool(b, res.Final)
-	b = mpwrite.String(b, res.Ack)
+	b = mpwrite.Uint(b, res.Grant)
 	b = appendList(b, res.Items == nil, len(res.Items))
 	for i := range res.Items {
 		it := &res.Items[i]
@@ -1176,25 +1201,25 @@ func (res *Result) appendTo(b []byte) []byte {
 }
 
 func (l *Lease) size() int {
-	return 1 + uintSize(l.Chunk) + mpwrite.StringSize(l.Worker) + uintSize(l.Delivery)
+	return 1 + uintSize(l.Chunk) + uintSize(l.Grant)
 }
 
 func (l *Lease) appendTo(b []byte) []byte {
-	b = append(b, 0x93)
+	b = append(b, 0x92)
 	b = mpwrite.Uint(b, l.Chunk)
-	b = mpwrite.String(b, l.Worker)
-	return mpwrite.Uint(b, l.Delivery)
+	return mpwrite.Uint(b, l.Grant)
 }
 
 func (in *Interrupt) size() int {
-	return 1 + mpwrite.StringSize(in.Executor) + uintSize(in.Chunk) + uintSize(uint64(in.Seq))
+	return 1 + mpwrite.StringSize(in.Executor) + uintSize(in.Chunk) + uintSize(uint64(in.Seq)) + uintSize(in.Grant)
 }
 
 func (in *Interrupt) appendTo(b []byte) []byte {
-	b = append(b, 0x93)
+	b = append(b, 0x94)
 	b = mpwrite.String(b, in.Executor)
 	b = mpwrite.Uint(b, in.Chunk)
-	return mpwrite.Uint(b, uint64(in.Seq))
+	b = mpwrite.Uint(b, uint64(in.Seq))
+	return mpwrite.Uint(b, in.Grant)
 }
 
 // The sizes are those of what mpwrite's functions and the appenders below

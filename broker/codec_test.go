@@ -31,7 +31,7 @@ type (
 func TestCodecsMatchReflection(t *testing.T) {
 	chunk := Chunk{Executor: "ex1", ID: 1 << 40, Kind: "square", Control: "jetpool.default.ctl.ex1",
 		Deadline: -5, Items: []Item{{Seq: 0, Args: []byte{0x01}}, {Seq: 7, Args: []byte{0xc0, 0xff}}, {Seq: 1 << 31}}}
-	result := Result{Chunk: 9, Worker: "w", Final: true, Ack: "$JS.ACK.X",
+	result := Result{Chunk: 9, Worker: "w", Final: true, Grant: 0xfeedface,
 		Items: []ItemResult{{Seq: 1, Value: []byte{0x2a}}, {Seq: 2, Err: &ErrorInfo{Type: "panic", Message: "boom", Stack: "s", Retryable: true}}}}
 	cases := []struct {
 		name       string
@@ -59,7 +59,7 @@ func TestCodecsMatchReflection(t *testing.T) {
 			func() any { return new(StartReply) }, func() any { return new(plainStartReply) }, func(v any) any { return (*StartReply)(v.(*plainStartReply)) }},
 		{"result", &result, (*plainResult)(&result), func() any { return new(Result) }, func() any { return new(plainResult) },
 			func(v any) any { return (*Result)(v.(*plainResult)) }},
-		{"lease", &Lease{Chunk: 1, Worker: "w", Delivery: 4}, &plainLease{Chunk: 1, Worker: "w", Delivery: 4},
+		{"lease", &Lease{Chunk: 1, Grant: 4}, &plainLease{Chunk: 1, Grant: 4},
 			func() any { return new(Lease) }, func() any { return new(plainLease) }, func(v any) any { return (*Lease)(v.(*plainLease)) }},
 		{"interrupt", &Interrupt{Executor: "e", Chunk: 2, Seq: 3}, &plainInterrupt{Executor: "e", Chunk: 2, Seq: 3},
 			func() any { return new(Interrupt) }, func() any { return new(plainInterrupt) }, func(v any) any { return (*Interrupt)(v.(*plainInterrupt)) }},
@@ -95,12 +95,12 @@ func TestCodecsMatchReflection(t *testing.T) {
 // TestCodecsSkipUnknownFields: a newer peer may append fields; they are
 // skipped, and a shorter array leaves the missing fields zero.
 func TestCodecsSkipUnknownFields(t *testing.T) {
-	longer, _ := msgpack.Marshal([]any{uint64(3), "w", "i", uint64(2), "extra", []any{1, 2}})
+	longer, _ := msgpack.Marshal([]any{uint64(3), "w", "i", uint64(2), []byte{7}, "a", "extra", []any{1, 2}})
 	var s Start
 	if err := msgpack.Unmarshal(longer, &s); err != nil {
 		t.Fatal(err)
 	}
-	if want := (Start{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2}); s != want {
+	if want := (Start{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2, Digest: []byte{7}, Ack: "a"}); !reflect.DeepEqual(s, want) {
 		t.Fatalf("got %+v, want %+v", s, want)
 	}
 	shorter, _ := msgpack.Marshal([]any{uint64(3)})
@@ -108,7 +108,7 @@ func TestCodecsSkipUnknownFields(t *testing.T) {
 	if err := msgpack.Unmarshal(shorter, &s); err != nil {
 		t.Fatal(err)
 	}
-	if want := (Start{Chunk: 3}); s != want {
+	if want := (Start{Chunk: 3}); !reflect.DeepEqual(s, want) {
 		t.Fatalf("got %+v, want %+v", s, want)
 	}
 }
@@ -165,8 +165,8 @@ func boundaryEnvelopes() []any {
 			&Starts{Items: []Start{{Chunk: u, Worker: str(i)}, {Delivery: u, Inbox: str(i + 1)}}},
 			&StartReply{Verdict: uint8(u), Items: seqs, LeaseMs: n},
 			&StartReplies{Items: []StartReply{{Verdict: uint8(i), Items: seqs, LeaseMs: n}, {}}},
-			&Result{Chunk: u, Worker: str(i), Final: i%2 == 0, Ack: str(i + 5), Items: values},
-			&Lease{Chunk: u, Worker: str(i + 6), Delivery: uints[(i+2)%len(uints)]},
+			&Result{Chunk: u, Worker: str(i), Final: i%2 == 0, Grant: uints[(i+5)%len(uints)], Items: values},
+			&Lease{Chunk: u, Grant: uints[(i+2)%len(uints)]},
 			&Interrupt{Executor: str(i + 7), Chunk: u, Seq: uint32(u)},
 		)
 	}
@@ -298,12 +298,12 @@ func TestDecodeNestsAsTheChecker(t *testing.T) {
 		around int // containers around the unknown field
 		into   func() any
 	}{
-		{"lease", []byte{0x94, 0x01, 0xa1, 'w', 0x02}, 1, func() any { return new(Lease) }},
+		{"lease", []byte{0x93, 0x01, 0x02}, 1, func() any { return new(Lease) }},
 		{"chunk item", []byte{0x96, 0xa2, 'e', 'x', 0x01, 0xa1, 'k', 0xa1, 'c', 0x00, 0x91, 0x93, 0x00, 0xc4, 0x01, 0x07}, 3, func() any { return new(Chunk) }},
-		{"start", []byte{0x91, 0x91, 0x95, 0x01, 0xa1, 'w', 0xa1, 'i', 0x01}, 3, func() any { return new(Starts) }},
-		{"start reply", []byte{0x91, 0x91, 0x94, 0x01, 0xc0, 0x00}, 3, func() any { return new(StartReplies) }},
-		{"result item", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0xa1, 'a', 0x91, 0x94, 0x00, 0xc4, 0x01, 0x07, 0xc0}, 3, func() any { return new(Result) }},
-		{"result error", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0xa1, 'a', 0x91, 0x93, 0x00, 0xc0, 0x95, 0xa1, 'T', 0xa1, 'M', 0xa1, 'S', 0xc2}, 4, func() any { return new(Result) }},
+		{"start", []byte{0x91, 0x91, 0x97, 0x01, 0xa1, 'w', 0xa1, 'i', 0x01, 0xc4, 0x01, 0x07, 0xa1, 'a'}, 3, func() any { return new(Starts) }},
+		{"start reply", []byte{0x91, 0x91, 0x95, 0x01, 0xc0, 0x00, 0x05}, 3, func() any { return new(StartReplies) }},
+		{"result item", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0x05, 0x91, 0x94, 0x00, 0xc4, 0x01, 0x07, 0xc0}, 3, func() any { return new(Result) }},
+		{"result error", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0x05, 0x91, 0x93, 0x00, 0xc0, 0x95, 0xa1, 'T', 0xa1, 'M', 0xa1, 'S', 0xc2}, 4, func() any { return new(Result) }},
 	}
 	for _, c := range cases {
 		limit := mpcheck.MaxDepth - c.around // arrays the unknown field may open
@@ -321,7 +321,7 @@ func TestDecodeNestsAsTheChecker(t *testing.T) {
 }
 
 func TestDecodeIntoNil(t *testing.T) {
-	data := mustEncode(t, &Lease{Chunk: 1, Worker: "w", Delivery: 1})
+	data := mustEncode(t, &Lease{Chunk: 1, Grant: 1})
 	if err := Decode(data, (*Lease)(nil)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("Decode into a nil *Lease: %v, want ErrMalformed", err)
 	}
@@ -348,10 +348,10 @@ func benchEnvelopes() []struct {
 	starts := make([]Start, 20)
 	replies := make([]StartReply, 20)
 	for i := range starts {
-		starts[i] = Start{Chunk: uint64(1000 + i), Worker: "w-01JQ3X8Z9YB6W2K7", Inbox: "jetpool.default.worker.w-01JQ3X8Z9YB6W2K7", Delivery: 1}
-		replies[i] = StartReply{Verdict: VerdictGo, Items: []uint32{0}, LeaseMs: 30_000}
+		starts[i] = Start{Chunk: uint64(1000 + i), Worker: "w-01JQ3X8Z9YB6W2K7", Inbox: "jetpool.default.worker.w-01JQ3X8Z9YB6W2K7", Delivery: 1,
+			Digest: make([]byte, 32), Ack: "$JS.ACK.JETPOOL_DEFAULT.square.1.1234.5678.1700000000000000000.0"}
+		replies[i] = StartReply{Verdict: VerdictGo, Items: []uint32{0}, LeaseMs: 30_000, Grant: 0xfeedfacecafe}
 	}
-	ack := "$JS.ACK.JETPOOL_DEFAULT.square.1.1234.5678.1700000000000000000.0"
 	return []struct {
 		name  string
 		value any
@@ -366,14 +366,14 @@ func benchEnvelopes() []struct {
 		{"replies-1", &StartReplies{Items: replies[:1]}, func() any { return new(StartReplies) }},
 		{"replies-20", &StartReplies{Items: replies}, func() any { return new(StartReplies) }},
 		{"reply-1000", &StartReply{Verdict: VerdictGo, Items: seqs, LeaseMs: 30_000}, func() any { return new(StartReply) }},
-		{"result-1", &Result{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Final: true, Ack: ack, Items: values[:1]},
+		{"result-1", &Result{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Final: true, Grant: 0xfeedfacecafe, Items: values[:1]},
 			func() any { return new(Result) }},
-		{"result-1000", &Result{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Final: true, Ack: ack, Items: values},
+		{"result-1000", &Result{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Final: true, Grant: 0xfeedfacecafe, Items: values},
 			func() any { return new(Result) }},
-		{"result-error", &Result{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Final: true, Ack: ack,
+		{"result-error", &Result{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Final: true, Grant: 0xfeedfacecafe,
 			Items: []ItemResult{{Seq: 0, Err: &ErrorInfo{Type: "*errors.errorString", Message: "no such file"}}}},
 			func() any { return new(Result) }},
-		{"lease", &Lease{Chunk: 12345, Worker: "w-01JQ3X8Z9YB6W2K7", Delivery: 1}, func() any { return new(Lease) }},
+		{"lease", &Lease{Chunk: 12345, Grant: 1}, func() any { return new(Lease) }},
 	}
 }
 

@@ -92,9 +92,9 @@ func filled[T any](t *testing.T) *T {
 	case *StartReplies:
 		full = &StartReplies{Items: []StartReply{{Verdict: VerdictBusy, Items: []uint32{99}, LeaseMs: 99}}}
 	case *Result:
-		full = &Result{Chunk: 99, Worker: "old", Final: true, Ack: "old", Items: []ItemResult{{Seq: 99, Value: []byte{0x63}}}}
+		full = &Result{Chunk: 99, Worker: "old", Final: true, Grant: 0xfeedface, Items: []ItemResult{{Seq: 99, Value: []byte{0x63}}}}
 	case *Lease:
-		full = &Lease{Chunk: 99, Worker: "old", Delivery: 99}
+		full = &Lease{Chunk: 99, Grant: 99}
 	case *Interrupt:
 		full = &Interrupt{Executor: "old", Chunk: 99, Seq: 99}
 	case *ErrorInfo:
@@ -171,7 +171,7 @@ func FuzzDecodeChunk(f *testing.F) {
 
 func FuzzDecodeResult(f *testing.F) {
 	addSeeds(f,
-		&Result{Chunk: 3, Worker: "w", Final: true, Ack: "$JS.ACK.S.c.1.2.3.4.0", Items: []ItemResult{{Seq: 0, Value: []byte{0x31}}}},
+		&Result{Chunk: 3, Worker: "w", Final: true, Grant: 0xfeedface, Items: []ItemResult{{Seq: 0, Value: []byte{0x31}}}},
 		&Result{Chunk: 4, Worker: "w", Items: []ItemResult{{Seq: 2, Err: &ErrorInfo{Type: "panic", Message: "boom", Stack: "goroutine 1", Retryable: true}}}},
 	)
 	f.Fuzz(func(t *testing.T, data []byte) { checkDecode[Result](t, data) })
@@ -182,7 +182,7 @@ func FuzzDecodeResult(f *testing.F) {
 // a message of several is exactly its Results' encodings back to back, each
 // of which Decode accepts alone.
 func FuzzDecodeResults(f *testing.F) {
-	one := &Result{Chunk: 3, Worker: "w", Final: true, Ack: "$JS.ACK.S.c.1.2.3.4.0", Items: []ItemResult{{Seq: 0, Value: []byte{0x31}}}}
+	one := &Result{Chunk: 3, Worker: "w", Final: true, Grant: 0xfeedface, Items: []ItemResult{{Seq: 0, Value: []byte{0x31}}}}
 	two := &Result{Chunk: 4, Worker: "w", Items: []ItemResult{{Seq: 2, Err: &ErrorInfo{Type: "panic", Message: "boom"}}}}
 	addSeeds(f, one, two)
 	a, _ := Encode(one)
@@ -243,7 +243,7 @@ func FuzzDecodeControl(f *testing.F) {
 	addSeeds(f,
 		&Start{Chunk: 5, Worker: "w", Inbox: "jetpool.default.worker.w", Delivery: 2},
 		&StartReply{Verdict: VerdictGo, Items: []uint32{3}, LeaseMs: 10_000},
-		&Lease{Chunk: 5, Worker: "w", Delivery: 2},
+		&Lease{Chunk: 5, Grant: 2},
 		&Interrupt{Executor: "ex", Chunk: 5, Seq: 3},
 		&CancelRequest{Executor: "ex", Kind: "square"},
 		&CancelReply{Executor: "ex", Cancelled: 4, Running: 1},
@@ -268,8 +268,8 @@ func FuzzEncode(f *testing.F) {
 		&Chunk{Executor: "ex", ID: 1 << 40, Kind: "k", Control: "c", Deadline: -1 << 40, Items: []Item{{Seq: 0, Args: []byte{}}, {Seq: 1 << 20}}},
 		&Starts{Items: []Start{{Chunk: 300, Worker: "w", Inbox: "i", Delivery: 70000}}},
 		&StartReplies{Items: []StartReply{{Verdict: VerdictGo, Items: []uint32{0, 200, 1 << 31}, LeaseMs: -200}}},
-		&Result{Chunk: 3, Worker: "w", Final: true, Ack: "a", Items: []ItemResult{{Seq: 0, Value: []byte{0x31}}, {Seq: 1, Err: &ErrorInfo{Type: "t"}}}},
-		&Lease{Chunk: 5, Worker: "w", Delivery: 2},
+		&Result{Chunk: 3, Worker: "w", Final: true, Grant: 0xfeedface, Items: []ItemResult{{Seq: 0, Value: []byte{0x31}}, {Seq: 1, Err: &ErrorInfo{Type: "t"}}}},
+		&Lease{Chunk: 5, Grant: 2},
 		&Interrupt{Executor: "ex", Chunk: 5, Seq: 3},
 	)
 	f.Fuzz(func(t *testing.T, data []byte) {

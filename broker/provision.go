@@ -93,7 +93,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, s Subjects, cfg P
 	}
 	cfg = cfg.WithDefaults()
 	if st, err := js.Stream(ctx, s.Stream()); err == nil {
-		return ownStream(st, s)
+		return ownStream(ctx, js, st, s)
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("broker: look up stream %s: %w", s.Stream(), err)
 	}
@@ -108,7 +108,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, s Subjects, cfg P
 	})
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		if st, err = js.Stream(ctx, s.Stream()); err == nil {
-			return ownStream(st, s)
+			return ownStream(ctx, js, st, s)
 		}
 	}
 	if err != nil {
@@ -121,10 +121,23 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, s Subjects, cfg P
 // and join prefix and pool with '_', so two pools (prefix "a_b" and pool "c",
 // prefix "a" and pool "b_c"; pools "Batch" and "batch") can name the same
 // stream; the second is refused instead of publishing into a stream that
-// does not take its subjects.
-func ownStream(st jetstream.Stream, s Subjects) (jetstream.Stream, error) {
-	subjects := st.CachedInfo().Config.Subjects
+// does not take its subjects. A stream of this pool made with the older,
+// wider filter is narrowed to AllTasks.
+func ownStream(ctx context.Context, js jetstream.JetStream, st jetstream.Stream, s Subjects) (jetstream.Stream, error) {
+	info := st.CachedInfo()
+	subjects := info.Config.Subjects
 	if slices.Contains(subjects, s.AllTasks()) {
+		return st, nil
+	}
+	if slices.Equal(subjects, []string{s.legacyAllTasks()}) {
+		// A chunk on a deeper subject would be stored where no consumer
+		// reads it, and stay there forever.
+		cfg := info.Config
+		cfg.Subjects = []string{s.AllTasks()}
+		st, err := js.UpdateStream(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("broker: narrow stream %s to %s: %w", s.Stream(), s.AllTasks(), err)
+		}
 		return st, nil
 	}
 	return nil, fmt.Errorf("%w: stream %s belongs to another pool (subjects %v, not %s); choose another pool or prefix name",

@@ -42,8 +42,14 @@ func (s Subjects) Stream() string {
 	return strings.ToUpper(s.prefix + "_" + s.pool)
 }
 
-// AllTasks is the stream's subject filter: every kind's chunks.
-func (s Subjects) AllTasks() string { return s.prefix + "." + s.pool + ".tasks.>" }
+// AllTasks is the stream's subject filter: every kind's chunks. It takes
+// one token after "tasks", a kind, so the stream stores only what some
+// kind's consumer can read.
+func (s Subjects) AllTasks() string { return s.prefix + "." + s.pool + ".tasks.*" }
+
+// legacyAllTasks is the filter of streams made before AllTasks took one
+// token; EnsureStream narrows such a stream to AllTasks.
+func (s Subjects) legacyAllTasks() string { return s.prefix + "." + s.pool + ".tasks.>" }
 
 // Tasks is the subject chunks of kind are published to.
 func (s Subjects) Tasks(kind string) string { return s.prefix + "." + s.pool + ".tasks." + kind }

@@ -13,7 +13,7 @@ func TestSubjectNames(t *testing.T) {
 	}
 	for got, want := range map[string]string{
 		s.Stream():                "JP_BATCH-1",
-		s.AllTasks():              "jp.batch-1.tasks.>",
+		s.AllTasks():              "jp.batch-1.tasks.*",
 		s.Tasks("square"):         "jp.batch-1.tasks.square",
 		s.Consumer("square"):      "square",
 		s.Control("ex1"):          "jp.batch-1.ctl.ex1",
@@ -123,7 +123,7 @@ func TestSubjectsOfDistinctPoolsDoNotOverlap(t *testing.T) {
 		a.Cancel() == b.Cancel() || a.Stream() == b.Stream() {
 		t.Fatal("two pools share a name")
 	}
-	if !strings.HasPrefix(a.Tasks("k"), strings.TrimSuffix(a.AllTasks(), ">")) {
+	if !strings.HasPrefix(a.Tasks("k"), strings.TrimSuffix(a.AllTasks(), "*")) {
 		t.Fatalf("%s is outside the stream's filter %s", a.Tasks("k"), a.AllTasks())
 	}
 	if got := a.Control("e") + StartSuffix; got != "jetpool.a.ctl.e.start" {

@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -17,22 +20,32 @@ import (
 //
 //  1. The producer publishes a [Chunk] to Subjects.Tasks(kind) with the
 //     header Nats-Msg-Id = MsgID(executor, chunk id), so a retried publish is
-//     stored once.
+//     stored once. Chunk ids are drawn at random, so nobody can publish a
+//     chunk under the id of one a producer is about to publish.
 //  2. A worker pulls it and asks leave to start it: a [Starts] request to
 //     Control+".start" carrying a [Start] for this chunk and for any other
 //     chunks of the same producer it holds and has not asked about yet, so
-//     one round trip serves many chunks under load. The producer, the only
-//     arbiter of its futures, answers [StartReplies], one [StartReply] per
-//     Start in order: VerdictGo with the items still to run (cancelled ones
-//     left out, the rest now Running), VerdictDrop (nothing left to run: ack
-//     the message) or VerdictBusy (another attempt holds a live lease: nak
-//     with a delay).
-//  3. While running, the worker sends JetStream InProgress and a [Lease] to
-//     Control+".lease" every LeaseMs/3.
-//  4. The worker publishes [Result]s to Control+".result"; the last has
-//     Final set and carries the JetStream message's ack subject. The producer
-//     sets each future once and then acks the chunk itself. A lost result
-//     means a redelivery whose Start is answered VerdictDrop, so nothing runs
+//     one round trip serves many chunks under load. A Start carries the
+//     [Digest] of the message it holds, which proves it holds the chunk the
+//     producer published (the chunk id alone is no secret), and the message's
+//     ack subject. The producer, the only arbiter of its futures, answers
+//     [StartReplies], one [StartReply] per Start in order: VerdictGo with the
+//     items still to run (cancelled ones left out, the rest now Running) and
+//     a Grant, a random token that only this reply carries; VerdictDrop
+//     (nothing left to run, or not a chunk of this producer: ack the
+//     message) or VerdictBusy (another attempt holds a live lease: nak with a
+//     delay). A request with no Starts at all is a ping: the producer answers
+//     it with no verdicts, which tells a worker that it is there.
+//  3. While running, the worker sends JetStream InProgress and a [Lease]
+//     with its Grant to Control+".lease" every LeaseMs/3.
+//  4. The worker publishes [Result]s, each with its Grant, to
+//     Control+".result"; the last has Final set. The producer takes results
+//     only with a grant it gave for that chunk, sets each future once, and
+//     once every item of the chunk is done acks the chunk itself, on the ack
+//     subject the granted Start named. A final result that leaves granted
+//     items without one ends the attempt: the producer naks the message, and
+//     the redelivery is granted the items still missing. A lost result means
+//     a redelivery whose Start is answered VerdictDrop, so nothing runs
 //     twice. A result message holds one or more Results back to back (their
 //     encodings concatenated), so that under load one message carries the
 //     results of many chunks; [DecodeResults] reads it.
@@ -96,7 +109,14 @@ type Start struct {
 	Worker   string // the worker's id
 	Inbox    string // where to send interrupts for this attempt
 	Delivery uint64 // JetStream's delivery count; with Worker it names the attempt
+	Digest   []byte // Digest of the chunk's message as the worker holds it
+	Ack      string // the message's JetStream ack subject
 }
+
+// Digest is what a Start proves its chunk with: the SHA-256 of the chunk's
+// message as published. A chunk's id and the digest of a random id make it
+// unguessable by anyone who was not delivered the chunk.
+func Digest(data []byte) [sha256.Size]byte { return sha256.Sum256(data) }
 
 // Starts is one start request: leave to start each of its chunks.
 type Starts struct {
@@ -117,14 +137,14 @@ type StartReply struct {
 	Verdict  uint8
 	Items    []uint32 // with VerdictGo: the seqs to run
 	LeaseMs  int64    // with VerdictGo: renew the lease at least every LeaseMs/3
+	Grant    uint64   // with VerdictGo: the attempt's token, carried by its leases and results
 }
 
 // Lease renews a running attempt's lease.
 type Lease struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Chunk    uint64
-	Worker   string
-	Delivery uint64
+	Grant    uint64
 }
 
 // Result carries the outcomes of some items of a chunk.
@@ -133,7 +153,7 @@ type Result struct {
 	Chunk    uint64
 	Worker   string
 	Final    bool   // no more results follow for this attempt
-	Ack      string // with Final: the JetStream message's ack subject
+	Grant    uint64 // the attempt's grant
 	Items    []ItemResult
 }
 
@@ -160,6 +180,7 @@ type Interrupt struct {
 	Executor string
 	Chunk    uint64
 	Seq      uint32
+	Grant    uint64 // the running attempt's grant
 }
 
 // CancelRequest asks producers to cancel every future they hold that has not
@@ -193,6 +214,23 @@ func NewErrorInfo(kind string, err error) *ErrorInfo {
 // TaskError converts a wire error back into a *task.Error of kind.
 func (e *ErrorInfo) TaskError(kind string) *task.Error {
 	return &task.Error{Kind: kind, Type: e.Type, Message: e.Message, Stack: e.Stack, Retryable: e.Retryable}
+}
+
+// maxWireTime is the latest time a Chunk's Deadline can carry.
+var maxWireTime = time.Unix(0, math.MaxInt64)
+
+// WireDeadline is t as a Chunk's Deadline, in Unix nanoseconds. The zero
+// time is 0, no deadline, and so is a time after the year 2262, beyond what
+// the field holds: a deadline that far off is none. A time before 1970 is
+// 1, long past.
+func WireDeadline(t time.Time) int64 {
+	switch {
+	case t.IsZero() || t.After(maxWireTime):
+		return 0
+	case t.UnixNano() < 1:
+		return 1
+	}
+	return t.UnixNano()
 }
 
 // MsgID is the JetStream dedup id of a chunk.
@@ -317,7 +355,7 @@ func (r *Result) validate() error {
 }
 
 func (s *Starts) validate() error {
-	if len(s.Items) == 0 || len(s.Items) > MaxItems {
+	if len(s.Items) > MaxItems {
 		return fmt.Errorf("start request for %d chunks", len(s.Items))
 	}
 	return nil

@@ -54,7 +54,6 @@ func TestDecodeRefusesMalformedInput(t *testing.T) {
 		{"result item with neither value nor error", mustEncode(t, &Result{Chunk: 1, Items: []ItemResult{{Seq: 0}}}), func() any { return new(Result) }},
 		{"unknown verdict", mustEncode(t, &StartReply{Verdict: 9}), func() any { return new(StartReply) }},
 		{"unknown verdict among replies", mustEncode(t, &StartReplies{Items: []StartReply{{Verdict: VerdictGo}, {Verdict: 0}}}), func() any { return new(StartReplies) }},
-		{"start request for no chunk", mustEncode(t, &Starts{}), func() any { return new(Starts) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -113,13 +112,13 @@ func envelopes() []struct {
 		{"start replies", &StartReplies{Items: []StartReply{{Verdict: VerdictGo, Items: []uint32{4}, LeaseMs: 1}, {Verdict: VerdictDrop}, {Verdict: VerdictBusy}}},
 			func() any { return new(StartReplies) }},
 		{"no start replies", &StartReplies{}, func() any { return new(StartReplies) }},
-		{"lease", &Lease{Chunk: 9, Worker: "w", Delivery: 2}, func() any { return new(Lease) }},
+		{"lease", &Lease{Chunk: 9, Grant: 2}, func() any { return new(Lease) }},
 		{"result with values", &Result{Chunk: 3, Worker: "w", Items: []ItemResult{{Seq: 0, Value: []byte{0x01}}, {Seq: 1, Value: []byte{0xc0}}}},
 			func() any { return new(Result) }},
-		{"final result with an error", &Result{Chunk: 3, Worker: "w", Final: true, Ack: "$JS.ACK.JETPOOL_DEFAULT.square.1.2.3.4.0",
+		{"final result with an error", &Result{Chunk: 3, Worker: "w", Final: true, Grant: 0xfeedface,
 			Items: []ItemResult{{Seq: 2, Err: &ErrorInfo{Type: task.TypePanic, Message: "boom", Stack: "goroutine 1 [running]:", Retryable: true}}}},
 			func() any { return new(Result) }},
-		{"final result without items", &Result{Chunk: 3, Worker: "w", Final: true, Ack: "ack"}, func() any { return new(Result) }},
+		{"final result without items", &Result{Chunk: 3, Worker: "w", Final: true, Grant: 0xfeedface}, func() any { return new(Result) }},
 		{"error info", &ErrorInfo{Type: "quota", Message: "over", Stack: "", Retryable: true}, func() any { return new(ErrorInfo) }},
 		{"interrupt", &Interrupt{Executor: "ex", Chunk: 1 << 40, Seq: 12}, func() any { return new(Interrupt) }},
 		{"cancel request", &CancelRequest{Executor: "ex", Kind: "square"}, func() any { return new(CancelRequest) }},
@@ -158,8 +157,8 @@ func TestEnvelopesRoundTrip(t *testing.T) {
 func TestDecodeResults(t *testing.T) {
 	rs := []Result{
 		{Chunk: 1, Worker: "w", Items: []ItemResult{{Seq: 0, Value: []byte{0x01}}}},
-		{Chunk: 2, Worker: "w", Final: true, Ack: "$JS.ACK.S.c.1.2.3.4.0", Items: []ItemResult{{Seq: 1, Err: &ErrorInfo{Type: "panic", Message: "boom", Stack: "goroutine 1"}}}},
-		{Chunk: 3, Worker: "v", Final: true, Ack: "$JS.ACK.S.c.1.2.3.4.0"},
+		{Chunk: 2, Worker: "w", Final: true, Grant: 0xfeedface, Items: []ItemResult{{Seq: 1, Err: &ErrorInfo{Type: "panic", Message: "boom", Stack: "goroutine 1"}}}},
+		{Chunk: 3, Worker: "v", Final: true, Grant: 0xfeedface},
 	}
 	var msg []byte
 	for i := range rs {
@@ -265,12 +264,12 @@ func TestDecodeRefusesWrongTypes(t *testing.T) {
 // skipped even when it nests deeply, within the nesting the checker allows.
 func TestDecodeSkipsDeepUnknownFields(t *testing.T) {
 	extra := append(bytes.Repeat([]byte{0x91}, 200), 0x01)
-	data := append([]byte{0x94, 0x01, 0xa1, 'w', 0x02}, extra...) // a lease with a fourth field
+	data := append([]byte{0x93, 0x01, 0x02}, extra...) // a lease with a third field
 	var l Lease
 	if err := Decode(data, &l); err != nil {
 		t.Fatal(err)
 	}
-	if want := (Lease{Chunk: 1, Worker: "w", Delivery: 2}); l != want {
+	if want := (Lease{Chunk: 1, Grant: 2}); l != want {
 		t.Fatalf("decoded %+v, want %+v", l, want)
 	}
 }
@@ -284,7 +283,7 @@ func overLimit(header []byte, n int, b byte) []byte {
 
 func TestDecodeEnforcesMaxItems(t *testing.T) {
 	chunkHeader := []byte{0x96, 0xa2, 'e', 'x', 0x01, 0xa1, 'k', 0xa1, 'c', 0x00}
-	resultHeader := []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0xa0}
+	resultHeader := []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0x00}
 	cases := []struct {
 		name string
 		data []byte
@@ -294,7 +293,7 @@ func TestDecodeEnforcesMaxItems(t *testing.T) {
 		{"result items", overLimit(resultHeader, MaxItems+1, 0xc0), new(Result)},
 		{"starts", overLimit([]byte{0x91}, MaxItems+1, 0xc0), new(Starts)},
 		{"start replies", overLimit([]byte{0x91}, MaxItems+1, 0xc0), new(StartReplies)},
-		{"seqs to run", append(overLimit([]byte{0x93, 0x01}, MaxItems+1, 0x00), 0x00), new(StartReply)},
+		{"seqs to run", append(overLimit([]byte{0x94, 0x01}, MaxItems+1, 0x00), 0x00, 0x00), new(StartReply)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -305,7 +304,7 @@ func TestDecodeEnforcesMaxItems(t *testing.T) {
 		})
 	}
 	var r StartReply
-	if err := Decode(append(overLimit([]byte{0x93, 0x01}, MaxItems, 0x00), 0x00), &r); err != nil || len(r.Items) != MaxItems {
+	if err := Decode(append(overLimit([]byte{0x94, 0x01}, MaxItems, 0x00), 0x00, 0x00), &r); err != nil || len(r.Items) != MaxItems {
 		t.Fatalf("Decode of exactly MaxItems seqs: %d seqs, %v", len(r.Items), err)
 	}
 }

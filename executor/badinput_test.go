@@ -194,7 +194,7 @@ func TestBadInput(t *testing.T) {
 				{Chunk: 1, Final: true, Items: []broker.ItemResult{{Seq: 0, Value: []byte{0x01}}}},     // already resolved
 				{Chunk: 99999, Final: true, Items: []broker.ItemResult{{Seq: 0, Value: []byte{0x01}}}}, // unknown chunk
 				{Chunk: 1, Final: true, Items: []broker.ItemResult{{Seq: 7, Value: []byte{0x01}}}},     // unknown item
-				{Chunk: 1, Final: true, Ack: "$JS.ACK.OTHER.x.1.1.1.1.1", Items: nil},                  // foreign ack
+				{Chunk: 1, Final: true, Grant: 1, Items: nil},                                          // a guessed grant
 			} {
 				data, _ := broker.Encode(&r)
 				p.nc.Publish(ctl+broker.ResultSuffix, data)

@@ -1,11 +1,16 @@
 package executor
 
 import (
+	"bytes"
 	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,9 +90,14 @@ type NATS struct {
 
 	mu       sync.Mutex
 	chunks   map[uint64]*remoteChunk
-	nextID   uint64
+	rng      *rand.ChaCha8 // chunk ids and grants; seeded from crypto/rand
 	closed   bool
 	stopOnce sync.Once
+
+	// forged counts start requests, leases and results that no grant of
+	// this executor backs: a forger's, or a worker's holding a copy of a
+	// chunk that is not the one published.
+	forged atomic.Int64
 
 	coalesce *coalescer // nil unless WithAutoBatch
 
@@ -102,14 +112,22 @@ type remoteChunk struct {
 	n       *NATS
 	id      uint64
 	b       *batch
-	left    atomic.Int64 // futures not yet done
+	digest  [sha256.Size]byte // of the message published; a Start must name it
+	left    atomic.Int64      // futures not yet done
 	started bool
-	attempt attempt
+	attempt attempt  // the latest granted attempt
+	grants  []uint64 // every attempt's grant, the latest last
 	goItems []uint32
-	lease   time.Time // the current attempt's lease ends then
+	lease   time.Time // the current attempt's lease ends then; zero once it ended
 	timer   *time.Timer
 	lost    time.Time   // when a publish of it first failed in a way that may not be final
 	retry   *time.Timer // the next publish of it, after such a failure
+}
+
+// granted reports whether g is the grant of one of rc's attempts; NATS.mu
+// is held.
+func (rc *remoteChunk) granted(g uint64) bool {
+	return g != 0 && slices.Contains(rc.grants, g)
 }
 
 // stopTimers stops rc's deadline and its next publish; NATS.mu is held.
@@ -122,12 +140,19 @@ func (rc *remoteChunk) stopTimers() {
 	}
 }
 
-// attempt names one delivery of a chunk to one worker.
+// attempt is one delivery of a chunk to one worker, as granted.
 type attempt struct {
 	worker   string
 	delivery uint64
 	inbox    string
+	ack      string // the delivery's JetStream ack subject; "" if it was not one of this pool's
+	grant    uint64
+	since    time.Time
 }
+
+// maxGrants bounds the grants a chunk remembers: results of attempts older
+// than that many are ignored.
+const maxGrants = 16
 
 // NewNATS returns an executor publishing to a pool over nc, creating the
 // pool's stream if needed. The executor does not own nc: close it after
@@ -145,10 +170,13 @@ func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, err
 		return nil, fmt.Errorf("%w: %v", ErrInvalidOption, err)
 	}
 	id := nuid.Next()
+	var seed [32]byte
+	crand.Read(seed[:])
 	n := &NATS{
 		nc: nc, subj: subj, pc: cfg.pc.WithDefaults(), log: cfg.log,
 		id: id, control: subj.Control(id), acks: "$JS.ACK." + subj.Stream() + ".",
 		chunks:   make(map[uint64]*remoteChunk),
+		rng:      rand.NewChaCha8(seed),
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
 	}
@@ -214,28 +242,23 @@ func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64
 	if err != nil {
 		return 0, err
 	}
-	var deadline int64
-	if !b.deadline.IsZero() {
-		deadline = b.deadline.UnixNano()
-	}
-
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		return 0, ErrShutdown
 	}
-	n.nextID++
-	rc := &remoteChunk{n: n, id: n.nextID, b: b}
+	rc := &remoteChunk{n: n, id: n.newChunkID(), b: b}
 	rc.left.Store(int64(len(b.calls)))
 	n.mu.Unlock()
 
 	data, err := broker.Encode(&broker.Chunk{
 		Executor: n.id, ID: rc.id, Kind: b.codec.Kind, Control: n.control,
-		Deadline: deadline, Items: items,
+		Deadline: broker.WireDeadline(b.deadline), Items: items,
 	})
 	if err != nil {
 		return 0, err
 	}
+	rc.digest = broker.Digest(data)
 	// Leave room for the headers.
 	if limit := n.nc.MaxPayload() - 256; int64(len(data)) > limit {
 		return 0, fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), b.codec.Kind, len(data), limit)
@@ -278,6 +301,26 @@ func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64
 		return rc.id, fmt.Errorf("executor: publish %s chunk: %w", b.codec.Kind, err)
 	}
 	return rc.id, nil
+}
+
+// newChunkID draws an id no chunk of n has now: random, so nobody can
+// publish a chunk under the id of one n is about to publish. n.mu is held.
+func (n *NATS) newChunkID() uint64 {
+	for {
+		id := n.rng.Uint64()
+		if _, taken := n.chunks[id]; !taken && id != 0 {
+			return id
+		}
+	}
+}
+
+// newGrant draws an attempt's grant; n.mu is held.
+func (n *NATS) newGrant() uint64 {
+	for {
+		if g := n.rng.Uint64(); g != 0 {
+			return g
+		}
+	}
 }
 
 // tasksSubject is the subject of kind's chunks.
@@ -414,7 +457,11 @@ func (n *NATS) forget(rc *remoteChunk) {
 	}
 }
 
-// settle is told when one future of rc is done, however it got done.
+// settle is told when one future of rc is done, however it got done. Once
+// every future of rc is, it acks the chunk on the ack subject of its latest
+// attempt: only then, so that a chunk leaves the stream only when none of
+// its items is still owed a result. A chunk no worker was granted is acked
+// by the worker that asks to start it and is told to drop it.
 func (n *NATS) settle(rc *remoteChunk) {
 	if rc.left.Add(-1) > 0 {
 		return
@@ -422,12 +469,24 @@ func (n *NATS) settle(rc *remoteChunk) {
 	n.mu.Lock()
 	delete(n.chunks, rc.id)
 	rc.stopTimers()
+	ack := rc.attempt.ack
 	done := n.closed && len(n.chunks) == 0
 	n.mu.Unlock()
+	if ack != "" {
+		if err := n.nc.Publish(ack, ackBody); err != nil {
+			n.log.Warn("executor: ack chunk", "chunk", rc.id, "err", err)
+		}
+	}
 	if done {
 		n.stopOnce.Do(func() { close(n.stop) })
 	}
 }
+
+// The bodies of JetStream acknowledgements.
+var (
+	ackBody = []byte("+ACK")
+	nakBody = []byte("-NAK")
+)
 
 // run owns the executor's background work: watching the connection. It exits once the executor is shut down and every
 // chunk is settled.
@@ -512,6 +571,8 @@ func (n *NATS) onStart(m *nats.Msg) {
 		n.log.Warn("executor: bad start request", "err", err)
 		return
 	}
+	// A request without Starts is a worker's ping; the empty answer says
+	// that this producer is there.
 	replies := broker.StartReplies{Items: make([]broker.StartReply, len(req.Items))}
 	for i, s := range req.Items {
 		replies.Items[i] = n.decideStart(s)
@@ -536,18 +597,25 @@ func (n *NATS) decideStart(req broker.Start) broker.StartReply {
 		n.mu.Unlock()
 		return drop
 	}
+	if !bytes.Equal(req.Digest, rc.digest[:]) {
+		// Not the chunk this executor published under that id: whoever
+		// holds it is told to drop it, and nothing of rc changes.
+		n.mu.Unlock()
+		n.forged.Add(1)
+		n.log.Warn("executor: start request for a chunk that is not the one published; dropped", "chunk", req.Chunk, "worker", req.Worker)
+		return drop
+	}
 	now := time.Now()
-	att := attempt{worker: req.Worker, delivery: req.Delivery, inbox: req.Inbox}
 	switch {
 	case rc.b.expired(now):
 		n.mu.Unlock()
 		n.expire(rc, true)
 		return drop
-	case rc.started && rc.attempt == att:
+	case rc.started && rc.attempt.worker == req.Worker && rc.attempt.delivery == req.Delivery:
 		// A retried request of the attempt already granted.
-		items := rc.goItems
+		items, grant := rc.goItems, rc.attempt.grant
 		n.mu.Unlock()
-		return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds()}
+		return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds(), Grant: grant}
 	case rc.started && now.Before(rc.lease):
 		n.mu.Unlock()
 		return broker.StartReply{Verdict: broker.VerdictBusy}
@@ -566,9 +634,19 @@ func (n *NATS) decideStart(req broker.Start) broker.StartReply {
 	if len(items) == 0 {
 		return drop
 	}
+	att := attempt{worker: req.Worker, delivery: req.Delivery, inbox: req.Inbox, grant: n.newGrant(), since: now}
+	// Only an ack subject of this pool's stream, so that a chunk's holder
+	// cannot make the producer ack anything else.
+	if strings.HasPrefix(req.Ack, n.acks) {
+		att.ack = req.Ack
+	}
 	rc.started, rc.attempt, rc.goItems = true, att, items
+	if len(rc.grants) == maxGrants {
+		rc.grants = slices.Delete(rc.grants, 0, 1)
+	}
+	rc.grants = append(rc.grants, att.grant)
 	rc.lease = now.Add(n.pc.AckWait)
-	return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds()}
+	return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds(), Grant: att.grant}
 }
 
 // settled is told when one future of rc is done.
@@ -579,12 +657,12 @@ func (rc *remoteChunk) settled() { rc.n.settle(rc) }
 func (rc *remoteChunk) interrupt(seq uint32) {
 	n := rc.n
 	n.mu.Lock()
-	inbox := rc.attempt.inbox
+	inbox, grant := rc.attempt.inbox, rc.attempt.grant
 	n.mu.Unlock()
 	if inbox == "" {
 		return
 	}
-	data, err := broker.Encode(&broker.Interrupt{Executor: n.id, Chunk: rc.id, Seq: seq})
+	data, err := broker.Encode(&broker.Interrupt{Executor: n.id, Chunk: rc.id, Seq: seq, Grant: grant})
 	if err == nil {
 		err = n.nc.Publish(inbox, data)
 	}
@@ -600,8 +678,15 @@ func (n *NATS) onLease(m *nats.Msg) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if rc := n.chunks[l.Chunk]; rc != nil && rc.attempt.worker == l.Worker && rc.attempt.delivery == l.Delivery {
-		rc.lease = time.Now().Add(n.pc.AckWait)
+	rc := n.chunks[l.Chunk]
+	switch {
+	case rc == nil:
+	case l.Grant != 0 && rc.attempt.grant == l.Grant:
+		if !rc.lease.IsZero() {
+			rc.lease = time.Now().Add(n.pc.AckWait)
+		}
+	case !rc.granted(l.Grant):
+		n.forged.Add(1)
 	}
 }
 
@@ -616,37 +701,72 @@ func (n *NATS) onResult(m *nats.Msg) {
 	}
 }
 
-// result sets the futures r answers and acks r's chunk if r is its final.
+// result sets the futures r answers, if r carries a grant of its chunk;
+// anything else is counted as forged and changes nothing. The chunk is acked
+// once all its futures are done (see settle). A final result of the latest
+// attempt that leaves some of them without a result ends that attempt: the
+// chunk is nakked, and its redelivery is granted the items still owed, so
+// a lost result message never loses a future.
 func (n *NATS) result(r *broker.Result) {
 	n.mu.Lock()
 	rc := n.chunks[r.Chunk]
+	known := rc != nil && rc.granted(r.Grant)
 	n.mu.Unlock()
-	if rc != nil {
-		kind := rc.b.codec.Kind
-		for _, it := range r.Items {
-			if int(it.Seq) >= len(rc.b.calls) {
-				continue
-			}
-			s := rc.b.calls[it.Seq].s
-			if it.Err != nil {
-				s.resolve(nil, it.Err.TaskError(kind))
-				continue
-			}
-			v, err := rc.b.codec.DecodeOut(it.Value)
-			if err != nil {
-				err = &task.Error{Kind: kind, Type: "bad_output", Message: err.Error()}
-			}
-			s.resolve(v, err)
-		}
+	if rc == nil {
+		return // late: every future of the chunk is done
 	}
-	// Ack only JetStream ack subjects of this pool's stream, so a forged
-	// result cannot ack anything else.
-	if r.Final && strings.HasPrefix(r.Ack, n.acks) {
-		if err := n.nc.Publish(r.Ack, []byte("+ACK")); err != nil {
-			n.log.Warn("executor: ack chunk", "chunk", r.Chunk, "err", err)
+	if !known {
+		n.forged.Add(1)
+		n.log.Warn("executor: result without a grant of its chunk ignored", "chunk", r.Chunk, "worker", r.Worker)
+		return
+	}
+	kind := rc.b.codec.Kind
+	for _, it := range r.Items {
+		if int(it.Seq) >= len(rc.b.calls) {
+			continue
+		}
+		s := rc.b.calls[it.Seq].s
+		if it.Err != nil {
+			s.resolve(nil, it.Err.TaskError(kind))
+			continue
+		}
+		v, err := rc.b.codec.DecodeOut(it.Value)
+		if err != nil {
+			err = &task.Error{Kind: kind, Type: "bad_output", Message: err.Error()}
+		}
+		s.resolve(v, err)
+	}
+	if r.Final && rc.left.Load() > 0 {
+		n.endAttempt(rc, r.Grant, "its final result left items without one")
+	}
+}
+
+// endAttempt ends rc's attempt with grant g, if it is the latest and has not
+// ended: its lease lapses at once and the chunk is nakked, so JetStream
+// redelivers it now and the next start request is granted the items still
+// owed a result.
+func (n *NATS) endAttempt(rc *remoteChunk, g uint64, why string) {
+	n.mu.Lock()
+	if rc.attempt.grant != g || rc.lease.IsZero() || rc.left.Load() == 0 {
+		n.mu.Unlock()
+		return
+	}
+	rc.lease = time.Time{}
+	ack := rc.attempt.ack
+	n.mu.Unlock()
+	n.log.Info("executor: chunk attempt ended; running the rest again", "chunk", rc.id, "worker", rc.attempt.worker, "why", why)
+	if ack != "" {
+		if err := n.nc.Publish(ack, nakBody); err != nil {
+			n.log.Warn("executor: nak chunk", "chunk", rc.id, "err", err)
 		}
 	}
 }
+
+// Forged returns how many start requests, lease renewals and results the
+// executor ignored because no grant of its own backed them: a message
+// forged by another party of the pool, or a start request for a copy of a
+// chunk that is not the one published.
+func (n *NATS) Forged() int64 { return n.forged.Load() }
 
 // onCancel answers an operator's request (submit cancel) to cancel pending
 // work: every matching future that has not started is cancelled, exactly as

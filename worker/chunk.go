@@ -21,8 +21,9 @@ const startTimeout = 2 * time.Second
 // It never panics on any input: handlers' panics are recovered by the
 // registry, and malformed chunks are terminated. ctx is Run's: once it ends,
 // a chunk not yet granted goes back to the stream, while a granted one runs
-// to its end.
-func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg) {
+// to its end. sl is the slot the chunk holds; while its producer does not
+// answer, the chunk gives it back (see askStart).
+func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg, sl *slot) {
 	m := w.metrics.kind(src.kind)
 	var c broker.Chunk
 	err := checkLengths(msg.Data)
@@ -59,7 +60,7 @@ func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg) {
 		m.redelivered.Inc()
 	}
 	asked := time.Now()
-	reply, outcome := w.askStart(ctx, &c, meta.NumDelivered, msg, src.ackWait)
+	reply, outcome := w.askStart(ctx, &c, meta.NumDelivered, msg, src.ackWait, sl)
 	if outcome == answered {
 		m.startWait.Observe(time.Since(asked).Seconds())
 	}
@@ -96,7 +97,7 @@ func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg) {
 		w.log.Debug("worker: chunk started", "kind", c.Kind, "executor", c.Executor, "chunk", c.ID,
 			"items", len(reply.Items), "delivery", meta.NumDelivered)
 	}
-	w.run(&c, meta.NumDelivered, deadline, reply, msg, src.ackWait, m)
+	w.run(&c, deadline, reply, msg, src.ackWait, m)
 }
 
 func (w *Worker) terminate(m *kindMetrics, msg *nats.Msg) {
@@ -113,15 +114,22 @@ const (
 )
 
 // askStart requests leave to start c, together with whatever other chunks
-// of the same producer are asking at the time (see startBatcher), retrying
-// with backoff while the
-// producer does not answer (it may be reconnecting) until the pool's grace
-// period has passed since the producer first failed to answer, keeping the
-// message alive meanwhile. A producer already silent for longer than that
-// gets a single try, so the chunks of a producer that is gone for good are
-// terminated at once. If ctx ends between tries, it gives up with drained.
-func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64, msg *nats.Msg, ackWait time.Duration) (broker.StartReply, int) {
-	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.inbox, Delivery: delivery}
+// of the same producer are asking at the time (see startBatcher). The Start
+// carries the digest of msg, which proves to the producer that this is the
+// chunk it published, and msg's ack subject, on which the producer acks it.
+//
+// While the producer does not answer (it may be reconnecting), the chunk
+// gives its slot back, so that a silent producer never keeps other work
+// from running, and pings the producer with backoff, keeping the message
+// alive meanwhile. Once a ping is answered it waits for a slot and asks
+// again. It gives up with silent once the pool's grace period has passed
+// since the producer first failed to answer; a producer already silent for
+// longer than that gets a single try, so the chunks of a producer that is
+// gone for good are terminated at once. If ctx ends first, it gives up with
+// drained.
+func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64, msg *nats.Msg, ackWait time.Duration, sl *slot) (broker.StartReply, int) {
+	digest := broker.Digest(msg.Data)
+	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.inbox, Delivery: delivery, Digest: digest[:], Ack: msg.Reply}
 	subject := c.Control + broker.StartSuffix
 	var giveUp time.Time
 	backoff := 50 * time.Millisecond
@@ -144,19 +152,41 @@ func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64,
 		if !now.Before(giveUp) {
 			return broker.StartReply{}, silent
 		}
-		if now.Sub(lastProgress) > ackWait/3 {
-			msg.InProgress()
-			lastProgress = now
+		sl.release()
+		for {
+			if now := time.Now(); now.Sub(lastProgress) > ackWait/3 {
+				msg.InProgress()
+				lastProgress = now
+			}
+			t := time.NewTimer(min(backoff, time.Until(giveUp), ackWait/3))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return broker.StartReply{}, drained
+			case <-t.C:
+			}
+			backoff = min(2*backoff, time.Second)
+			if w.ping(subject) {
+				break
+			}
+			if !time.Now().Before(giveUp) {
+				return broker.StartReply{}, silent
+			}
 		}
-		t := time.NewTimer(min(backoff, time.Until(giveUp)))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sl.retake(ctx) {
 			return broker.StartReply{}, drained
-		case <-t.C:
 		}
-		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// pingRequest is a start request for no chunk: a producer answers it with
+// no verdicts.
+var pingRequest, _ = broker.Encode(&broker.Starts{})
+
+// ping reports whether the producer listening on subject answers.
+func (w *Worker) ping(subject string) bool {
+	_, err := w.nc.Request(subject, pingRequest, startTimeout)
+	return err == nil
 }
 
 // silentSince returns when the producer first failed to answer in its
@@ -198,7 +228,8 @@ type chunkKey struct {
 // next item gets a fresh one. An interrupt for a later item marks it so that
 // it never begins.
 type chunkRun struct {
-	items int // granted items; bounds the marks
+	grant uint64 // the attempt's; an interrupt must carry it
+	items int    // granted items; bounds the marks
 	base  context.Context
 	beats heartbeat
 
@@ -274,11 +305,11 @@ func (w *Worker) unregister(key chunkKey, r *chunkRun) {
 }
 
 // run executes the granted items of c in the order granted and reports their
-// results; the final report carries the message's ack subject, and the
-// producer acks it. A handler's context ends at c's deadline, on an
+// results, the last report marked final; the producer acks the message once
+// it has every result. A handler's context ends at c's deadline, on an
 // interrupt, or once the chunk has run, never with Run's, and carries the
 // producer's span context when the message has a traceparent header.
-func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply broker.StartReply, msg *nats.Msg, ackWait time.Duration, m *kindMetrics) {
+func (w *Worker) run(c *broker.Chunk, deadline time.Time, reply broker.StartReply, msg *nats.Msg, ackWait time.Duration, m *kindMetrics) {
 	key := chunkKey{c.Executor, c.ID}
 	base := broker.ExtractTrace(task.WithWorker(context.Background(), w.cfg.ID), msg.Header)
 	if !deadline.IsZero() {
@@ -286,16 +317,16 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 		base, cancel = context.WithDeadline(base, deadline)
 		defer cancel()
 	}
-	r := &chunkRun{items: len(reply.Items), base: base}
+	r := &chunkRun{grant: reply.Grant, items: len(reply.Items), base: base}
 	defer r.close()
 	w.register(key, r)
 	defer w.unregister(key, r)
-	r.beats = heartbeat{w: w, c: c, msg: msg, delivery: delivery}
+	r.beats = heartbeat{w: w, c: c, msg: msg, grant: reply.Grant}
 	r.beats.start(reply.LeaseMs, ackWait)
 	defer r.beats.stop()
 
 	h, known := w.reg.Lookup(c.Kind)
-	rep := newReporter(w, c, len(reply.Items))
+	rep := newReporter(w, c, reply.Grant, len(reply.Items))
 	// The items' outputs are appended to one buffer, reused once the
 	// results referring to it have been sent. An item's clock starts when
 	// the previous one's stopped.
@@ -331,7 +362,7 @@ func (w *Worker) run(c *broker.Chunk, delivery uint64, deadline time.Time, reply
 		}
 	}
 	r.beats.stop()
-	rep.final(msg.Reply)
+	rep.final()
 }
 
 func failed(seq uint32, typ, message string) broker.ItemResult {
@@ -411,11 +442,11 @@ func (w *Worker) retry(ctx context.Context, h task.Handler, args []byte, err err
 // lease and the consumer's AckWait. A timer rather than a goroutine: most
 // chunks end before their first beat.
 type heartbeat struct {
-	w        *Worker
-	c        *broker.Chunk
-	msg      *nats.Msg
-	delivery uint64
-	every    time.Duration
+	w     *Worker
+	c     *broker.Chunk
+	msg   *nats.Msg
+	grant uint64
+	every time.Duration
 
 	mu      sync.Mutex
 	stopped bool
@@ -443,7 +474,7 @@ func (b *heartbeat) beat() {
 	}
 	b.msg.InProgress()
 	if b.renew == nil {
-		b.renew, _ = broker.Encode(&broker.Lease{Chunk: b.c.ID, Worker: b.w.cfg.ID, Delivery: b.delivery})
+		b.renew, _ = broker.Encode(&broker.Lease{Chunk: b.c.ID, Grant: b.grant})
 	}
 	b.w.nc.Publish(b.c.Control+broker.LeaseSuffix, b.renew)
 	b.t.Reset(b.every)

@@ -188,6 +188,7 @@ type fakeProducer struct {
 
 	mu     sync.Mutex
 	items  map[uint64][]uint32 // published chunks' seqs
+	acks   map[uint64]string   // the ack subject of each chunk's latest start
 	decide decideFunc
 
 	starts  chan broker.Start
@@ -200,6 +201,7 @@ func (e *env) producer(id string) *fakeProducer {
 	p := &fakeProducer{
 		e: e, id: id, control: e.subj.Control(id), leaseMs: e.pc.AckWait.Milliseconds(),
 		items:   make(map[uint64][]uint32),
+		acks:    make(map[uint64]string),
 		starts:  make(chan broker.Start, 1024),
 		leases:  make(chan broker.Lease, 1024),
 		results: make(chan broker.Result, 1024),
@@ -234,12 +236,17 @@ func (p *fakeProducer) on(m *nats.Msg) {
 		}
 		var replies broker.StartReplies
 		for _, req := range reqs.Items {
+			if len(req.Digest) != 32 || !strings.HasPrefix(req.Ack, "$JS.ACK.") {
+				p.e.t.Errorf("start request for chunk %d with digest % x and ack %q", req.Chunk, req.Digest, req.Ack)
+			}
 			p.mu.Lock()
 			all, decide := p.items[req.Chunk], p.decide
+			p.acks[req.Chunk] = req.Ack
 			p.mu.Unlock()
-			reply := broker.StartReply{Verdict: broker.VerdictGo, Items: all, LeaseMs: p.leaseMs}
+			reply := broker.StartReply{Verdict: broker.VerdictGo, Items: all, LeaseMs: p.leaseMs, Grant: req.Chunk + 1000}
 			if decide != nil {
 				reply = decide(req, all)
+				reply.Grant = req.Chunk + 1000
 			}
 			replies.Items = append(replies.Items, reply)
 			p.starts <- req
@@ -259,13 +266,14 @@ func (p *fakeProducer) on(m *nats.Msg) {
 			p.e.t.Errorf("bad result: %v", err)
 		}
 		for _, r := range rs {
+			if r.Grant != r.Chunk+1000 {
+				p.e.t.Errorf("result of chunk %d with grant %d, want %d", r.Chunk, r.Grant, r.Chunk+1000)
+			}
 			if r.Final {
-				if !strings.HasPrefix(r.Ack, "$JS.ACK.") {
-					p.e.t.Errorf("final result of chunk %d acks %q", r.Chunk, r.Ack)
-				}
-				p.e.nc.Publish(r.Ack, []byte("+ACK"))
-			} else if r.Ack != "" {
-				p.e.t.Errorf("partial result of chunk %d carries ack %q", r.Chunk, r.Ack)
+				p.mu.Lock()
+				ack := p.acks[r.Chunk]
+				p.mu.Unlock()
+				p.e.nc.Publish(ack, []byte("+ACK"))
 			}
 			p.results <- r
 		}

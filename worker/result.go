@@ -27,6 +27,7 @@ const headroom = 1024
 type reporter struct {
 	w     *Worker
 	c     *broker.Chunk
+	grant uint64
 	limit int // bytes of items per message
 
 	mu       sync.Mutex
@@ -37,10 +38,11 @@ type reporter struct {
 	done     bool        // the final result is sent
 }
 
-// newReporter returns the reporter of c's run of items granted items.
-func newReporter(w *Worker, c *broker.Chunk, items int) *reporter {
+// newReporter returns the reporter of c's run of items granted items under
+// grant.
+func newReporter(w *Worker, c *broker.Chunk, grant uint64, items int) *reporter {
 	return &reporter{
-		w: w, c: c,
+		w: w, c: c, grant: grant,
 		limit:    max(int(w.nc.MaxPayload())-headroom-len(w.cfg.ID), 1024),
 		pending:  make([]broker.ItemResult, 0, min(items, maxPendingCap)),
 		lastSent: time.Now(),
@@ -60,7 +62,7 @@ func (r *reporter) add(res broker.ItemResult, more bool, now time.Time) (sent bo
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.size+sz > r.limit {
-		r.sendLocked(false, "")
+		r.sendLocked(false)
 	}
 	r.pending = append(r.pending, res)
 	r.size += sz
@@ -69,7 +71,7 @@ func (r *reporter) add(res broker.ItemResult, more bool, now time.Time) (sent bo
 	}
 	due := r.lastSent.Add(r.w.cfg.ResultInterval)
 	if wait := due.Sub(now); wait <= 0 {
-		r.sendLocked(false, "")
+		r.sendLocked(false)
 		return true
 	} else if r.timer == nil {
 		r.timer = time.AfterFunc(wait, r.flushDue)
@@ -82,13 +84,12 @@ func (r *reporter) flushDue() {
 	defer r.mu.Unlock()
 	r.timer = nil
 	if !r.done {
-		r.sendLocked(false, "")
+		r.sendLocked(false)
 	}
 }
 
-// final sends what is pending with Final set and ack, the JetStream ack
-// subject the producer acks once it has the results.
-func (r *reporter) final(ack string) {
+// final sends what is pending with Final set: no more results follow.
+func (r *reporter) final() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.done = true
@@ -96,14 +97,14 @@ func (r *reporter) final(ack string) {
 		r.timer.Stop()
 		r.timer = nil
 	}
-	r.sendLocked(true, ack)
+	r.sendLocked(true)
 }
 
-func (r *reporter) sendLocked(final bool, ack string) {
+func (r *reporter) sendLocked(final bool) {
 	if len(r.pending) == 0 && !final {
 		return
 	}
-	data, err := broker.Encode(&broker.Result{Chunk: r.c.ID, Worker: r.w.cfg.ID, Final: final, Ack: ack, Items: r.pending})
+	data, err := broker.Encode(&broker.Result{Chunk: r.c.ID, Worker: r.w.cfg.ID, Final: final, Grant: r.grant, Items: r.pending})
 	if err != nil {
 		// A lost result means a redelivery that the producer drops or
 		// reruns: the chunk is not acked without its final result.

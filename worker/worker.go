@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,7 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	// slots bounds the chunks held at once across kinds; a puller takes a
 	// slot before it pulls, so no message waits client-side for a slot.
-	slots := make(chan struct{}, w.cfg.Concurrency)
+	slots := newSlotPool(w.cfg.Concurrency)
 	var chunks, pullers sync.WaitGroup
 	for _, src := range sources {
 		pullers.Go(func() { w.pull(ctx, src, slots, &chunks) })
@@ -241,71 +242,44 @@ func (w *Worker) provisionOnce(ctx context.Context) ([]source, error) {
 	return sources, nil
 }
 
-// maxHeld bounds the chunks of one kind a worker holds, fetched and kept
-// alive with InProgress, while its slots are busy.
-const maxHeld = 8
-
-// pull fetches chunks of one kind and runs them while holding one of the
-// shared slots, until ctx ends. Besides the chunks it runs, it holds a few
-// more (a quarter of its slots, at most maxHeld), fetched ahead and kept
-// alive with InProgress: a goroutine that ends a chunk takes the next held
-// one with the same slot, so a busy kind never waits for the server between
-// chunks. It asks for as many chunks as it has free slots and room to hold,
-// one request at a time, with no-wait requests the server answers at once,
-// and keeps the free slots it asked for until the request ends, so that two
-// kinds never ask for the same slot; only when the stream ran dry and it
-// holds nothing does it long-poll, for a single chunk and holding no slot,
-// so an idle kind never claims capacity a busy one could use.
-func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chunks *sync.WaitGroup) {
+// pull fetches chunks of one kind and runs each while holding one of the
+// shared slots, until ctx ends. It never holds a chunk it has no slot for,
+// so that a chunk waits in the stream, where any worker with an idle slot
+// can take it, never in a busy worker. It asks for as many chunks as there
+// are free slots, one request at a time, with no-wait requests the server
+// answers at once, and keeps the free slots it asked for until the request
+// ends, so that two kinds never ask for the same slot. When the stream ran
+// dry it long-polls for a single chunk, holding no slot, and only while some
+// slot is free; a chunk that then finds every slot taken goes back to the
+// stream at once. When a chunk gives its slot back, every puller is told, so
+// a freed slot never waits for a poll.
+func (w *Worker) pull(ctx context.Context, src source, slots *slotPool, chunks *sync.WaitGroup) {
 	p, err := newPuller(w.nc, jetstream.DefaultAPIPrefix, w.subj.Stream(), w.subj.Consumer(src.kind))
 	if err != nil {
 		w.log.Error("worker: cannot pull", "kind", src.kind, "err", err)
 		return
 	}
-	held := &heldChunks{taken: make(chan struct{}, 1)}
 	defer func() {
-		for _, m := range append(held.drain(), p.close()...) {
+		for _, m := range p.close() {
 			m.Nak()
 		}
 	}()
-	// run handles msg and then held chunks with the slot it holds.
+	freed := slots.watch()
+	defer slots.unwatch(freed)
+	// run handles msg with a slot its caller took.
 	run := func(msg *nats.Msg) {
 		if ctx.Err() != nil {
 			// Fetched as the drain began: leave it to another worker.
 			msg.Nak()
-			<-slots
+			slots.give()
 			return
 		}
 		chunks.Go(func() {
-			defer func() { <-slots }()
-			for msg != nil {
-				w.handle(ctx, src, msg)
-				if msg = nil; ctx.Err() == nil {
-					msg = held.pop()
-				}
-			}
+			sl := &slot{pool: slots, held: true}
+			defer sl.release()
+			w.handle(ctx, src, msg, sl)
 		})
 	}
-	// runHeld runs the oldest held chunk with a slot just taken, or gives the
-	// slot back if a running chunk's goroutine took them all meanwhile.
-	runHeld := func() {
-		if m := held.pop(); m != nil {
-			run(m)
-		} else {
-			<-slots
-		}
-	}
-	trySlot := func() bool {
-		select {
-		case slots <- struct{}{}:
-			return true
-		default:
-			return false
-		}
-	}
-	hold := min(max(w.cfg.Concurrency/4, 1), maxHeld)
-	beat := time.NewTicker(src.ackWait / 3)
-	defer beat.Stop()
 	lost := time.NewTimer(lostAfter)
 	defer lost.Stop()
 	// reserved are free slots taken for the chunks the request in flight
@@ -313,7 +287,7 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 	reserved := 0
 	release := func() {
 		for ; reserved > 0; reserved-- {
-			<-slots
+			slots.give()
 		}
 	}
 	defer release()
@@ -324,36 +298,36 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 			case reserved > 0:
 				reserved--
 				run(m)
-			case held.len() == 0 && trySlot():
+			case slots.take():
 				run(m)
 			default:
-				held.push(m)
+				// A long poll's chunk, or one that came after its request
+				// was taken as lost, with every slot taken meanwhile.
+				m.Nak()
 			}
 		}
 		if !p.inFlight() {
 			release()
 		}
-		for held.len() > 0 && trySlot() {
-			runHeld()
-		}
 		if err != nil {
 			w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
 			sleep(ctx, 100*time.Millisecond)
 		} else if !p.inFlight() {
+			var want int
 			var wait time.Duration
-			if p.idle && held.len() == 0 {
-				// Nothing to run and nothing queued: wait for one chunk,
-				// holding no slot.
-				wait = time.Second
+			if p.idle {
+				// Nothing queued: wait for one chunk, holding no slot, if
+				// there is a slot to run it.
+				if slots.free() > 0 {
+					want, wait = 1, time.Second
+				}
 			} else {
-				for reserved < w.cfg.Concurrency && trySlot() {
+				for slots.take() {
 					reserved++
 				}
+				want = reserved
 			}
-			if want := reserved + hold - held.len(); want > 0 {
-				if wait > 0 {
-					want = 1
-				}
+			if want > 0 {
 				if err := p.request(want, wait); err != nil {
 					release()
 					w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
@@ -363,76 +337,102 @@ func (w *Worker) pull(ctx context.Context, src source, slots chan struct{}, chun
 				lost.Reset(time.Until(p.lost))
 			}
 		}
-		// A slot to wait for only while something waits for one.
-		var slot chan struct{}
-		if held.len() > 0 {
-			slot = slots
-		}
 		select {
 		case <-p.signal:
-		case slot <- struct{}{}:
-			runHeld()
-		case <-held.taken:
-			// A running chunk's goroutine took a held one: fetch another.
-		case <-beat.C:
-			held.each(func(m *nats.Msg) { m.InProgress() })
+		case <-freed:
 		case <-lost.C:
 		case <-ctx.Done():
 		}
 	}
 }
 
-// heldChunks are one kind's fetched chunks waiting for a slot.
-type heldChunks struct {
-	mu    sync.Mutex
-	msgs  []*nats.Msg
-	taken chan struct{} // a chunk was popped
+// slotPool is the worker's run slots, shared by the pullers of every kind.
+// A chunk holds one while it runs or asks to start; a puller holds some for
+// the chunks its request in flight may bring.
+type slotPool struct {
+	slots chan struct{} // one element per slot taken
+
+	mu       sync.Mutex
+	watchers []chan struct{}
 }
 
-func (h *heldChunks) len() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.msgs)
-}
+func newSlotPool(n int) *slotPool { return &slotPool{slots: make(chan struct{}, n)} }
 
-func (h *heldChunks) push(msgs ...*nats.Msg) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.msgs = append(h.msgs, msgs...)
-}
-
-// pop returns the oldest held chunk, nil if there is none.
-func (h *heldChunks) pop() *nats.Msg {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.msgs) == 0 {
-		return nil
-	}
-	m := h.msgs[0]
-	h.msgs[0] = nil
-	h.msgs = h.msgs[1:]
+// take takes a free slot and reports whether there was one.
+func (p *slotPool) take() bool {
 	select {
-	case h.taken <- struct{}{}:
+	case p.slots <- struct{}{}:
+		return true
 	default:
-	}
-	return m
-}
-
-func (h *heldChunks) each(f func(*nats.Msg)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, m := range h.msgs {
-		f(m)
+		return false
 	}
 }
 
-// drain removes and returns every held chunk.
-func (h *heldChunks) drain() []*nats.Msg {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	msgs := h.msgs
-	h.msgs = nil
-	return msgs
+// wait takes a slot, waiting for one to be free until ctx ends, and reports
+// whether it took one.
+func (p *slotPool) wait(ctx context.Context) bool {
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// give gives a slot back and tells every watcher.
+func (p *slotPool) give() {
+	<-p.slots
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.watchers {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// free is how many slots are free now.
+func (p *slotPool) free() int { return cap(p.slots) - len(p.slots) }
+
+// watch returns a channel told (without blocking the giver) when a slot is
+// given back.
+func (p *slotPool) watch() chan struct{} {
+	c := make(chan struct{}, 1)
+	p.mu.Lock()
+	p.watchers = append(p.watchers, c)
+	p.mu.Unlock()
+	return c
+}
+
+func (p *slotPool) unwatch(c chan struct{}) {
+	p.mu.Lock()
+	p.watchers = slices.DeleteFunc(p.watchers, func(x chan struct{}) bool { return x == c })
+	p.mu.Unlock()
+}
+
+// slot is one chunk's hold on a slot of its pool. Only the chunk's goroutine
+// uses it.
+type slot struct {
+	pool *slotPool
+	held bool
+}
+
+// release gives the slot back if it is held.
+func (s *slot) release() {
+	if s.held {
+		s.held = false
+		s.pool.give()
+	}
+}
+
+// retake takes a slot again after release, waiting until one is free or
+// ctx ends, and reports whether it holds one.
+func (s *slot) retake(ctx context.Context) bool {
+	if !s.held {
+		s.held = s.pool.wait(ctx)
+	}
+	return s.held
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -445,8 +445,19 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // onInterrupt ends the context of a task the worker runs, or keeps a granted
-// task that has not begun from beginning. Anything else is ignored.
+// task that has not begun from beginning, if the interrupt carries the
+// grant of the task's attempt, which only its producer and this worker hold.
+// Anything else is ignored.
+//
+// An empty request is a producer's check that the worker is still there
+// (see broker/wire.go); it is answered with an empty reply.
 func (w *Worker) onInterrupt(m *nats.Msg) {
+	if len(m.Data) == 0 {
+		if m.Reply != "" {
+			m.Respond(nil)
+		}
+		return
+	}
 	var in broker.Interrupt
 	if err := checkLengths(m.Data); err != nil {
 		return
@@ -457,7 +468,9 @@ func (w *Worker) onInterrupt(m *nats.Msg) {
 	w.mu.Lock()
 	runs := w.running[chunkKey{in.Executor, in.Chunk}]
 	for _, r := range runs {
-		r.interrupt(in.Seq)
+		if r.grant == in.Grant {
+			r.interrupt(in.Seq)
+		}
 	}
 	w.mu.Unlock()
 }

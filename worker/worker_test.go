@@ -299,7 +299,7 @@ func TestInterruptCancelsTheRunningItem(t *testing.T) {
 		t.Fatalf("%s started first", name)
 	}
 	interrupt := func(seq uint32) {
-		data, err := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 1, Seq: seq})
+		data, err := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 1, Seq: seq, Grant: 1001})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,7 +307,7 @@ func TestInterruptCancelsTheRunningItem(t *testing.T) {
 	}
 	// Garbage and interrupts of other chunks are ignored.
 	e.nc.Publish(start.Inbox, []byte("garbage"))
-	other, _ := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 2, Seq: 0})
+	other, _ := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 2, Seq: 0, Grant: 1002})
 	e.nc.Publish(start.Inbox, other)
 	// The queued item is interrupted before its turn, then the running one.
 	interrupt(1)
@@ -611,46 +611,54 @@ func TestHeartbeatsOutliveAckWait(t *testing.T) {
 		t.Errorf("%d lease renewals in 1.5s with a 500ms lease, want at least 2", n)
 	}
 	for range len(p.leases) {
-		if l := <-p.leases; l.Chunk != 1 || l.Worker != w.ID() || l.Delivery != 1 {
+		if l := <-p.leases; l.Chunk != 1 || l.Grant != 1001 {
 			t.Errorf("lease %+v", l)
 		}
 	}
 }
 
-// TestHeldChunksOutliveAckWait: a chunk fetched ahead while every slot is
-// busy is kept alive until a slot frees, however long that takes, so it is
-// delivered once; chunks beyond what the worker holds stay in the stream for
-// other workers.
-func TestHeldChunksOutliveAckWait(t *testing.T) {
-	pc := broker.PoolConfig{AckWait: 500 * time.Millisecond, Grace: 2 * time.Second}
-	e := newEnv(t, pc, broker.EmbeddedConfig{})
+// TestBusyWorkerLeavesChunksToIdleOnes: a worker whose slots are all busy
+// fetches nothing more, so chunks submitted meanwhile run at once on an idle
+// worker instead of waiting behind the busy one.
+func TestBusyWorkerLeavesChunksToIdleOnes(t *testing.T) {
+	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
 	p := e.producer("test1")
 	reg := task.NewRegistry()
-	nap := task.New[int, int]("nap")
-	task.Handle(reg, nap, func(ctx context.Context, ms int) (int, error) {
-		select {
-		case <-time.After(time.Duration(ms) * time.Millisecond): // the work
-			return ms, nil
-		case <-ctx.Done():
-			return 0, ctx.Err()
+	release := make(chan struct{})
+	block := task.New[int, int]("block")
+	task.Handle(reg, block, func(ctx context.Context, n int) (int, error) {
+		if n == 0 {
+			<-release
 		}
+		return n, nil
 	})
-	w := e.startWorker(reg, worker.Config{Concurrency: 1})
-	p.submit(1, nap.Kind(), 1500)
-	eventually(t, "the long chunk running", func() bool { return w.Stats().InFlight == 1 })
-	p.submit(2, nap.Kind(), 10)
-	p.submit(3, nap.Kind(), 10)
-
-	items, _ := p.collect(3)
-	if len(items) != 3 {
-		t.Fatalf("results of %d chunks, want 3", len(items))
+	busy := e.startWorker(reg, worker.Config{Concurrency: 1})
+	p.submit(1, block.Kind(), 0)
+	eventually(t, "the blocking chunk running", func() bool { return busy.Stats().InFlight == 1 })
+	idle := e.startWorker(reg, worker.Config{Concurrency: 1})
+	for id := uint64(2); id <= 5; id++ {
+		p.submit(id, block.Kind(), int(id))
+	}
+	for range 4 {
+		select {
+		case r := <-p.results:
+			if r.Chunk == 1 {
+				t.Fatal("the blocking chunk ended first")
+			}
+		case <-time.After(waitFor):
+			t.Fatal("chunks wait behind a busy worker while another is idle")
+		}
+	}
+	close(release)
+	if r := <-p.results; r.Chunk != 1 {
+		t.Fatalf("result of chunk %d, want 1", r.Chunk)
 	}
 	e.waitSettled()
-	if got := w.Stats().Redelivered; got != 0 {
-		t.Errorf("%d chunks redelivered while held", got)
+	if got := busy.Stats().ChunksStarted; got != 1 {
+		t.Errorf("the busy worker started %d chunks, want only its first", got)
 	}
-	if got := len(p.starts); got != 3 {
-		t.Errorf("%d start requests for 3 chunks", got)
+	if got := idle.Stats().ChunksStarted; got != 4 {
+		t.Errorf("the idle worker started %d chunks, want 4", got)
 	}
 }
 
@@ -801,6 +809,8 @@ func TestDefaultID(t *testing.T) {
 func BenchmarkChunks(b *testing.B) {
 	e := newEnv(b, fastPool, broker.EmbeddedConfig{})
 	control := e.subj.Control("bench")
+	var grants atomic.Uint64
+	var acks sync.Map // grant -> ack subject
 	goAll := func(m *nats.Msg) {
 		var reqs broker.Starts
 		if broker.Decode(m.Data, &reqs) != nil {
@@ -808,7 +818,9 @@ func BenchmarkChunks(b *testing.B) {
 		}
 		replies := broker.StartReplies{Items: make([]broker.StartReply, len(reqs.Items))}
 		for i := range replies.Items {
-			replies.Items[i] = broker.StartReply{Verdict: broker.VerdictGo, Items: []uint32{0}, LeaseMs: 2000}
+			g := grants.Add(1)
+			acks.Store(g, reqs.Items[i].Ack)
+			replies.Items[i] = broker.StartReply{Verdict: broker.VerdictGo, Items: []uint32{0}, LeaseMs: 2000, Grant: g}
 		}
 		data, _ := broker.Encode(&replies)
 		m.Respond(data)
@@ -822,8 +834,8 @@ func BenchmarkChunks(b *testing.B) {
 		{broker.ResultSuffix, func(m *nats.Msg) {
 			rs, _ := broker.DecodeResults(m.Data)
 			for _, r := range rs {
-				if r.Final {
-					e.nc.Publish(r.Ack, []byte("+ACK"))
+				if ack, ok := acks.LoadAndDelete(r.Grant); ok && r.Final {
+					e.nc.Publish(ack.(string), []byte("+ACK"))
 					finals <- struct{}{}
 				}
 			}
@@ -859,14 +871,12 @@ func BenchmarkChunks(b *testing.B) {
 var benchConcurrency = 128
 
 // TestChunksOutAreBounded: a worker serving two busy kinds has at most its
-// slots' chunks running, its held allowance per kind fetched ahead, and one
-// finished chunk per slot waiting for its ack, however the two kinds' fetches
-// interleave.
+// slots' chunks out, and one finished chunk per slot waiting for its ack,
+// however the two kinds' fetches interleave.
 func TestChunksOutAreBounded(t *testing.T) {
 	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
 	p := e.producer("test1")
 	const limit, perKind = 4, 40
-	hold := max(limit/4, 1)
 	work := func(ctx context.Context, n int) (int, error) {
 		time.Sleep(20 * time.Millisecond)
 		return n, nil
@@ -909,8 +919,8 @@ func TestChunksOutAreBounded(t *testing.T) {
 	}
 	// A chunk stays unacked until the producer has its result, so allow
 	// one finished chunk per slot on its way to the producer.
-	if bound := int64(2*limit + 2*hold); peak.Load() > bound {
-		t.Errorf("%d chunks out at once, want at most %d (%d slots, %d held per kind, %d on their way back)", peak.Load(), bound, limit, hold, limit)
+	if bound := int64(2 * limit); peak.Load() > bound {
+		t.Errorf("%d chunks out at once, want at most %d (%d slots, %d on their way back)", peak.Load(), bound, limit, limit)
 	}
 	t.Logf("peak %d chunks out with %d slots", peak.Load(), limit)
 }
