@@ -20,9 +20,16 @@ var (
 	SayHi = task.New[string, Greeting]("say-hi")
 	// Sleep sleeps ms milliseconds, or until its context ends, and returns ms.
 	Sleep = task.New[int, int]("sleep")
-	// Download fetches a URL into a directory.
+	// Download fetches a URL into a directory. The directory, Dest, is
+	// created with its parents if missing (an error of type not_directory
+	// if something else is there); the file is never put in place over
+	// another: one of that name with the same bytes counts as the download
+	// done, one with other bytes is an error of type exists. The result
+	// comes once the file is synced to disk with the reported SHA-256.
 	Download = task.New[DownloadArgs, FileResult]("download")
-	// Copy copies a regular file into a directory or onto a path.
+	// Copy copies a regular file into a directory under the file's name,
+	// as Download writes: Dest is created if missing, and no other file is
+	// replaced.
 	Copy = task.New[CopyArgs, FileResult]("copy")
 )
 

@@ -384,29 +384,231 @@ func TestDownloadLimit(t *testing.T) {
 	}
 }
 
-// TestCopyOntoAPath: a destination that is not a directory is the target
-// path; the source's permissions are kept.
-func TestCopyOntoAPath(t *testing.T) {
+// TestCopyKeepsPermissions: the copy has the source's permissions, and a
+// missing or absent source is an error that names it.
+func TestCopyKeepsPermissions(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.txt")
 	if err := os.WriteFile(src, []byte("payload"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dest := filepath.Join(dir, "renamed.txt")
+	dest := filepath.Join(dir, "out")
 	v, err := call(t, registry(builtin.Config{}), "copy", builtin.CopyArgs{Src: src, Dest: dest})
-	sum := sha256.Sum256([]byte("payload"))
-	if res, ok := v.(builtin.FileResult); err != nil || !ok || res.Path != dest || res.Bytes != 7 || res.SHA256 != hex.EncodeToString(sum[:]) {
+	if res, ok := v.(builtin.FileResult); err != nil || !ok || res.Path != filepath.Join(dest, "src.txt") {
 		t.Fatalf("copy = %+v, %v", v, err)
 	}
-	st, err := os.Stat(dest)
+	onDisk(t, v)
+	st, err := os.Stat(filepath.Join(dest, "src.txt"))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("copied file: %v, %v", st, err)
 	}
-	if _, err := call(t, registry(builtin.Config{}), "copy", builtin.CopyArgs{Src: filepath.Join(dir, "nope.txt"), Dest: dest}); errType(err) != "not_found" || !strings.Contains(err.Error(), "nope.txt") {
+	never := filepath.Join(dir, "never")
+	if _, err := call(t, registry(builtin.Config{}), "copy", builtin.CopyArgs{Src: filepath.Join(dir, "nope.txt"), Dest: never}); errType(err) != "not_found" || !strings.Contains(err.Error(), "nope.txt") {
 		t.Fatalf("missing source: %v, want not_found naming the file", err)
+	}
+	if _, err := call(t, registry(builtin.Config{}), "copy", builtin.CopyArgs{Src: dir, Dest: never}); errType(err) != "not_regular" || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("a directory as source: %v, want not_regular naming it", err)
+	}
+	if _, err := os.Stat(never); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a failed copy created its destination: %v", err)
 	}
 	if _, err := call(t, registry(builtin.Config{}), "copy", builtin.CopyArgs{Dest: dest}); errType(err) != task.TypeBadInput {
 		t.Fatalf("no source: %v, want %s", err, task.TypeBadInput)
+	}
+}
+
+// onDisk fails the test unless v is a FileResult whose file holds exactly
+// the reported number of bytes with the reported digest, and returns them.
+func onDisk(t *testing.T, v any) []byte {
+	t.Helper()
+	res, ok := v.(builtin.FileResult)
+	if !ok {
+		t.Fatalf("result %#v is not a FileResult", v)
+	}
+	b, err := os.ReadFile(res.Path)
+	if err != nil {
+		t.Fatalf("reported %s: %v", res.Path, err)
+	}
+	sum := sha256.Sum256(b)
+	if int64(len(b)) != res.Bytes || hex.EncodeToString(sum[:]) != res.SHA256 {
+		t.Fatalf("%s holds %d bytes with digest %x, reported %d bytes with %s", res.Path, len(b), sum, res.Bytes, res.SHA256)
+	}
+	return b
+}
+
+// entries lists the names in dir, temporary files included.
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}
+
+// TestDestinationIsADirectory: for both download and copy, Dest is a
+// directory, created with its parents when missing (inside AllowedRoot
+// only), and an error when something else is there.
+func TestDestinationIsADirectory(t *testing.T) {
+	root := t.TempDir()
+	src := filepath.Join(root, "in", "a.txt")
+	if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, []byte("copy me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("fetched")) }))
+	defer web.Close()
+	outside := filepath.Join(t.TempDir(), "new")
+	reg := registry(builtin.Config{AllowedRoot: root})
+	cases := []struct {
+		name string
+		kind string
+		args any
+		path string // the file written; "": want an error of type typ
+		typ  string
+	}{
+		{"copy into a missing directory", "copy", builtin.CopyArgs{Src: src, Dest: filepath.Join(root, "c", "d")}, filepath.Join(root, "c", "d", "a.txt"), ""},
+		{"download into a missing directory", "download", builtin.DownloadArgs{URL: web.URL + "/b.txt", Dest: filepath.Join(root, "e", "f")}, filepath.Join(root, "e", "f", "b.txt"), ""},
+		{"copy into an existing directory", "copy", builtin.CopyArgs{Src: src, Dest: filepath.Join(root, "c")}, filepath.Join(root, "c", "a.txt"), ""},
+		{"copy into a file", "copy", builtin.CopyArgs{Src: src, Dest: file}, "", "not_directory"},
+		{"download into a file", "download", builtin.DownloadArgs{URL: web.URL + "/b.txt", Dest: file}, "", "not_directory"},
+		{"copy under a file", "copy", builtin.CopyArgs{Src: src, Dest: filepath.Join(file, "sub")}, "", "not_directory"},
+		{"download under a file", "download", builtin.DownloadArgs{URL: web.URL + "/b.txt", Dest: filepath.Join(file, "sub")}, "", "not_directory"},
+		{"copy into a missing directory outside the root", "copy", builtin.CopyArgs{Src: src, Dest: outside}, "", "forbidden_path"},
+		{"download into a missing directory outside the root", "download", builtin.DownloadArgs{URL: web.URL + "/b.txt", Dest: outside}, "", "forbidden_path"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := call(t, reg, c.kind, c.args)
+			if c.path == "" {
+				if errType(err) != c.typ {
+					t.Fatalf("%s = %+v, %v, want type %s", c.kind, v, err, c.typ)
+				}
+				return
+			}
+			if err != nil || v.(builtin.FileResult).Path != c.path {
+				t.Fatalf("%s = %+v, %v, want %s", c.kind, v, err, c.path)
+			}
+			onDisk(t, v)
+		})
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "keep" {
+		t.Fatalf("the file given as a destination now holds %q, %v", b, err)
+	}
+	if _, err := os.Stat(outside); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a destination outside the root was created: %v", err)
+	}
+}
+
+// TestNoFileIsReplaced: a file already in Dest is never replaced by other
+// bytes, and writing the same bytes again (a re-run, a redelivered task,
+// a file copied onto itself) succeeds. Nothing temporary is left behind.
+func TestNoFileIsReplaced(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "out")
+	for dir, body := range map[string]string{"x1": "first", "x2": "second"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, dir, "f"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.URL.Query().Get("body"))) }))
+	defer web.Close()
+	reg := registry(builtin.Config{AllowedRoot: root})
+	cases := []struct {
+		name string
+		kind string
+		args any
+		ok   bool // else want type exists
+	}{
+		{"the first copy", "copy", builtin.CopyArgs{Src: filepath.Join(root, "x1", "f"), Dest: out}, true},
+		{"another file of that name", "copy", builtin.CopyArgs{Src: filepath.Join(root, "x2", "f"), Dest: out}, false},
+		{"the same file again", "copy", builtin.CopyArgs{Src: filepath.Join(root, "x1", "f"), Dest: out}, true},
+		{"the file onto itself", "copy", builtin.CopyArgs{Src: filepath.Join(out, "f"), Dest: out}, true},
+		{"a download of other bytes", "download", builtin.DownloadArgs{URL: web.URL + "/f?body=third", Dest: out}, false},
+		{"a download of the same bytes", "download", builtin.DownloadArgs{URL: web.URL + "/f?body=first", Dest: out}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := call(t, reg, c.kind, c.args)
+			if !c.ok {
+				if errType(err) != "exists" || !strings.Contains(err.Error(), filepath.Join(out, "f")) {
+					t.Fatalf("%s = %+v, %v, want type exists naming the file", c.kind, v, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", c.kind, err)
+			}
+			if b := onDisk(t, v); string(b) != "first" {
+				t.Fatalf("reported %q", b)
+			}
+		})
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "f")); string(b) != "first" {
+		t.Fatalf("out/f = %q, want the first copy's", b)
+	}
+	if names := entries(t, out); len(names) != 1 {
+		t.Fatalf("out holds %v, want only f", names)
+	}
+}
+
+// TestConcurrentCopiesOfOneName: copies of different files with one name
+// into one directory, all at once: exactly one is reported, it is the one
+// on disk, and every other fails with type exists.
+func TestConcurrentCopiesOfOneName(t *testing.T) {
+	const n = 8
+	root := t.TempDir()
+	out := filepath.Join(root, "out")
+	h, _ := registry(builtin.Config{AllowedRoot: root}).Lookup("copy")
+	type outcome struct {
+		v   any
+		err error
+	}
+	start, results := make(chan struct{}), make(chan outcome, n)
+	for i := range n {
+		src := filepath.Join(root, strconv.Itoa(i), "same.txt")
+		if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(src, bytes.Repeat([]byte{byte('a' + i)}, 64<<10), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			<-start
+			v, err := h.Call(context.Background(), builtin.CopyArgs{Src: src, Dest: out})
+			results <- outcome{v, err}
+		}()
+	}
+	close(start)
+	var won []any
+	for range n {
+		r := wait(t, results, "a concurrent copy")
+		switch {
+		case r.err == nil:
+			won = append(won, r.v)
+		case errType(r.err) != "exists":
+			t.Errorf("copy: %v, want success or type exists", r.err)
+		}
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d copies reported, want exactly 1: %+v", len(won), won)
+	}
+	onDisk(t, won[0])
+	if names := entries(t, out); len(names) != 1 {
+		t.Fatalf("out holds %v, want only same.txt", names)
 	}
 }
 
@@ -438,7 +640,8 @@ func TestConfinementFollowsSymlinks(t *testing.T) {
 		{"copy from a link to an outside file", "copy", builtin.CopyArgs{Src: filepath.Join(root, "file-link"), Dest: filepath.Join(root, "stolen")}},
 		{"copy from under a link to an outside directory", "copy", builtin.CopyArgs{Src: filepath.Join(root, "dir-link", "secret"), Dest: filepath.Join(root, "stolen")}},
 		{"copy into a link to an outside directory", "copy", builtin.CopyArgs{Src: inside, Dest: filepath.Join(root, "dir-link")}},
-		{"copy onto a new file under a link", "copy", builtin.CopyArgs{Src: inside, Dest: filepath.Join(root, "dir-link", "planted")}},
+		{"copy into a new directory under a link", "copy", builtin.CopyArgs{Src: inside, Dest: filepath.Join(root, "dir-link", "planted")}},
+		{"download into a new directory under a link", "download", builtin.DownloadArgs{URL: web.URL + "/planted", Dest: filepath.Join(root, "dir-link", "new")}},
 		{"download into a link to an outside directory", "download", builtin.DownloadArgs{URL: web.URL + "/planted", Dest: filepath.Join(root, "dir-link")}},
 	}
 	for _, c := range cases {

@@ -14,7 +14,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jetpool/jetpool/task"
@@ -23,14 +25,42 @@ import (
 // DownloadArgs is download's input.
 type DownloadArgs struct {
 	URL  string `msgpack:"url" json:"url"`
-	Dest string `msgpack:"dest" json:"dest"`           // directory
+	Dest string `msgpack:"dest" json:"dest"`           // a directory, created if missing
 	Name string `msgpack:"name,omitempty" json:"name"` // file name; default the URL path's last element
+}
+
+// FileName returns the name of the file the download writes in Dest: Name,
+// or else the last element of the URL's path; an error if that is no
+// file name.
+func (a DownloadArgs) FileName() (string, error) {
+	name := a.Name
+	if name == "" {
+		u, err := url.Parse(a.URL)
+		if err != nil {
+			return "", kindError{"bad_input", fmt.Sprintf("download: %q is not a URL", a.URL)}
+		}
+		name = path.Base(u.Path)
+	}
+	if name == "" || name == "." || name == "/" || name == ".." || strings.ContainsAny(name, `/\`) {
+		return "", kindError{"bad_input", fmt.Sprintf("download: cannot name a file %q", name)}
+	}
+	return name, nil
 }
 
 // CopyArgs is copy's input.
 type CopyArgs struct {
 	Src  string `msgpack:"src" json:"src"`
-	Dest string `msgpack:"dest" json:"dest"` // a directory, or the target path
+	Dest string `msgpack:"dest" json:"dest"` // a directory, created if missing
+}
+
+// FileName returns the name of the file the copy writes in Dest: the last
+// element of Src; an error if Src names no file.
+func (a CopyArgs) FileName() (string, error) {
+	name := filepath.Base(filepath.Clean(a.Src))
+	if a.Src == "" || name == "." || name == ".." || name == string(filepath.Separator) {
+		return "", kindError{"bad_input", fmt.Sprintf("copy: %q names no file", a.Src)}
+	}
+	return name, nil
 }
 
 // FileResult describes a file written by download or copy.
@@ -41,20 +71,20 @@ type FileResult struct {
 	Ms     int64  `msgpack:"ms" json:"ms"`
 }
 
+// download fetches a.URL into the directory a.Dest as writeNew writes: the
+// directory is created if missing, a file already there is never replaced.
+// Nothing is created when the request fails.
 func download(ctx context.Context, cfg Config, a DownloadArgs) (FileResult, error) {
 	start := time.Now()
 	u, err := url.Parse(a.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return FileResult{}, kindError{"bad_input", fmt.Sprintf("download: %q is not an http(s) URL", a.URL)}
 	}
-	name := a.Name
-	if name == "" {
-		name = path.Base(u.Path)
+	name, err := a.FileName()
+	if err != nil {
+		return FileResult{}, err
 	}
-	if name == "" || name == "." || name == "/" || name == ".." || strings.ContainsAny(name, `/\`) {
-		return FileResult{}, kindError{"bad_input", fmt.Sprintf("download: cannot name a file %q", name)}
-	}
-	dir, err := allowed(cfg, a.Dest)
+	dir, err := destDir(cfg, "download", a.Dest)
 	if err != nil {
 		return FileResult{}, err
 	}
@@ -84,7 +114,7 @@ func download(ctx context.Context, cfg Config, a DownloadArgs) (FileResult, erro
 	if resp.ContentLength > cfg.MaxDownloadBytes {
 		return FileResult{}, kindError{"too_large", fmt.Sprintf("download: %s is %d bytes, the limit is %d", a.URL, resp.ContentLength, cfg.MaxDownloadBytes)}
 	}
-	res, err := writeAtomically(filepath.Join(dir, name), io.LimitReader(resp.Body, cfg.MaxDownloadBytes+1), 0o644, cfg.MaxDownloadBytes)
+	res, err := writeNew("download", dir, name, io.LimitReader(resp.Body, cfg.MaxDownloadBytes+1), 0o644, cfg.MaxDownloadBytes)
 	if err != nil {
 		if ctx.Err() != nil {
 			return FileResult{}, ctx.Err()
@@ -95,35 +125,43 @@ func download(ctx context.Context, cfg Config, a DownloadArgs) (FileResult, erro
 	return res, nil
 }
 
+// copyFile copies the regular file a.Src into the directory a.Dest, under
+// its own name and with its permissions, as writeNew writes: the directory
+// is created if missing, a file already there is never replaced. Nothing is
+// created when the source is missing or not a regular file.
 func copyFile(ctx context.Context, cfg Config, a CopyArgs) (FileResult, error) {
 	start := time.Now()
 	src, err := allowed(cfg, a.Src)
 	if err != nil {
 		return FileResult{}, err
 	}
-	dest, err := allowed(cfg, a.Dest)
+	dir, err := destDir(cfg, "copy", a.Dest)
 	if err != nil {
 		return FileResult{}, err
 	}
 	st, err := os.Stat(src)
 	if errors.Is(err, fs.ErrNotExist) {
-		return FileResult{}, kindError{"not_found", "copy: " + err.Error()}
+		return FileResult{}, kindError{"not_found", fmt.Sprintf("copy: %s does not exist", a.Src)}
 	}
 	if err != nil {
 		return FileResult{}, kindError{"io", "copy: " + err.Error()}
 	}
+	if st.IsDir() {
+		return FileResult{}, kindError{"not_regular", fmt.Sprintf("copy: %s is a directory; copy copies files", a.Src)}
+	}
 	if !st.Mode().IsRegular() {
 		return FileResult{}, kindError{"not_regular", fmt.Sprintf("copy: %s is not a regular file", a.Src)}
 	}
-	if dst, err := os.Stat(dest); err == nil && dst.IsDir() {
-		dest = filepath.Join(dest, filepath.Base(src))
+	name, err := CopyArgs{Src: src}.FileName()
+	if err != nil {
+		return FileResult{}, err
 	}
 	f, err := os.Open(src)
 	if err != nil {
 		return FileResult{}, kindError{"io", "copy: " + err.Error()}
 	}
 	defer f.Close()
-	res, err := writeAtomically(dest, ctxReader{ctx, f}, st.Mode().Perm(), -1)
+	res, err := writeNew("copy", dir, name, ctxReader{ctx, f}, st.Mode().Perm(), -1)
 	if err != nil {
 		if ctx.Err() != nil {
 			return FileResult{}, ctx.Err()
@@ -132,6 +170,25 @@ func copyFile(ctx context.Context, cfg Config, a CopyArgs) (FileResult, error) {
 	}
 	res.Ms = time.Since(start).Milliseconds()
 	return res, nil
+}
+
+// destDir checks that dest lies inside cfg.AllowedRoot and is a directory
+// or nothing yet, and returns it absolute. It creates nothing.
+func destDir(cfg Config, op, dest string) (string, error) {
+	dir, err := allowed(cfg, dest)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return dir, nil
+	case errors.Is(err, syscall.ENOTDIR) || err == nil && !st.IsDir():
+		return "", kindError{"not_directory", fmt.Sprintf("%s: destination %s is not a directory", op, dest)}
+	case err != nil:
+		return "", kindError{"io", op + ": " + err.Error()}
+	}
+	return dir, nil
 }
 
 // allowed cleans p and checks it lies inside cfg.AllowedRoot, if set.
@@ -175,32 +232,123 @@ func resolve(p string) string {
 	}
 }
 
-// writeAtomically writes r to a temporary file beside dest and renames it
-// into place, so a reader never sees a partial file. limit < 0: none.
-func writeAtomically(dest string, r io.Reader, mode fs.FileMode, limit int64) (FileResult, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".part-*")
+// writeNew writes r to the file name in dir, creating dir and its parents
+// if missing, and never replaces a file that is there. The bytes go to a
+// temporary file in dir, whose SHA-256 is computed as they are written;
+// it is synced, then linked to name, which fails if name exists whatever
+// else writes to dir at the same time. A file found under name counts as
+// this one if it holds the same bytes (a re-run, or a task delivered
+// again, succeeds; finding out costs a read of that file), and is an error
+// of type exists otherwise, both files as they were. The result is returned
+// only once the file and dir are synced, so the file it reports is on disk
+// with the reported digest. limit < 0: none.
+func writeNew(op, dir, name string, r io.Reader, mode fs.FileMode, limit int64) (FileResult, error) {
+	if err := makeDir(dir); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+			return FileResult{}, kindError{"not_directory", fmt.Sprintf("%s: destination %s is not a directory", op, dir)}
+		}
+		return FileResult{}, kindError{"io", op + ": " + err.Error()}
+	}
+	tmp, err := os.CreateTemp(dir, "."+name+".part-*")
 	if err != nil {
-		return FileResult{}, kindError{"io", err.Error()}
+		return FileResult{}, kindError{"io", op + ": " + err.Error()}
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return FileResult{}, kindError{"io", err.Error()}
+		return FileResult{}, kindError{"io", op + ": " + err.Error()}
 	}
 	if limit >= 0 && n > limit {
-		return FileResult{}, kindError{"too_large", fmt.Sprintf("more than %d bytes", limit)}
+		return FileResult{}, kindError{"too_large", fmt.Sprintf("%s: more than %d bytes", op, limit)}
 	}
-	if err := os.Chmod(tmp.Name(), mode); err != nil {
-		return FileResult{}, kindError{"io", err.Error()}
+	res := FileResult{Path: filepath.Join(dir, name), Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}
+	if err := os.Link(tmp.Name(), res.Path); errors.Is(err, fs.ErrExist) {
+		same, err := holds(res.Path, res.Bytes, res.SHA256)
+		if err != nil {
+			return FileResult{}, kindError{"io", op + ": " + err.Error()}
+		}
+		if !same {
+			return FileResult{}, kindError{"exists", fmt.Sprintf("%s: %s exists with other contents; it is not replaced", op, res.Path)}
+		}
+	} else if err != nil {
+		return FileResult{}, kindError{"io", op + ": " + err.Error()}
 	}
-	if err := os.Rename(tmp.Name(), dest); err != nil {
-		return FileResult{}, kindError{"io", err.Error()}
+	if err := syncDir(dir); err != nil {
+		return FileResult{}, kindError{"io", op + ": " + err.Error()}
 	}
-	return FileResult{Path: dest, Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return res, nil
+}
+
+// holds reports whether p is a regular file of size bytes with the SHA-256
+// sum, syncing it if so.
+func holds(p string, size int64, sum string) (bool, error) {
+	st, err := os.Lstat(p)
+	if err != nil || !st.Mode().IsRegular() || st.Size() != size {
+		return false, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, err
+	}
+	if hex.EncodeToString(h.Sum(nil)) != sum {
+		return false, nil
+	}
+	return true, f.Sync()
+}
+
+// makeDir creates dir and its missing parents, and syncs the parent of each
+// directory it created, so the directories last as long as the file.
+func makeDir(dir string) error {
+	var missing []string
+	for p := dir; ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range missing {
+		if err := syncDir(filepath.Dir(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDir makes dir's entries durable.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // a directory cannot be opened for syncing there
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // ctxReader stops a copy when its context ends.

@@ -22,7 +22,7 @@ Downloads each URL (or each line of standard input when no URL is given)
 into DIR on the worker that runs it, one task per file, and prints one JSON
 line per file in input order: its source, path, size, SHA-256 and time, or
 its error. Exit code 1 if any file failed.
-
+` + destRules + `
 Examples:
   submit download https://example.org/a.csv https://example.org/b.csv --to /data/in --embedded
   cat urls.txt | submit download --to /data/in --server nats://127.0.0.1:4222 --timeout 10m
@@ -35,10 +35,21 @@ Copies each SRC file (or each line of standard input when none is given)
 into DIR, on the worker that runs it, one task per file, and prints one JSON
 line per file in input order: its source, path, size, SHA-256 and time, or
 its error. Exit code 1 if any file failed.
-
+` + destRules + `
 Examples:
   submit copy /data/in/a.csv /data/in/b.csv --to /data/out --embedded
   ls /data/in/*.csv | submit copy --to /data/out --server nats://127.0.0.1:4222
+`
+
+// destRules is the part of download's and copy's help on where files go.
+const destRules = `
+DIR is a directory, created with its parents if missing; if something else
+is there, every file fails (type not_directory). A file is never replaced:
+if DIR holds one of that name with the same bytes, it counts as done (so a
+command can be run again); with other bytes, that file fails (type exists)
+and both are left as they were. Sources that would write the same name in
+DIR are refused after the first (type duplicate_name) and not submitted. A
+file's line is printed only once it is synced to disk with that SHA-256.
 `
 
 type fileFlags struct {
@@ -53,7 +64,7 @@ type fileFlags struct {
 func (f *fileFlags) register(name, usage string, io IO) func([]string) (sources []string, code int, ok bool) {
 	fs := newFlagSet(name, usage, io.Err)
 	f.common.register(fs)
-	fs.StringVar(&f.to, "to", "", "destination directory, on the workers' hosts (required)")
+	fs.StringVar(&f.to, "to", "", "destination directory, on the workers' hosts, created if missing (required)")
 	fs.DurationVar(&f.timeout, "timeout", 0, "time limit for the whole job, counted from its start (0: none)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	return func(args []string) ([]string, int, bool) {
@@ -104,10 +115,12 @@ func runDownload(ctx context.Context, args []string, io IO) int {
 		return code
 	}
 	inputs := make([]builtin.DownloadArgs, len(urls))
+	names := make([]string, len(urls))
 	for i, u := range urls {
 		inputs[i] = builtin.DownloadArgs{URL: u, Dest: f.to}
+		names[i], _ = inputs[i].FileName() // a bad URL fails in its task
 	}
-	return runFiles(ctx, io, "download", &f, builtin.Download, urls, inputs)
+	return runFiles(ctx, io, "download", &f, builtin.Download, urls, inputs, names)
 }
 
 func runCopy(ctx context.Context, args []string, io IO) int {
@@ -118,13 +131,15 @@ func runCopy(ctx context.Context, args []string, io IO) int {
 		return code
 	}
 	inputs := make([]builtin.CopyArgs, len(srcs))
+	names := make([]string, len(srcs))
 	for i, s := range srcs {
 		if f.embedded {
 			s, _ = filepath.Abs(s)
 		}
 		inputs[i] = builtin.CopyArgs{Src: s, Dest: f.to}
+		names[i], _ = inputs[i].FileName() // a source that names no file fails in its task
 	}
-	return runFiles(ctx, io, "copy", &f, builtin.Copy, srcs, inputs)
+	return runFiles(ctx, io, "copy", &f, builtin.Copy, srcs, inputs, names)
 }
 
 // fileLine is one file's outcome as printed.
@@ -134,7 +149,27 @@ type fileLine struct {
 }
 
 // runFiles runs one task per file and prints each file's line in order.
-func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t task.Task[In, builtin.FileResult], sources []string, inputs []In) int {
+// names[i] is the name inputs[i] writes in the destination, "" if it is not
+// known before the task runs. An input whose name an earlier one already
+// has is refused, with an error line and no task, since only one of the two
+// files could be kept.
+func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t task.Task[In, builtin.FileResult], sources []string, inputs []In, names []string) int {
+	refused := make([]*task.Error, len(inputs))
+	var submit []In
+	var submitted []int // the index in inputs of each of submit
+	first := make(map[string]int)
+	for i, n := range names {
+		if j, dup := first[n]; dup {
+			refused[i] = &task.Error{Kind: t.Kind(), Type: "duplicate_name", Message: fmt.Sprintf(
+				"%s: not submitted: %s, given before it, also writes %s", name, sources[j], filepath.Join(f.to, n))}
+			continue
+		}
+		if n != "" {
+			first[n] = i
+		}
+		submit = append(submit, inputs[i])
+		submitted = append(submitted, i)
+	}
 	ex, cleanup, code := open(ctx, &f.common, io)
 	if ex == nil {
 		return code
@@ -148,8 +183,19 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 	defer bar.finish()
 	out := bufio.NewWriter(io.Out)
 	defer out.Flush()
-	failed, timedOut, i := false, false, 0
-	for res, err := range executor.Map(ctx, ex, t, slices.Values(inputs), opts...) {
+	failed, timedOut, next := false, false, 0
+	// printRefused prints the lines of the refused inputs before index end.
+	printRefused := func(end int) {
+		for ; next < end; next++ {
+			failed = true
+			writeJSON(out, map[string]any{"source": sources[next], "error": errorJSON(refused[next])})
+			bar.add(true)
+		}
+	}
+	k := 0
+	for res, err := range executor.Map(ctx, ex, t, slices.Values(submit), opts...) {
+		i := submitted[k]
+		printRefused(i)
 		var te *task.Error
 		switch {
 		case err == nil:
@@ -169,8 +215,10 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 			}
 			return ExitUnavailable
 		}
-		i++
+		next, k = i+1, k+1
 		out.Flush()
 	}
+	printRefused(len(inputs))
+	out.Flush()
 	return outcome(failed, timedOut)
 }

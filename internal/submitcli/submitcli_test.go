@@ -3,6 +3,8 @@ package submitcli
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -322,6 +324,110 @@ func TestDownloadAndCopy(t *testing.T) {
 	}
 	if code, out, _ := run(t, "", "copy", filepath.Join(src, "x.csv"), "--to", t.TempDir()); code != ExitOK || !strings.Contains(out, `"sha256"`) {
 		t.Fatalf("copy of one good file: exit %d, out %q", code, out)
+	}
+}
+
+// fileLines decodes the JSON lines download and copy print.
+func fileLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var got []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		got = append(got, m)
+	}
+	return got
+}
+
+// checkWritten fails the test unless line reports path, and path holds body
+// with the reported size and digest.
+func checkWritten(t *testing.T, line map[string]any, path, body string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	sum := sha256.Sum256(b)
+	if err != nil || string(b) != body || line["path"] != path || line["bytes"] != float64(len(b)) || line["sha256"] != hex.EncodeToString(sum[:]) {
+		t.Fatalf("line %v; %s holds %q (%x), %v; want %q", line, path, b, sum, err, body)
+	}
+}
+
+// errorType is the type of the error a line reports, or "".
+func errorType(line map[string]any) string {
+	e, _ := line["error"].(map[string]any)
+	typ, _ := e["type"].(string)
+	return typ
+}
+
+// TestFilesGoIntoADirectory: the case from the field. Sources with one base
+// name and a --to that does not exist: the directory is made, the second
+// source of a name is refused with an error line and exit 1, and every line
+// that reports a file matches the file on disk. download follows the same
+// rules.
+func TestFilesGoIntoADirectory(t *testing.T) {
+	url := startBroker(t)
+	startWorker(t, url)
+	src := t.TempDir()
+	for name, body := range map[string]string{"x1/f": "one", "x2/f": "two", "www/hello.txt": "hello"} {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x1, x2, hello := filepath.Join(src, "x1", "f"), filepath.Join(src, "x2", "f"), filepath.Join(src, "www", "hello.txt")
+	dir := filepath.Join(t.TempDir(), "new")
+
+	code, out, errOut := run(t, "", "copy", x1, x2, hello, "--to", dir)
+	lines := fileLines(t, out)
+	if code != ExitTaskFailed || len(lines) != 3 {
+		t.Fatalf("copy: exit %d, want 1; out %q, err %s", code, out, errOut)
+	}
+	checkWritten(t, lines[0], filepath.Join(dir, "f"), "one")
+	if errorType(lines[1]) != "duplicate_name" || lines[1]["source"] != x2 || !strings.Contains(fmt.Sprint(lines[1]), x1) {
+		t.Fatalf("second source named f: %v, want duplicate_name naming the first", lines[1])
+	}
+	checkWritten(t, lines[2], filepath.Join(dir, "hello.txt"), "hello")
+	if names, _ := os.ReadDir(dir); len(names) != 2 {
+		t.Fatalf("%s holds %d entries, want f and hello.txt", dir, len(names))
+	}
+
+	// A later job does not replace the file with other bytes; the same bytes
+	// again are fine.
+	code, out, _ = run(t, "", "copy", x2, x1, "--to", dir)
+	if lines := fileLines(t, out); code != ExitTaskFailed || len(lines) != 2 || errorType(lines[0]) != "exists" || errorType(lines[1]) != "duplicate_name" {
+		t.Fatalf("copy over a file: exit %d, out %q", code, out)
+	}
+	code, out, _ = run(t, "", "copy", x1, "--to", dir)
+	if code != ExitOK {
+		t.Fatalf("copy of the same file again: exit %d, out %q", code, out)
+	}
+	checkWritten(t, fileLines(t, out)[0], filepath.Join(dir, "f"), "one")
+
+	// A --to that is a file is refused for every source, and left alone.
+	code, out, _ = run(t, "", "copy", x1, hello, "--to", hello)
+	if lines := fileLines(t, out); code != ExitTaskFailed || len(lines) != 2 || errorType(lines[0]) != "not_directory" || errorType(lines[1]) != "not_directory" {
+		t.Fatalf("copy --to a file: exit %d, out %q", code, out)
+	}
+	if b, _ := os.ReadFile(hello); string(b) != "hello" {
+		t.Fatalf("the file given as --to now holds %q", b)
+	}
+
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.URL.Path)) }))
+	t.Cleanup(web.Close)
+	into := filepath.Join(t.TempDir(), "a", "b")
+	code, out, errOut = run(t, "", "download", web.URL+"/p/data.csv", web.URL+"/q/data.csv", web.URL+"/r/other.csv", "--to", into)
+	lines = fileLines(t, out)
+	if code != ExitTaskFailed || len(lines) != 3 || errorType(lines[1]) != "duplicate_name" {
+		t.Fatalf("download into a missing directory: exit %d, out %q, err %s", code, out, errOut)
+	}
+	checkWritten(t, lines[0], filepath.Join(into, "data.csv"), "/p/data.csv")
+	checkWritten(t, lines[2], filepath.Join(into, "other.csv"), "/r/other.csv")
+	code, out, _ = run(t, "", "download", web.URL+"/s.csv", "--to", hello)
+	if lines := fileLines(t, out); code != ExitTaskFailed || len(lines) != 1 || errorType(lines[0]) != "not_directory" {
+		t.Fatalf("download --to a file: exit %d, out %q", code, out)
 	}
 }
 
