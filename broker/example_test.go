@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -38,6 +39,28 @@ func ExampleStartEmbedded() {
 	// Output:
 	// connected: true
 	// in process: true
+}
+
+// A producer program takes the connection flags and NATS_* variables of the
+// jetpool commands next to flags of its own; broker.Connect(o) then connects
+// with what the command line and the environment said.
+func ExampleConnectOptions_RegisterFlags() {
+	fs := flag.NewFlagSet("producer", flag.ContinueOnError)
+	o := broker.ConnectOptions{Name: "producer"}
+	o.RegisterFlags(fs)
+	pool := fs.String("pool", broker.DefaultPool, "pool name")
+	args := []string{"-s", "nats://n1:4222,nats://n2:4222", "--user", "ada", "--password", "s3cret", "--pool", "batch"}
+	if err := fs.Parse(args); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("servers:", o.URL)
+	fmt.Println("user:", o.User)
+	fmt.Println("pool:", *pool)
+	// Output:
+	// servers: nats://n1:4222,nats://n2:4222
+	// user: ada
+	// pool: batch
 }
 
 // The subjects of a pool, all under one prefix.

@@ -27,18 +27,7 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet) {
-	env := broker.OptionsFromEnv()
-	c.conn = env
-	fs.StringVar(&c.conn.URL, "server", env.URL, "NATS server URLs, comma separated (env NATS_URL)")
-	fs.StringVar(&c.conn.URL, "s", env.URL, "shorthand for --server")
-	fs.StringVar(&c.conn.Creds, "creds", env.Creds, "user credentials file (env NATS_CREDS)")
-	fs.StringVar(&c.conn.NKey, "nkey", env.NKey, "nkey seed file (env NATS_NKEY)")
-	fs.StringVar(&c.conn.User, "user", env.User, "user name (env NATS_USER)")
-	fs.StringVar(&c.conn.Password, "password", env.Password, "password (env NATS_PASSWORD)")
-	fs.StringVar(&c.conn.Token, "token", env.Token, "authentication token (env NATS_TOKEN)")
-	fs.StringVar(&c.conn.TLSCA, "tlsca", env.TLSCA, "CA file to verify the server (env NATS_CA)")
-	fs.StringVar(&c.conn.TLSCert, "tlscert", env.TLSCert, "client certificate file (env NATS_CERT)")
-	fs.StringVar(&c.conn.TLSKey, "tlskey", env.TLSKey, "client private key file (env NATS_KEY)")
+	c.conn.RegisterFlags(fs)
 	fs.StringVar(&c.pool, "pool", envOr("JETPOOL_POOL", broker.DefaultPool), "pool name (env JETPOOL_POOL)")
 	fs.StringVar(&c.prefix, "prefix", envOr("JETPOOL_PREFIX", broker.DefaultPrefix), "subject prefix (env JETPOOL_PREFIX)")
 	fs.BoolVar(&c.embedded, "embedded", false, "run an embedded NATS server and local worker processes instead of connecting")

@@ -200,6 +200,48 @@ func TestBenchRuns(t *testing.T) {
 	}
 }
 
+// TestHelpShowsNoSecret: with every secret the connection reads in the
+// environment, no help shows one; the connection flags say what is set.
+func TestHelpShowsNoSecret(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{
+		"NATS_URL":      "nats://alice:s3cret@127.0.0.1:4222",
+		"NATS_PASSWORD": "hunter2-password",
+		"NATS_TOKEN":    "t0ken-value",
+		"NATS_NKEY":     filepath.Join(dir, "seed.nk"),
+		"NATS_CREDS":    filepath.Join(dir, "user.creds"),
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	secrets := []string{"alice", "s3cret", env["NATS_PASSWORD"], env["NATS_TOKEN"], env["NATS_NKEY"], env["NATS_CREDS"], dir}
+	helps := [][]string{{"--help"}, {"-h"}, {"help"}}
+	for _, c := range commands() {
+		helps = append(helps, []string{c.name, "--help"}, []string{c.name, "-h"})
+	}
+	for _, args := range helps {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, out, errOut := run(t, "", args...)
+			if code != ExitOK {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, ExitOK, errOut)
+			}
+			for _, s := range secrets {
+				if strings.Contains(out+errOut, s) {
+					t.Errorf("the help shows %q:\n%s%s", s, out, errOut)
+				}
+			}
+			if !strings.Contains(errOut, "-password") {
+				return // a command that does not connect
+			}
+			for _, want := range []string{"NATS_URL; default nats://xxxxx@127.0.0.1:4222", "NATS_PASSWORD; set", "NATS_TOKEN; set", "NATS_NKEY; set", "NATS_CREDS; set"} {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("the help does not say %q:\n%s", want, errOut)
+				}
+			}
+		})
+	}
+}
+
 func TestPasswordNeverPrinted(t *testing.T) {
 	startBroker(t) // no users configured: the password is refused or ignored, never echoed
 	_, out, errOut := run(t, "", "run", "square", "1", "--server", "nats://ada:hunter2@127.0.0.1:99999")

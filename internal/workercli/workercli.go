@@ -66,23 +66,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	conn := broker.OptionsFromEnv()
+	var conn broker.ConnectOptions
 	var kinds, logFormat, logLevel, root, metricsAddr string
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	// A mistake gets its message and a hint, not the whole help.
 	fs.Usage = func() {}
-	// Flags whose environment value may hold a secret show no default.
-	hiddenFlag(fs, &conn.URL, "server", "NATS server URLs, comma separated (env NATS_URL)")
-	hiddenFlag(fs, &conn.URL, "s", "shorthand for --server")
-	fs.StringVar(&conn.Creds, "creds", conn.Creds, "user credentials file (env NATS_CREDS)")
-	fs.StringVar(&conn.NKey, "nkey", conn.NKey, "nkey seed file (env NATS_NKEY)")
-	fs.StringVar(&conn.User, "user", conn.User, "user name (env NATS_USER)")
-	hiddenFlag(fs, &conn.Password, "password", "password (env NATS_PASSWORD)")
-	hiddenFlag(fs, &conn.Token, "token", "authentication token (env NATS_TOKEN)")
-	fs.StringVar(&conn.TLSCA, "tlsca", conn.TLSCA, "CA file to verify the server (env NATS_CA)")
-	fs.StringVar(&conn.TLSCert, "tlscert", conn.TLSCert, "client certificate file (env NATS_CERT)")
-	fs.StringVar(&conn.TLSKey, "tlskey", conn.TLSKey, "client private key file (env NATS_KEY)")
+	conn.RegisterFlags(fs)
 	fs.StringVar(&cfg.Pool, "pool", cfg.Pool, "pool name (env JETPOOL_POOL; default \"default\")")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "subject prefix (env JETPOOL_PREFIX; default \"jetpool\")")
 	fs.StringVar(&cfg.ID, "id", cfg.ID, "worker id (env JETPOOL_WORKER_ID; default host-pid-random)")
@@ -197,15 +187,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	logger.Info("worker drained and stopped", "id", w.ID())
 	return 0
-}
-
-// hiddenFlag defines a string flag, initially *p, whose help does not show
-// its default.
-func hiddenFlag(fs *flag.FlagSet, p *string, name, help string) {
-	fs.Func(name, help, func(s string) error {
-		*p = s
-		return nil
-	})
 }
 
 // intFlag defines a flag for a non-negative integer, initially *p.

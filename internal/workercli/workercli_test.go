@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +115,39 @@ func TestHelp(t *testing.T) {
 	}
 	if strings.Contains(out.String(), secret) {
 		t.Error("help shows a secret from the environment as a default")
+	}
+}
+
+// TestHelpShowsNoSecret: with every secret the connection reads in the
+// environment, the help shows none; the connection flags say what is set.
+func TestHelpShowsNoSecret(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	env := map[string]string{
+		"NATS_URL":      "nats://alice:s3cret@127.0.0.1:4222",
+		"NATS_PASSWORD": secret,
+		"NATS_TOKEN":    "t0ken-value",
+		"NATS_NKEY":     filepath.Join(dir, "seed.nk"),
+		"NATS_CREDS":    filepath.Join(dir, "worker.creds"),
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	for _, args := range [][]string{{"--help"}, {"-h"}} {
+		var out bytes.Buffer
+		if code := run(context.Background(), args, &out); code != 0 {
+			t.Fatalf("%s: exit code %d, want 0; output:\n%s", args[0], code, out.String())
+		}
+		for _, s := range []string{"alice", "s3cret", secret, env["NATS_TOKEN"], env["NATS_NKEY"], env["NATS_CREDS"], dir} {
+			if strings.Contains(out.String(), s) {
+				t.Errorf("%s shows %q:\n%s", args[0], s, out.String())
+			}
+		}
+		for _, want := range []string{"NATS_URL; default nats://xxxxx@127.0.0.1:4222", "NATS_PASSWORD; set", "NATS_TOKEN; set", "NATS_NKEY; set", "NATS_CREDS; set"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s does not say %q:\n%s", args[0], want, out.String())
+			}
+		}
 	}
 }
 
