@@ -33,6 +33,7 @@ type NATSOption func(*natsConfig) error
 
 type natsConfig struct {
 	prefix, pool string
+	name         string // "": none
 	pc           broker.PoolConfig
 	log          *slog.Logger
 	autoBatch    int // 0: off
@@ -56,6 +57,22 @@ func WithPoolConfig(pc broker.PoolConfig) NATSOption {
 			return fmt.Errorf("%w: %v", ErrInvalidOption, err)
 		}
 		c.pc = pc
+		return nil
+	}
+}
+
+// WithName makes the executor's ID name.<random> instead of <random>, and so
+// its control subjects <prefix>.<pool>.ctl.<name>.<random>.*: a server can
+// then let each producer user subscribe only to its own control subjects
+// (docs/security.conf), so that no other producer of the pool can read or
+// answer its workers. name is a token like a pool name: letters, digits,
+// '-' and '_'.
+func WithName(name string) NATSOption {
+	return func(c *natsConfig) error {
+		if err := task.ValidateKind(name); err != nil {
+			return fmt.Errorf("%w: name: %v", ErrInvalidOption, err)
+		}
+		c.name = name
 		return nil
 	}
 }
@@ -90,7 +107,9 @@ type NATS struct {
 
 	mu       sync.Mutex
 	chunks   map[uint64]*remoteChunk
-	rng      *rand.ChaCha8 // chunk ids and grants; seeded from crypto/rand
+	bySeq    map[uint64]*remoteChunk // chunks by stream sequence, once the stream took them
+	purge    []uint64                // stream sequences of chunks to remove at the end (see settle)
+	rng      *rand.ChaCha8           // chunk ids and grants; seeded from crypto/rand
 	closed   bool
 	stopOnce sync.Once
 
@@ -113,6 +132,7 @@ type remoteChunk struct {
 	id      uint64
 	b       *batch
 	digest  [sha256.Size]byte // of the message published; a Start must name it
+	seq     uint64            // the stream's sequence of it; 0 until its PubAck is in
 	left    atomic.Int64      // futures not yet done
 	started bool
 	attempt attempt  // the latest granted attempt
@@ -170,21 +190,25 @@ func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, err
 		return nil, fmt.Errorf("%w: %v", ErrInvalidOption, err)
 	}
 	id := nuid.Next()
+	if cfg.name != "" {
+		id = cfg.name + "." + id
+	}
 	var seed [32]byte
 	crand.Read(seed[:])
 	n := &NATS{
 		nc: nc, subj: subj, pc: cfg.pc.WithDefaults(), log: cfg.log,
 		id: id, control: subj.Control(id), acks: "$JS.ACK." + subj.Stream() + ".",
 		chunks:   make(map[uint64]*remoteChunk),
+		bySeq:    make(map[uint64]*remoteChunk),
 		rng:      rand.NewChaCha8(seed),
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
 	}
 	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncErrHandler(n.onPublishError),
+		jetstream.WithPublishAsyncAckHandler(n.onPublishAck),
 		jetstream.WithPublishAsyncTimeout(publishTimeout)}
 	if cfg.autoBatch > 0 {
 		n.coalesce = newCoalescer(n, cfg.autoBatch)
-		jsOpts = append(jsOpts, jetstream.WithPublishAsyncAckHandler(n.onPublishAck))
 	}
 	js, err := jetstream.New(nc, jsOpts...)
 	if err != nil {
@@ -402,13 +426,23 @@ func (n *NATS) republish(rc *remoteChunk, m *nats.Msg) {
 	}
 }
 
-// onPublishAck lets the coalescer send the next chunk of a kind once the
-// previous one is in the stream.
-func (n *NATS) onPublishAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
-	if n.coalesce == nil {
+// onPublishAck records the stream sequence of a chunk the stream took, and
+// lets the coalescer send the next chunk of a kind once the previous one is
+// in the stream. pa is nil when a publish failed for good.
+func (n *NATS) onPublishAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
+	exec, id, ok := broker.ParseMsgID(m.Header.Get(jetstream.MsgIDHeader))
+	if !ok || exec != n.id {
 		return
 	}
-	if exec, id, ok := broker.ParseMsgID(m.Header.Get(jetstream.MsgIDHeader)); ok && exec == n.id {
+	if pa != nil && pa.Sequence != 0 {
+		n.mu.Lock()
+		if rc := n.chunks[id]; rc != nil && rc.seq == 0 {
+			rc.seq = pa.Sequence
+			n.bySeq[pa.Sequence] = rc
+		}
+		n.mu.Unlock()
+	}
+	if n.coalesce != nil {
 		n.coalesce.acked(id)
 	}
 }
@@ -450,6 +484,9 @@ func encodeArgs(b *batch) ([]broker.Item, error) {
 func (n *NATS) forget(rc *remoteChunk) {
 	n.mu.Lock()
 	delete(n.chunks, rc.id)
+	if rc.seq != 0 {
+		delete(n.bySeq, rc.seq)
+	}
 	rc.stopTimers()
 	n.mu.Unlock()
 	for i := range rc.b.calls {
@@ -468,8 +505,16 @@ func (n *NATS) settle(rc *remoteChunk) {
 	}
 	n.mu.Lock()
 	delete(n.chunks, rc.id)
+	if rc.seq != 0 {
+		delete(n.bySeq, rc.seq)
+	}
 	rc.stopTimers()
 	ack := rc.attempt.ack
+	if n.closed && !rc.started && rc.seq != 0 {
+		// Cancelled or expired before any worker started it, after
+		// Shutdown: nobody is left to tell a worker to drop it.
+		n.purge = append(n.purge, rc.seq)
+	}
 	done := n.closed && len(n.chunks) == 0
 	n.mu.Unlock()
 	if ack != "" {
@@ -488,8 +533,10 @@ var (
 	nakBody = []byte("-NAK")
 )
 
-// run owns the executor's background work: watching the connection. It exits once the executor is shut down and every
-// chunk is settled.
+// run owns the executor's background work: watching the connection and the
+// workers that run its chunks (see probeWorkers). It exits once the executor
+// is shut down and every chunk is settled, having removed from the stream
+// the chunks that Shutdown cancelled before any worker started them.
 func (n *NATS) run() {
 	defer close(n.finished)
 	defer n.unsubscribe()
@@ -501,13 +548,16 @@ func (n *NATS) run() {
 	tick := time.NewTicker(min(n.pc.Grace/4, time.Second))
 	defer tick.Stop()
 	var cutOff time.Time
+	missed := make(map[string]int) // see probeWorkers
 	for {
 		select {
 		case <-n.stop:
+			n.purgeCancelled()
 			return
 		case now := <-tick.C:
 			if n.nc.Status() == nats.CONNECTED {
 				cutOff = time.Time{}
+				n.probeWorkers(now, missed)
 				continue
 			}
 			if cutOff.IsZero() {
@@ -518,6 +568,34 @@ func (n *NATS) run() {
 		}
 	}
 }
+
+// purgeCancelled removes from the stream the chunks that settle found
+// cancelled after Shutdown before any worker started them, so that no
+// worker waits for the verdict of a producer that is gone. It spends at most
+// a few seconds; what it cannot remove, workers drop once the grace period
+// has passed.
+func (n *NATS) purgeCancelled() {
+	n.mu.Lock()
+	seqs := n.purge
+	n.purge = nil
+	n.mu.Unlock()
+	if len(seqs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), purgeTimeout)
+	defer cancel()
+	for _, seq := range seqs {
+		if err := n.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			n.log.Debug("executor: remove a cancelled chunk", "seq", seq, "err", err)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
+}
+
+// purgeTimeout bounds purgeCancelled.
+const purgeTimeout = 5 * time.Second
 
 func (n *NATS) unsubscribe() {
 	for _, s := range n.subs {
@@ -811,7 +889,11 @@ func (n *NATS) onCancel(m *nats.Msg) {
 }
 
 // onMaxDeliveries fails the futures of a chunk of ours that JetStream gave up
-// on after MaxDeliver deliveries, and removes the chunk from the stream.
+// on after MaxDeliver deliveries, and removes the chunk from the stream. The
+// chunk is known by the stream sequence its PubAck gave, so the producer
+// never reads the stream (a server may forbid it: docs/security.conf). If
+// the server refuses the delete, the chunk stays in the stream, where no
+// consumer delivers it again, until an operator purges it.
 func (n *NATS) onMaxDeliveries(m *nats.Msg) {
 	var adv struct {
 		StreamSeq  uint64 `json:"stream_seq"`
@@ -820,20 +902,16 @@ func (n *NATS) onMaxDeliveries(m *nats.Msg) {
 	if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 {
 		return
 	}
+	n.mu.Lock()
+	rc := n.bySeq[adv.StreamSeq]
+	n.mu.Unlock()
+	if rc == nil {
+		return
+	}
+	n.failChunk(rc, &task.Error{Kind: rc.b.codec.Kind, Type: "max_deliveries",
+		Message: fmt.Sprintf("chunk delivered %d times without completing", adv.Deliveries)})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	raw, err := n.stream.GetMsg(ctx, adv.StreamSeq)
-	if err != nil {
-		return
-	}
-	rc, ours := n.chunkOf(raw.Header)
-	if !ours {
-		return
-	}
-	if rc != nil {
-		n.failChunk(rc, &task.Error{Kind: rc.b.codec.Kind, Type: "max_deliveries",
-			Message: fmt.Sprintf("chunk delivered %d times without completing", adv.Deliveries)})
-	}
 	if err := n.stream.DeleteMsg(ctx, adv.StreamSeq); err != nil {
 		n.log.Warn("executor: delete abandoned chunk", "seq", adv.StreamSeq, "err", err)
 	}

@@ -157,7 +157,7 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 
 func (p *ProcessPool) spawn(slot int) (*exec.Cmd, error) {
 	cmd := exec.Command(p.cfg.command[0], p.cfg.command[1:]...)
-	cmd.Env = append(p.env, worker.EnvID+"=proc-"+strconv.Itoa(os.Getpid())+"-"+strconv.Itoa(slot))
+	cmd.Env = append(p.env, worker.EnvID+"="+workerID(slot))
 	cmd.Stdout, cmd.Stderr = p.cfg.stderr, p.cfg.stderr
 	setParentDeath(cmd)
 	p.mu.Lock()
@@ -170,6 +170,11 @@ func (p *ProcessPool) spawn(slot int) (*exec.Cmd, error) {
 	}
 	p.procs[slot] = cmd.Process
 	return cmd, nil
+}
+
+// workerID is the worker id of the process in slot.
+func workerID(slot int) string {
+	return "proc-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(slot)
 }
 
 // supervise waits for the process in slot and starts it again if it exits
@@ -185,6 +190,7 @@ func (p *ProcessPool) supervise(slot int, cmd *exec.Cmd) {
 			return
 		}
 		p.NATS.log.Warn("executor: worker process exited; starting another", "pid", cmd.Process.Pid, "err", err)
+		p.NATS.workerGone(workerID(slot))
 		time.Sleep(100 * time.Millisecond)
 		if cmd, err = p.spawn(slot); err != nil {
 			return

@@ -129,7 +129,7 @@ const (
 // drained.
 func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64, msg *nats.Msg, ackWait time.Duration, sl *slot) (broker.StartReply, int) {
 	digest := broker.Digest(msg.Data)
-	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.inbox, Delivery: delivery, Digest: digest[:], Ack: msg.Reply}
+	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.interrupts, Delivery: delivery, Digest: digest[:], Ack: msg.Reply}
 	subject := c.Control + broker.StartSuffix
 	var giveUp time.Time
 	backoff := 50 * time.Millisecond

@@ -54,7 +54,8 @@ type Worker struct {
 	subj broker.Subjects
 	log  *slog.Logger
 
-	inbox string // where interrupts and status requests come
+	inbox      string // the base of the status subject
+	interrupts string // where interrupts and pings come: an inbox of the connection's, which a server can keep private to this worker's user
 
 	serving atomic.Bool
 	ready   atomic.Bool // pulling, not draining
@@ -89,13 +90,14 @@ func New(nc *nats.Conn, reg *task.Registry, cfg Config) (*Worker, error) {
 	log := cfg.Logger.With("worker", cfg.ID)
 	return &Worker{
 		nc: nc, js: js, reg: reg, cfg: cfg, subj: subj,
-		inbox:   subj.WorkerInbox(cfg.ID),
-		log:     log,
-		metrics: newMetrics(subj.Pool(), cfg.Kinds),
-		starts:  newStartBatcher(nc),
-		results: newResultSender(nc, log),
-		running: make(map[chunkKey][]*chunkRun),
-		silent:  make(map[string]time.Time),
+		inbox:      subj.WorkerInbox(cfg.ID),
+		interrupts: nc.NewInbox(),
+		log:        log,
+		metrics:    newMetrics(subj.Pool(), cfg.Kinds),
+		starts:     newStartBatcher(nc),
+		results:    newResultSender(nc, log),
+		running:    make(map[chunkKey][]*chunkRun),
+		silent:     make(map[string]time.Time),
 	}, nil
 }
 
@@ -161,7 +163,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	inbox, err := w.nc.Subscribe(w.inbox, w.onInterrupt)
+	inbox, err := w.nc.Subscribe(w.interrupts, w.onInterrupt)
 	if err != nil {
 		return fmt.Errorf("worker: subscribe interrupts: %w", err)
 	}

@@ -90,8 +90,8 @@ func TestChunkRunsInOrder(t *testing.T) {
 	p.submit(1, Square.Kind(), 1, 2, 3, 4, 5)
 
 	start := recv(t, p.starts, "start request")
-	if start.Chunk != 1 || start.Worker != w.ID() || start.Inbox != e.subj.WorkerInbox(w.ID()) || start.Delivery != 1 {
-		t.Errorf("start request %+v, want chunk 1 by %s with inbox %s, delivery 1", start, w.ID(), e.subj.WorkerInbox(w.ID()))
+	if start.Chunk != 1 || start.Worker != w.ID() || !strings.HasPrefix(start.Inbox, nats.InboxPrefix) || start.Delivery != 1 {
+		t.Errorf("start request %+v, want chunk 1 by %s with an inbox of its connection, delivery 1", start, w.ID())
 	}
 	items := p.one(1)
 	if len(items) != 5 {
@@ -309,6 +309,9 @@ func TestInterruptCancelsTheRunningItem(t *testing.T) {
 	e.nc.Publish(start.Inbox, []byte("garbage"))
 	other, _ := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 2, Seq: 0, Grant: 1002})
 	e.nc.Publish(start.Inbox, other)
+	// So is one without the attempt's grant.
+	forged, _ := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 1, Seq: 0, Grant: 7})
+	e.nc.Publish(start.Inbox, forged)
 	// The queued item is interrupted before its turn, then the running one.
 	interrupt(1)
 	interrupt(0)
