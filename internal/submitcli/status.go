@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/worker"
@@ -35,13 +32,13 @@ Examples:
 
 // Status is what 'submit status' reports, also as its --json document.
 type Status struct {
-	Pool    string         `json:"pool"`
-	Stream  string         `json:"stream"`
-	Exists  bool           `json:"exists"`
-	Msgs    uint64         `json:"messages"`
-	Bytes   uint64         `json:"bytes"`
-	Kinds   []KindStatus   `json:"kinds"`
-	Workers []WorkerStatus `json:"workers"`
+	Pool    string          `json:"pool"`
+	Stream  string          `json:"stream"`
+	Exists  bool            `json:"exists"`
+	Msgs    uint64          `json:"messages"`
+	Bytes   uint64          `json:"bytes"`
+	Kinds   []KindStatus    `json:"kinds"`
+	Workers []worker.Online `json:"workers"`
 }
 
 // KindStatus is one kind's consumer.
@@ -51,16 +48,6 @@ type KindStatus struct {
 	InFlight    int    `json:"in_flight"`   // delivered, not yet acknowledged
 	Redelivered int    `json:"redelivered"` // delivered more than once, not yet acknowledged
 	Waiting     int    `json:"waiting"`     // pull requests of idle workers
-}
-
-// WorkerStatus is one worker's service registration and load.
-type WorkerStatus struct {
-	ID      string   `json:"id"`
-	Host    string   `json:"host"`
-	PID     string   `json:"pid"`
-	Version string   `json:"version"`
-	Kinds   []string `json:"kinds"`
-	worker.Status
 }
 
 func runStatus(ctx context.Context, args []string, io IO) int {
@@ -118,7 +105,7 @@ func connect(c *common, io IO, cmd string) (*nats.Conn, int) {
 // poolStatus reads the pool's stream and consumers and collects the workers'
 // service registrations for wait.
 func poolStatus(ctx context.Context, nc *nats.Conn, subj broker.Subjects, wait time.Duration) (Status, error) {
-	st := Status{Pool: subj.Pool(), Stream: subj.Stream(), Kinds: []KindStatus{}, Workers: []WorkerStatus{}}
+	st := Status{Pool: subj.Pool(), Stream: subj.Stream(), Kinds: []KindStatus{}, Workers: []worker.Online{}}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return st, err
@@ -148,74 +135,12 @@ func poolStatus(ctx context.Context, nc *nats.Conn, subj broker.Subjects, wait t
 		}
 		sort.Slice(st.Kinds, func(i, j int) bool { return st.Kinds[i].Kind < st.Kinds[j].Kind })
 	}
-	workers, err := discoverWorkers(ctx, nc, subj.Pool(), wait)
+	workers, err := worker.Discover(ctx, nc, subj.Pool(), wait)
 	if err != nil {
 		return st, err
 	}
 	st.Workers = workers
 	return st, nil
-}
-
-// discoverWorkers asks every jetpool worker for its service stats and keeps
-// the answers of pool's workers that arrive within wait.
-func discoverWorkers(ctx context.Context, nc *nats.Conn, pool string, wait time.Duration) ([]WorkerStatus, error) {
-	subject, err := micro.ControlSubject(micro.StatsVerb, worker.ServiceName, "")
-	if err != nil {
-		return nil, err
-	}
-	inbox := nc.NewRespInbox()
-	var mu sync.Mutex
-	byID := map[string]WorkerStatus{}
-	sub, err := nc.Subscribe(inbox, func(m *nats.Msg) {
-		var s micro.Stats
-		if json.Unmarshal(m.Data, &s) != nil || s.Metadata[worker.MetaPool] != pool {
-			return
-		}
-		w := WorkerStatus{ID: s.Metadata[worker.MetaWorkerID], Host: s.Metadata[worker.MetaHost],
-			PID: s.Metadata[worker.MetaPID], Version: s.Version}
-		if w.ID == "" {
-			w.ID = s.ID
-		}
-		if k := s.Metadata[worker.MetaKinds]; k != "" {
-			w.Kinds = strings.Split(k, ",")
-		}
-		w.Concurrency, _ = strconv.Atoi(s.Metadata[worker.MetaConcurrency])
-		for _, ep := range s.Endpoints {
-			if ep != nil && ep.Name == worker.StatusEndpoint && len(ep.Data) > 0 {
-				json.Unmarshal(ep.Data, &w.Status)
-			}
-		}
-		mu.Lock()
-		byID[w.ID] = w
-		mu.Unlock()
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, err
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	workers := make([]WorkerStatus, 0, len(byID))
-	for _, w := range byID {
-		workers = append(workers, w)
-	}
-	sort.Slice(workers, func(i, j int) bool {
-		if workers[i].Host != workers[j].Host {
-			return workers[i].Host < workers[j].Host
-		}
-		return workers[i].ID < workers[j].ID
-	})
-	return workers, nil
 }
 
 func printStatus(io IO, st Status) {
