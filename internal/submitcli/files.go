@@ -135,11 +135,12 @@ type fileLine struct {
 
 // runFiles runs one task per file and prints each file's line in order.
 func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t task.Task[In, builtin.FileResult], sources []string, inputs []In) int {
-	ex, cleanup, code := open(ctx, &f.common, io)
-	if ex == nil {
+	io.Err = syncWriter(io.Err) // shared with the warning about unserved kinds
+	s, code := open(ctx, &f.common, io)
+	if s == nil {
 		return code
 	}
-	defer cleanup()
+	defer s.close()
 	var opts []executor.MapOption
 	if f.timeout > 0 {
 		opts = append(opts, executor.Timeout(f.timeout))
@@ -149,7 +150,9 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 	out := bufio.NewWriter(io.Out)
 	defer out.Flush()
 	failed, timedOut, i := false, false, 0
-	for res, err := range executor.Map(ctx, ex, t, slices.Values(inputs), opts...) {
+	stopWarn := s.warnUnserved(ctx, t.Kind(), noWorkerAfter, io)
+	defer stopWarn()
+	for res, err := range executor.Map(ctx, s.ex, t, slices.Values(inputs), opts...) {
 		var te *task.Error
 		switch {
 		case err == nil:
