@@ -54,6 +54,16 @@ func (s Subjects) legacyAllTasks() string { return s.prefix + "." + s.pool + ".t
 // Tasks is the subject chunks of kind are published to.
 func (s Subjects) Tasks(kind string) string { return s.prefix + "." + s.pool + ".tasks." + kind }
 
+// TaskKind returns the kind whose chunks are published to subject, and false
+// if subject is not one of the pool's task subjects.
+func (s Subjects) TaskKind(subject string) (string, bool) {
+	kind, ok := strings.CutPrefix(subject, s.prefix+"."+s.pool+".tasks.")
+	if !ok || kind == "" || strings.Contains(kind, ".") {
+		return "", false
+	}
+	return kind, true
+}
+
 // Consumer is the durable pull consumer shared by every worker of kind.
 func (s Subjects) Consumer(kind string) string { return kind }
 

@@ -27,6 +27,21 @@ func TestSubjectNames(t *testing.T) {
 	}
 }
 
+func TestTaskKind(t *testing.T) {
+	s, err := NewSubjects("jp", "batch-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kind, ok := s.TaskKind(s.Tasks("square")); !ok || kind != "square" {
+		t.Errorf("TaskKind(Tasks(square)) = %q, %v", kind, ok)
+	}
+	for _, subject := range []string{"jp.batch-1.tasks.", "jp.batch-1.tasks.a.b", "jp.other.tasks.square", "jetpool.batch-1.tasks.square", "jp.batch-1.ctl.ex1", ""} {
+		if kind, ok := s.TaskKind(subject); ok {
+			t.Errorf("TaskKind(%q) = %q, true; want false", subject, kind)
+		}
+	}
+}
+
 func TestInvalidNames(t *testing.T) {
 	for _, name := range []string{"", " ", "a b", "a.b", "a*", ">", "a>b", "tab\there", "nul\x00", "é", strings.Repeat("x", 65)} {
 		if _, err := NewSubjects(name, "default"); !errors.Is(err, ErrInvalidName) {

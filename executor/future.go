@@ -8,8 +8,8 @@ import (
 )
 
 // status is a future's place in its state machine. Transitions only go
-// forward: pending → running → finished, pending → finished (a failure before
-// any start), pending → cancelled.
+// forward: pending → running → finished, pending → finished (a failure or an
+// expired deadline before any start), pending → cancelled.
 type status uint8
 
 const (
@@ -115,6 +115,21 @@ func (s *state) resolve(val any, err error) bool {
 		return false
 	}
 	s.st, s.val, s.err = finished, val, err
+	s.finishLocked()
+	return true
+}
+
+// expire fails a pending future with err, as its deadline passed before it
+// started, and reports whether it did. A running or done future is left as
+// it is: the check and the change are one step, so a future that starts
+// meanwhile is never failed as unstarted.
+func (s *state) expire(err error) bool {
+	s.mu.Lock()
+	if s.st != pending {
+		s.mu.Unlock()
+		return false
+	}
+	s.st, s.err = finished, err
 	s.finishLocked()
 	return true
 }

@@ -37,7 +37,9 @@ func Retry(p task.RetryPolicy) LocalOption {
 
 // Local runs tasks in this process on a pool of goroutines, Python's
 // ThreadPoolExecutor. Goroutines are started on demand up to the pool size
-// and exit at Shutdown; the queue is unbounded. Create it with [NewLocal].
+// and exit at Shutdown; the queue is unbounded. A queued task with a deadline
+// holds a timer that fails its future at the deadline, however long the
+// queue. Create it with [NewLocal].
 type Local struct {
 	reg   *task.Registry
 	max   int
@@ -53,8 +55,26 @@ type Local struct {
 }
 
 type localJob struct {
-	b *batch
-	h task.Handler
+	b      *batch
+	h      task.Handler
+	expiry *time.Timer // fails b's pending futures at its deadline; nil without one
+}
+
+// stop releases the job's timer: once the job has run, or will never run,
+// nothing of it is left to expire.
+func (j localJob) stop() {
+	if j.expiry != nil {
+		j.expiry.Stop()
+	}
+}
+
+// expirePending fails the futures of b that have not started: b's deadline
+// passed while they waited for a slot, and they must never start.
+func expirePending(b *batch) {
+	err := errExpired(b.codec.Kind)
+	for i := range b.calls {
+		b.calls[i].s.expire(err)
+	}
 }
 
 // NewLocal returns a pool that runs the handlers registered in reg. It fails
@@ -80,7 +100,11 @@ func (l *Local) enqueue(_ context.Context, b *batch) error {
 	if l.closed {
 		return ErrShutdown
 	}
-	l.queue = append(l.queue, localJob{b, h})
+	j := localJob{b: b, h: h}
+	if !b.deadline.IsZero() {
+		j.expiry = time.AfterFunc(time.Until(b.deadline), func() { expirePending(b) })
+	}
+	l.queue = append(l.queue, j)
 	switch {
 	case l.idle > 0:
 		l.idle-- // the woken goroutine no longer counts as idle
@@ -115,12 +139,15 @@ func (l *Local) work(n int) {
 	}
 }
 
+// run runs the calls of j one after another. A call its expiry timer or a
+// Cancel has settled meanwhile is skipped.
 func (l *Local) run(ctx context.Context, j localJob) {
+	defer j.stop()
 	b := j.b
 	for i := range b.calls {
 		c := &b.calls[i]
 		if b.expired(time.Now()) {
-			c.s.resolve(nil, errExpired(b.codec.Kind))
+			c.s.expire(errExpired(b.codec.Kind))
 			continue
 		}
 		hctx, cancel := handlerContext(ctx, b.deadline)
@@ -151,6 +178,7 @@ func (l *Local) Shutdown(ctx context.Context, wait, cancelFutures bool) error {
 	l.mu.Unlock()
 	if cancelFutures {
 		for _, j := range queued {
+			j.stop()
 			for _, c := range j.b.calls {
 				c.s.cancel()
 			}

@@ -62,6 +62,7 @@ func Run(t *testing.T, newExecutor Factory) {
 		{"ShutdownNoWait", testShutdownNoWait},
 		{"ShutdownCancelFutures", testShutdownCancelFutures},
 		{"TaskDeadline", testTaskDeadline},
+		{"QueuedDeadline", testQueuedDeadline},
 		{"Interrupt", testInterrupt},
 		{"CancelRace", testCancelRace},
 	}
@@ -717,6 +718,38 @@ func testTaskDeadline(t *testing.T, e *env) {
 	_, err := result(t, submit(t, ex, Square, Num{N: 2, SleepMs: 10_000}, executor.WithTimeout(200*time.Millisecond)))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("handler past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// testQueuedDeadline fills the executor's one slot and checks that a task
+// queued behind it fails at its own deadline, not when the slot frees.
+func testQueuedDeadline(t *testing.T, e *env) {
+	const timeout = 300 * time.Millisecond
+	const slack = 3 * time.Second // generous for a loaded machine, far below the blocker's wait
+	ex := e.start(t, 1)
+	block := submit(t, ex, Gate, "block")
+	within(t, e.h.Started("block"), "block to start")
+	start := time.Now()
+	late := submit(t, ex, Record, "late", executor.WithTimeout(timeout))
+	ctx, cancel := context.WithTimeout(ctxT(t), timeout+slack)
+	defer cancel()
+	_, err := late.Result(ctx)
+	elapsed := time.Since(start)
+	switch {
+	case !isDone(late):
+		t.Errorf("queued task with a %v timeout still pending after %v while the slot is busy", timeout, elapsed)
+	case !errors.Is(err, context.DeadlineExceeded):
+		t.Errorf("queued task past its deadline: %v, want context.DeadlineExceeded", err)
+	case elapsed < timeout:
+		t.Errorf("queued task failed after %v, before its %v deadline", elapsed, timeout)
+	case isDone(block):
+		t.Error("the blocking task finished before its gate opened")
+	}
+	e.h.Open("block")
+	mustResult(t, block)
+	shutdown(t, ex, true, false)
+	if n := e.h.Ran("late"); n != 0 {
+		t.Errorf("expired task ran %d times", n)
 	}
 }
 

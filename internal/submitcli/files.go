@@ -170,11 +170,12 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 		submit = append(submit, inputs[i])
 		submitted = append(submitted, i)
 	}
-	ex, cleanup, code := open(ctx, &f.common, io)
-	if ex == nil {
+	io.Err = syncWriter(io.Err) // shared with the warning about unserved kinds
+	s, code := open(ctx, &f.common, io)
+	if s == nil {
 		return code
 	}
-	defer cleanup()
+	defer s.close()
 	var opts []executor.MapOption
 	if f.timeout > 0 {
 		opts = append(opts, executor.Timeout(f.timeout))
@@ -192,8 +193,10 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 			bar.add(true)
 		}
 	}
+	stopWarn := s.warnUnserved(ctx, t.Kind(), noWorkerAfter, io)
+	defer stopWarn()
 	k := 0
-	for res, err := range executor.Map(ctx, ex, t, slices.Values(submit), opts...) {
+	for res, err := range executor.Map(ctx, s.ex, t, slices.Values(submit), opts...) {
 		i := submitted[k]
 		printRefused(i)
 		var te *task.Error

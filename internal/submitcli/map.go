@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
@@ -21,7 +23,9 @@ Usage: submit map KIND [ARG...] [flags]
 
 Runs task KIND once per argument, or once per JSON line on standard input when
 no argument is given, and prints one JSON line per result on standard output,
-in input order. A failed task prints {"error": {...}} in its place.
+in input order. A failed task prints {"error": {...}} in its place. Tasks of a
+kind no worker online serves wait for one; after a few seconds the command
+says so on standard error.
 
 Examples:
   submit map square 1 2 3 --embedded
@@ -32,7 +36,9 @@ Examples:
 const runUsage = `
 Usage: submit run KIND ARG [flags]
 
-Runs task KIND once with the JSON argument ARG and prints its result.
+Runs task KIND once with the JSON argument ARG and prints its result. A task
+of a kind no worker online serves waits for one; after a few seconds the
+command says so on standard error.
 
 Examples:
   submit run square 7 --embedded
@@ -45,10 +51,25 @@ type mapFlags struct {
 	buffersize int
 	timeout    time.Duration
 	quiet      bool
+
+	// noWorkerAfter is not a flag: it is how long tasks are outstanding
+	// before the command looks for a worker online that serves their kind,
+	// and warns if there is none.
+	noWorkerAfter time.Duration
 }
 
 func runMap(ctx context.Context, args []string, io IO) int {
-	var f mapFlags
+	f := mapFlags{noWorkerAfter: noWorkerAfter}
+	return f.runMap(ctx, args, io)
+}
+
+func runOne(ctx context.Context, args []string, io IO) int {
+	f := mapFlags{noWorkerAfter: noWorkerAfter}
+	return f.runOne(ctx, args, io)
+}
+
+// runMap is 'submit map' with f's settings; the flags fill in the rest of f.
+func (f *mapFlags) runMap(ctx context.Context, args []string, io IO) int {
 	fs := newFlagSet("map", mapUsage, io.Err)
 	f.register(fs)
 	fs.IntVar(&f.chunksize, "chunksize", 1, "inputs per chunk (one message, run in order by one worker)")
@@ -100,18 +121,21 @@ func runMap(ctx context.Context, args []string, io IO) int {
 		inputs = jsonLines(io.In, &inputErr)
 	}
 
-	ex, cleanup, code := open(ctx, &f.common, io)
-	if ex == nil {
+	io.Err = syncWriter(io.Err) // shared with the warning about unserved kinds
+	s, code := open(ctx, &f.common, io)
+	if s == nil {
 		return code
 	}
-	defer cleanup()
+	defer s.close()
 
 	bar := newProgress(io, total, !f.quiet && io.Terminal)
 	defer bar.finish()
 	out := bufio.NewWriter(io.Out)
 	defer out.Flush()
 	failed, timedOut := false, false
-	for v, err := range executor.Map(ctx, ex, task.New[any, any](kind), inputs, opts...) {
+	stopWarn := s.warnUnserved(ctx, kind, f.noWorkerAfter, io)
+	defer stopWarn()
+	for v, err := range executor.Map(ctx, s.ex, task.New[any, any](kind), inputs, opts...) {
 		var te *task.Error
 		switch {
 		case err == nil:
@@ -145,8 +169,8 @@ func runMap(ctx context.Context, args []string, io IO) int {
 	return outcome(failed, timedOut)
 }
 
-func runOne(ctx context.Context, args []string, io IO) int {
-	var f mapFlags
+// runOne is 'submit run' with f's settings; the flags fill in the rest of f.
+func (f *mapFlags) runOne(ctx context.Context, args []string, io IO) int {
 	fs := newFlagSet("run", runUsage, io.Err)
 	f.register(fs)
 	fs.DurationVar(&f.timeout, "timeout", 0, "time limit for the task (0: none)")
@@ -172,11 +196,12 @@ func runOne(ctx context.Context, args []string, io IO) int {
 		fmt.Fprintln(io.Err, "submit run: --timeout must not be negative")
 		return ExitUsage
 	}
-	ex, cleanup, code := open(ctx, &f.common, io)
-	if ex == nil {
+	io.Err = syncWriter(io.Err) // shared with the warning about unserved kinds
+	s, code := open(ctx, &f.common, io)
+	if s == nil {
 		return code
 	}
-	defer cleanup()
+	defer s.close()
 	var opts []executor.SubmitOption
 	wait := ctx
 	if f.timeout > 0 {
@@ -185,12 +210,14 @@ func runOne(ctx context.Context, args []string, io IO) int {
 		wait, cancel = context.WithTimeout(ctx, f.timeout)
 		defer cancel()
 	}
-	fut, err := executor.Submit(ctx, ex, task.New[any, any](pos[0]), arg, opts...)
+	fut, err := executor.Submit(ctx, s.ex, task.New[any, any](pos[0]), arg, opts...)
 	if err != nil {
 		fmt.Fprintln(io.Err, "submit run:", err)
 		return ExitUnavailable
 	}
+	stopWarn := s.warnUnserved(ctx, pos[0], f.noWorkerAfter, io)
 	v, err := fut.Result(wait)
+	stopWarn()
 	var te *task.Error
 	switch {
 	case err == nil:
@@ -213,45 +240,64 @@ func runOne(ctx context.Context, args []string, io IO) int {
 	}
 }
 
+// session is the executor a command submits to, with a connection to its
+// broker and the name of its pool, for looking up the workers online.
+type session struct {
+	ex    executor.Executor
+	nc    *nats.Conn
+	pool  string
+	close func() // shuts the executor down and closes nc
+}
+
 // open returns the executor the flags ask for: a process pool on an embedded
 // broker, or a NATS executor on a connection. On failure it has printed why
-// and returns a nil executor and the exit code.
-func open(ctx context.Context, c *common, io IO) (executor.Executor, func(), int) {
+// and returns a nil session and the exit code.
+func open(ctx context.Context, c *common, io IO) (*session, int) {
 	if c.embedded {
 		if c.workers < 1 || c.perWorker < 1 {
 			fmt.Fprintln(io.Err, "submit: --workers and --worker-concurrency must be at least 1")
-			return nil, nil, ExitUsage
+			return nil, ExitUsage
 		}
 		p, err := executor.NewProcessPool(ctx, c.workers, executor.Concurrency(c.perWorker),
 			executor.StoreDir(c.storeDir), executor.ProcessPoolConfig(c.poolConfig()))
 		if err != nil {
 			fmt.Fprintln(io.Err, "submit: start embedded pool:", err)
-			return nil, nil, ExitUnavailable
+			return nil, ExitUnavailable
 		}
-		return p, func() { p.Shutdown(context.Background(), true, true) }, ExitOK
+		nc, err := broker.Connect(broker.ConnectOptions{URL: p.URL(), Name: "jetpool-submit"})
+		if err != nil {
+			p.Shutdown(context.Background(), true, true)
+			fmt.Fprintln(io.Err, "submit: connect to embedded pool:", err)
+			return nil, ExitUnavailable
+		}
+		// A process pool serves the default pool of its own broker.
+		return &session{ex: p, nc: nc, pool: broker.DefaultPool, close: func() {
+			nc.Close() // before its server stops, so that it does not reconnect
+			p.Shutdown(context.Background(), true, true)
+		}}, ExitOK
 	}
 	c.conn.Name = "jetpool-submit"
 	nc, err := broker.Connect(c.conn)
 	if err != nil {
 		fmt.Fprintln(io.Err, "submit:", err)
 		if errors.Is(err, broker.ErrInvalidConnect) {
-			return nil, nil, ExitUsage
+			return nil, ExitUsage
 		}
-		return nil, nil, ExitUnavailable
+		return nil, ExitUnavailable
 	}
 	ex, err := executor.NewNATS(ctx, nc, executor.WithPool(c.pool), executor.WithPrefix(c.prefix), executor.WithPoolConfig(c.poolConfig()))
 	if err != nil {
 		nc.Close()
 		fmt.Fprintln(io.Err, "submit:", err)
 		if errors.Is(err, executor.ErrInvalidOption) || errors.Is(err, broker.ErrInvalidName) {
-			return nil, nil, ExitUsage
+			return nil, ExitUsage
 		}
-		return nil, nil, ExitUnavailable
+		return nil, ExitUnavailable
 	}
-	return ex, func() {
+	return &session{ex: ex, nc: nc, pool: c.pool, close: func() {
 		ex.Shutdown(context.Background(), true, true)
 		nc.Drain()
-	}, ExitOK
+	}}, ExitOK
 }
 
 // jsonLines yields one parsed JSON value per non-empty line of r. A line that

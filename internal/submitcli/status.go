@@ -8,13 +8,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/worker"
@@ -26,7 +24,8 @@ Usage: submit status [flags]
 Shows a pool: its stream's depth, per kind the chunks queued, delivered and
 not yet acknowledged, and redelivered, and the workers online (found through
 NATS service discovery, as 'nats micro ls' finds them) with their kinds,
-load and counters.
+load and counters. Every kind with chunks in the stream is listed, with how
+many workers online serve it: the chunks of a kind none serves wait for one.
 
 Examples:
   submit status --server nats://127.0.0.1:4222
@@ -35,32 +34,25 @@ Examples:
 
 // Status is what 'submit status' reports, also as its --json document.
 type Status struct {
-	Pool    string         `json:"pool"`
-	Stream  string         `json:"stream"`
-	Exists  bool           `json:"exists"`
-	Msgs    uint64         `json:"messages"`
-	Bytes   uint64         `json:"bytes"`
-	Kinds   []KindStatus   `json:"kinds"`
-	Workers []WorkerStatus `json:"workers"`
+	Pool    string          `json:"pool"`
+	Stream  string          `json:"stream"`
+	Exists  bool            `json:"exists"`
+	Msgs    uint64          `json:"messages"`
+	Bytes   uint64          `json:"bytes"`
+	Kinds   []KindStatus    `json:"kinds"`
+	Workers []worker.Online `json:"workers"`
 }
 
-// KindStatus is one kind's consumer.
+// KindStatus is one kind's queue: its consumer's counts, or for a kind that
+// has chunks but no consumer (no worker ever served it) those chunks as
+// pending.
 type KindStatus struct {
 	Kind        string `json:"kind"`
 	Pending     uint64 `json:"pending"`     // queued, not yet delivered
 	InFlight    int    `json:"in_flight"`   // delivered, not yet acknowledged
 	Redelivered int    `json:"redelivered"` // delivered more than once, not yet acknowledged
 	Waiting     int    `json:"waiting"`     // pull requests of idle workers
-}
-
-// WorkerStatus is one worker's service registration and load.
-type WorkerStatus struct {
-	ID      string   `json:"id"`
-	Host    string   `json:"host"`
-	PID     string   `json:"pid"`
-	Version string   `json:"version"`
-	Kinds   []string `json:"kinds"`
-	worker.Status
+	Workers     int    `json:"workers"`     // workers online that serve it; 0: its chunks wait
 }
 
 func runStatus(ctx context.Context, args []string, io IO) int {
@@ -115,10 +107,10 @@ func connect(c *common, io IO, cmd string) (*nats.Conn, int) {
 	return nc, ExitOK
 }
 
-// poolStatus reads the pool's stream and consumers and collects the workers'
-// service registrations for wait.
+// poolStatus reads the pool's stream, its consumers and its chunks per
+// subject, and collects the workers' service registrations for wait.
 func poolStatus(ctx context.Context, nc *nats.Conn, subj broker.Subjects, wait time.Duration) (Status, error) {
-	st := Status{Pool: subj.Pool(), Stream: subj.Stream(), Kinds: []KindStatus{}, Workers: []WorkerStatus{}}
+	st := Status{Pool: subj.Pool(), Stream: subj.Stream(), Kinds: []KindStatus{}, Workers: []worker.Online{}}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return st, err
@@ -131,13 +123,17 @@ func poolStatus(ctx context.Context, nc *nats.Conn, subj broker.Subjects, wait t
 	case err != nil:
 		return st, err
 	default:
-		info, err := stream.Info(infoCtx)
+		// Per-subject counts find the kinds that have chunks but no
+		// consumer: no worker ever served them.
+		info, err := stream.Info(infoCtx, jetstream.WithSubjectFilter(subj.AllTasks()))
 		if err != nil {
 			return st, err
 		}
 		st.Exists, st.Msgs, st.Bytes = true, info.State.Msgs, info.State.Bytes
+		hasConsumer := map[string]bool{}
 		consumers := stream.ListConsumers(infoCtx)
 		for ci := range consumers.Info() {
+			hasConsumer[ci.Name] = true
 			st.Kinds = append(st.Kinds, KindStatus{
 				Kind: ci.Name, Pending: ci.NumPending, InFlight: ci.NumAckPending,
 				Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
@@ -146,76 +142,28 @@ func poolStatus(ctx context.Context, nc *nats.Conn, subj broker.Subjects, wait t
 		if err := consumers.Err(); err != nil {
 			return st, err
 		}
+		for subject, n := range info.State.Subjects {
+			if kind, ok := subj.TaskKind(subject); ok && !hasConsumer[subj.Consumer(kind)] {
+				st.Kinds = append(st.Kinds, KindStatus{Kind: kind, Pending: n})
+			}
+		}
 		sort.Slice(st.Kinds, func(i, j int) bool { return st.Kinds[i].Kind < st.Kinds[j].Kind })
 	}
-	workers, err := discoverWorkers(ctx, nc, subj.Pool(), wait)
+	workers, err := worker.Discover(ctx, nc, subj.Pool(), wait)
 	if err != nil {
 		return st, err
 	}
 	st.Workers = workers
+	served := map[string]int{}
+	for _, w := range workers {
+		for _, k := range w.Kinds {
+			served[k]++
+		}
+	}
+	for i := range st.Kinds {
+		st.Kinds[i].Workers = served[st.Kinds[i].Kind]
+	}
 	return st, nil
-}
-
-// discoverWorkers asks every jetpool worker for its service stats and keeps
-// the answers of pool's workers that arrive within wait.
-func discoverWorkers(ctx context.Context, nc *nats.Conn, pool string, wait time.Duration) ([]WorkerStatus, error) {
-	subject, err := micro.ControlSubject(micro.StatsVerb, worker.ServiceName, "")
-	if err != nil {
-		return nil, err
-	}
-	inbox := nc.NewRespInbox()
-	var mu sync.Mutex
-	byID := map[string]WorkerStatus{}
-	sub, err := nc.Subscribe(inbox, func(m *nats.Msg) {
-		var s micro.Stats
-		if json.Unmarshal(m.Data, &s) != nil || s.Metadata[worker.MetaPool] != pool {
-			return
-		}
-		w := WorkerStatus{ID: s.Metadata[worker.MetaWorkerID], Host: s.Metadata[worker.MetaHost],
-			PID: s.Metadata[worker.MetaPID], Version: s.Version}
-		if w.ID == "" {
-			w.ID = s.ID
-		}
-		if k := s.Metadata[worker.MetaKinds]; k != "" {
-			w.Kinds = strings.Split(k, ",")
-		}
-		w.Concurrency, _ = strconv.Atoi(s.Metadata[worker.MetaConcurrency])
-		for _, ep := range s.Endpoints {
-			if ep != nil && ep.Name == worker.StatusEndpoint && len(ep.Data) > 0 {
-				json.Unmarshal(ep.Data, &w.Status)
-			}
-		}
-		mu.Lock()
-		byID[w.ID] = w
-		mu.Unlock()
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, err
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	workers := make([]WorkerStatus, 0, len(byID))
-	for _, w := range byID {
-		workers = append(workers, w)
-	}
-	sort.Slice(workers, func(i, j int) bool {
-		if workers[i].Host != workers[j].Host {
-			return workers[i].Host < workers[j].Host
-		}
-		return workers[i].ID < workers[j].ID
-	})
-	return workers, nil
 }
 
 func printStatus(io IO, st Status) {
@@ -224,9 +172,13 @@ func printStatus(io IO, st Status) {
 	} else {
 		fmt.Fprintf(io.Out, "pool %s: stream %s holds %d chunks (%d bytes)\n\n", st.Pool, st.Stream, st.Msgs, st.Bytes)
 		tw := tabwriter.NewWriter(io.Out, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KIND\tQUEUED\tIN FLIGHT\tREDELIVERED\tIDLE PULLS")
+		fmt.Fprintln(tw, "KIND\tQUEUED\tIN FLIGHT\tREDELIVERED\tIDLE PULLS\tWORKERS")
 		for _, k := range st.Kinds {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", k.Kind, k.Pending, k.InFlight, k.Redelivered, k.Waiting)
+			workers := strconv.Itoa(k.Workers)
+			if k.Workers == 0 {
+				workers = "0  (no worker online serves it; its chunks wait)"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", k.Kind, k.Pending, k.InFlight, k.Redelivered, k.Waiting, workers)
 		}
 		tw.Flush()
 	}
