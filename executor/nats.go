@@ -629,8 +629,10 @@ func (n *NATS) failAll(err error) {
 func (n *NATS) expire(rc *remoteChunk, final bool) {
 	for i := range rc.b.calls {
 		s := rc.b.calls[i].s
-		if final || s.status() == pending {
+		if final {
 			s.resolve(nil, errExpired(rc.b.codec.Kind))
+		} else {
+			s.expire(errExpired(rc.b.codec.Kind))
 		}
 	}
 	if final {
