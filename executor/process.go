@@ -78,6 +78,17 @@ func WorkerStderr(f *os.File) ProcessOption {
 	return func(c *processConfig) error { c.stderr = f; return nil }
 }
 
+// A worker process that exits soon after it starts is started again after a
+// delay that doubles from minRestartDelay up to maxRestartDelay, so a worker
+// that cannot start costs one process start per slot every few seconds, not
+// ten a second. One that ran for stableRun or longer restarts after
+// minRestartDelay again.
+const (
+	minRestartDelay = 100 * time.Millisecond
+	maxRestartDelay = 10 * time.Second
+	stableRun       = 10 * time.Second
+)
+
 // ProcessPool is Python's ProcessPoolExecutor: an embedded NATS server and N
 // worker processes on this host behind a [NATS] executor. By default the
 // workers re-execute this program, which must call [worker.ServeIfChild]
@@ -96,6 +107,7 @@ type ProcessPool struct {
 	sup      sync.WaitGroup // one supervisor per worker slot
 
 	teardownOnce sync.Once
+	stopped      chan struct{} // closed when teardown starts: no more restarts
 	torn         chan struct{}
 }
 
@@ -126,7 +138,7 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 	if err != nil {
 		return nil, err
 	}
-	p := &ProcessPool{srv: srv, cfg: cfg, torn: make(chan struct{}), procs: make([]*os.Process, workers)}
+	p := &ProcessPool{srv: srv, cfg: cfg, stopped: make(chan struct{}), torn: make(chan struct{}), procs: make([]*os.Process, workers)}
 	p.nc, err = nats.Connect("", nats.InProcessServer(srv), nats.Name("jetpool-process-pool"), nats.MaxReconnects(-1))
 	if err != nil {
 		srv.Shutdown()
@@ -172,11 +184,13 @@ func (p *ProcessPool) spawn(slot int) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-// supervise waits for the process in slot and starts it again if it exits
-// before the pool is torn down.
+// supervise waits for the process in slot and starts it again, after
+// [restartDelay], if it exits before the pool is torn down.
 func (p *ProcessPool) supervise(slot int, cmd *exec.Cmd) {
 	defer p.sup.Done()
+	var delay time.Duration
 	for {
+		started := time.Now()
 		err := cmd.Wait()
 		p.mu.Lock()
 		stopping := p.stopping
@@ -184,12 +198,33 @@ func (p *ProcessPool) supervise(slot int, cmd *exec.Cmd) {
 		if stopping {
 			return
 		}
-		p.NATS.log.Warn("executor: worker process exited; starting another", "pid", cmd.Process.Pid, "err", err)
-		time.Sleep(100 * time.Millisecond)
+		prev := delay
+		delay = restartDelay(prev, time.Since(started))
+		p.NATS.log.Warn("executor: worker process exited; starting another", "pid", cmd.Process.Pid, "err", err, "restart_in", delay)
+		if delay == maxRestartDelay && prev < maxRestartDelay {
+			p.NATS.log.Error("executor: worker process keeps exiting soon after it starts; see its standard error "+
+				"(a program that runs its own workers must call worker.ServeIfChild first thing in main)",
+				"slot", slot, "restart_every", maxRestartDelay)
+		}
+		select {
+		case <-time.After(delay):
+		case <-p.stopped:
+			return
+		}
 		if cmd, err = p.spawn(slot); err != nil {
 			return
 		}
 	}
+}
+
+// restartDelay is how long a slot waits to start a worker process again
+// after its process ran for ran and exited; prev is the wait before that
+// process started, 0 for the slot's first.
+func restartDelay(prev, ran time.Duration) time.Duration {
+	if prev == 0 || ran >= stableRun {
+		return minRestartDelay
+	}
+	return min(2*prev, maxRestartDelay)
 }
 
 // Processes returns the current worker processes, for observing or
@@ -227,6 +262,7 @@ func (p *ProcessPool) teardown(ctx context.Context) error {
 	p.teardownOnce.Do(func() {
 		p.mu.Lock()
 		p.stopping = true
+		close(p.stopped)
 		procs := append([]*os.Process(nil), p.procs...)
 		p.mu.Unlock()
 		go func() {
