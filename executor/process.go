@@ -117,7 +117,13 @@ type ProcessPool struct {
 // set in the environment, the processes share the machine's CPUs: each runs
 // with GOMAXPROCS = max(1, NumCPU / workers), as each process of a Python
 // pool runs on one.
+//
+// In a worker process of a pool (see [worker.IsChild]) NewProcessPool
+// returns [ErrInWorker] and starts nothing.
 func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*ProcessPool, error) {
+	if worker.IsChild() {
+		return nil, ErrInWorker
+	}
 	if workers < 1 {
 		return nil, fmt.Errorf("%w: %d workers, want at least 1", ErrInvalidOption, workers)
 	}
