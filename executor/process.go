@@ -78,6 +78,11 @@ func WorkerStderr(f *os.File) ProcessOption {
 	return func(c *processConfig) error { c.stderr = f; return nil }
 }
 
+// MaxProcesses is the most worker processes [NewProcessPool] starts. Each
+// costs a Go runtime, a connection and some megabytes of memory; for more
+// tasks at once on one host, raise [Concurrency] instead.
+const MaxProcesses = 256
+
 // A worker process that exits soon after it starts is started again after a
 // delay that doubles from minRestartDelay up to maxRestartDelay, so a worker
 // that cannot start costs one process start per slot every few seconds, not
@@ -118,14 +123,15 @@ type ProcessPool struct {
 // with GOMAXPROCS = max(1, NumCPU / workers), as each process of a Python
 // pool runs on one.
 //
-// In a worker process of a pool (see [worker.IsChild]) NewProcessPool
-// returns [ErrInWorker] and starts nothing.
+// Workers must be from 1 to [MaxProcesses]. In a worker process of a pool
+// (see [worker.IsChild]) NewProcessPool returns [ErrInWorker] and starts
+// nothing.
 func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*ProcessPool, error) {
 	if worker.IsChild() {
 		return nil, ErrInWorker
 	}
-	if workers < 1 {
-		return nil, fmt.Errorf("%w: %d workers, want at least 1", ErrInvalidOption, workers)
+	if workers < 1 || workers > MaxProcesses {
+		return nil, fmt.Errorf("%w: %d workers, want 1 to %d", ErrInvalidOption, workers, MaxProcesses)
 	}
 	cfg := processConfig{concurrency: 1, stderr: os.Stderr}
 	for _, o := range opts {

@@ -19,6 +19,17 @@ import (
 	"github.com/jetpool/jetpool/worker"
 )
 
+func TestNewProcessPoolWorkersOutOfRange(t *testing.T) {
+	for _, n := range []int{-1, 0, executor.MaxProcesses + 1, 100_000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			p, err := executor.NewProcessPool(context.Background(), n)
+			if !errors.Is(err, executor.ErrInvalidOption) || p != nil {
+				t.Fatalf("NewProcessPool(%d) = %v, %v; want ErrInvalidOption", n, p, err)
+			}
+		})
+	}
+}
+
 func TestNewProcessPoolInAWorkerProcess(t *testing.T) {
 	t.Setenv(worker.EnvChild, "1")
 	p, err := executor.NewProcessPool(context.Background(), 1)
