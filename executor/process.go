@@ -125,7 +125,8 @@ type ProcessPool struct {
 //
 // Workers must be from 1 to [MaxProcesses]. In a worker process of a pool
 // (see [worker.IsChild]) NewProcessPool returns [ErrInWorker] and starts
-// nothing.
+// nothing. If ctx ends before every process is started, the ones started are
+// stopped and ctx's error is returned.
 func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*ProcessPool, error) {
 	if worker.IsChild() {
 		return nil, ErrInWorker
@@ -168,6 +169,10 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 		p.env = append(p.env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/workers)))
 	}
 	for i := range workers {
+		if err := ctx.Err(); err != nil {
+			p.teardown(context.Background())
+			return nil, err
+		}
 		cmd, err := p.spawn(i)
 		if err != nil {
 			p.teardown(context.Background())
@@ -253,9 +258,12 @@ func (p *ProcessPool) URL() string { return p.srv.ClientURL() }
 // Shutdown implements [Executor.Shutdown]; once every outstanding future is
 // done it stops the worker processes (SIGTERM: they finish what they run),
 // the connection and the embedded broker. With wait it returns after that;
-// without, that happens in the background.
+// without, that happens in the background. If ctx ends before the futures
+// are done, the processes are killed, with the tasks they run, and Shutdown
+// returns ctx's error once they are gone.
 func (p *ProcessPool) Shutdown(ctx context.Context, wait, cancelFutures bool) error {
 	if err := p.NATS.Shutdown(ctx, wait, cancelFutures); err != nil {
+		p.teardown(ctx)
 		return err
 	}
 	if !wait {
@@ -269,9 +277,13 @@ func (p *ProcessPool) Shutdown(ctx context.Context, wait, cancelFutures bool) er
 }
 
 // teardown stops the processes, the connection and the server, once. A
-// process still running a minute after SIGTERM, or when ctx ends, is killed.
+// process still running a minute after SIGTERM, or when the ctx of the first
+// call ends, is killed; that call returns once all is stopped, later ones
+// when it is or when their ctx ends.
 func (p *ProcessPool) teardown(ctx context.Context) error {
+	first := false
 	p.teardownOnce.Do(func() {
+		first = true
 		p.mu.Lock()
 		p.stopping = true
 		close(p.stopped)
@@ -289,13 +301,14 @@ func (p *ProcessPool) teardown(ctx context.Context) error {
 			select {
 			case <-exited:
 			case <-time.After(time.Minute):
-				for _, proc := range procs {
-					if proc != nil {
-						proc.Kill()
-					}
-				}
-				<-exited
+			case <-ctx.Done():
 			}
+			for _, proc := range procs {
+				if proc != nil {
+					proc.Kill() // a no-op for a process already waited for
+				}
+			}
+			<-exited
 			p.nc.Close()
 			p.srv.Shutdown()
 		}()
@@ -304,6 +317,9 @@ func (p *ProcessPool) teardown(ctx context.Context) error {
 	case <-p.torn:
 		return nil
 	case <-ctx.Done():
+		if first {
+			<-p.torn // the processes are being killed
+		}
 		return ctx.Err()
 	}
 }

@@ -41,6 +41,37 @@ func TestNewProcessPoolInAWorkerProcess(t *testing.T) {
 	}
 }
 
+// TestProcessPoolShutdownKillsWhenCtxEnds ends the ctx of Shutdown while a
+// task is outstanding: Shutdown returns ctx's error once the worker process
+// is killed and waited for, and the task fails when the grace period is up.
+func TestProcessPoolShutdownKillsWhenCtxEnds(t *testing.T) {
+	p, err := executor.NewProcessPool(context.Background(), 1, executor.ProcessPoolConfig(faultPoolConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := executor.Submit(context.Background(), p, Nap, 60_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Shutdown(ctx, true, false); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown with its ctx ended = %v, want context.Canceled", err)
+	}
+	proc := p.Processes()[0]
+	if err := proc.Signal(syscall.Signal(0)); !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("worker process %d after Shutdown: signal 0 = %v, want it gone", proc.Pid, err)
+	}
+	wait, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	if _, err := f.Result(wait); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("the nap of a killed pool = %v, want it failed", err)
+	}
+	if err := p.Shutdown(wait, true, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestForgettingServeIfChild runs a program whose main calls NewProcessPool
 // without calling worker.ServeIfChild first, so its workers run its main too.
 // There NewProcessPool fails at once, saying to call ServeIfChild, instead of
