@@ -218,14 +218,17 @@ func runOne(ctx context.Context, args []string, io IO) int {
 // and returns a nil executor and the exit code.
 func open(ctx context.Context, c *common, io IO) (executor.Executor, func(), int) {
 	if c.embedded {
-		if c.workers < 1 || c.perWorker < 1 {
-			fmt.Fprintln(io.Err, "submit: --workers and --worker-concurrency must be at least 1")
+		if c.workers < 1 || c.workers > executor.MaxProcesses || c.perWorker < 1 {
+			fmt.Fprintf(io.Err, "submit: --workers must be from 1 to %d and --worker-concurrency at least 1\n", executor.MaxProcesses)
 			return nil, nil, ExitUsage
 		}
 		p, err := executor.NewProcessPool(ctx, c.workers, executor.Concurrency(c.perWorker),
 			executor.StoreDir(c.storeDir), executor.ProcessPoolConfig(c.poolConfig()))
 		if err != nil {
 			fmt.Fprintln(io.Err, "submit: start embedded pool:", err)
+			if errors.Is(err, executor.ErrInvalidOption) {
+				return nil, nil, ExitUsage
+			}
 			return nil, nil, ExitUnavailable
 		}
 		return p, func() { p.Shutdown(context.Background(), true, true) }, ExitOK
