@@ -215,7 +215,9 @@ func runOne(ctx context.Context, args []string, io IO) int {
 
 // open returns the executor the flags ask for: a process pool on an embedded
 // broker, or a NATS executor on a connection. On failure it has printed why
-// and returns a nil executor and the exit code.
+// and returns a nil executor and the exit code. The cleanup it returns cancels
+// the tasks not started and waits for the running ones, unless ctx ends (an
+// interrupt): then it returns at once, killing an embedded pool's workers.
 func open(ctx context.Context, c *common, io IO) (executor.Executor, func(), int) {
 	if c.embedded {
 		if c.workers < 1 || c.workers > executor.MaxProcesses || c.perWorker < 1 {
@@ -231,7 +233,7 @@ func open(ctx context.Context, c *common, io IO) (executor.Executor, func(), int
 			}
 			return nil, nil, ExitUnavailable
 		}
-		return p, func() { p.Shutdown(context.Background(), true, true) }, ExitOK
+		return p, func() { p.Shutdown(ctx, true, true) }, ExitOK
 	}
 	c.conn.Name = "jetpool-submit"
 	nc, err := broker.Connect(c.conn)
@@ -252,7 +254,7 @@ func open(ctx context.Context, c *common, io IO) (executor.Executor, func(), int
 		return nil, nil, ExitUnavailable
 	}
 	return ex, func() {
-		ex.Shutdown(context.Background(), true, true)
+		ex.Shutdown(ctx, true, true)
 		nc.Drain()
 	}, ExitOK
 }
