@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -186,7 +187,9 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 
 func (p *ProcessPool) spawn(slot int) (*exec.Cmd, error) {
 	cmd := exec.Command(p.cfg.command[0], p.cfg.command[1:]...)
-	cmd.Env = append(p.env, worker.EnvID+"=proc-"+strconv.Itoa(os.Getpid())+"-"+strconv.Itoa(slot))
+	// A slice of its own: supervisors spawn concurrently, and an append to
+	// p.env would write its spare capacity, which they share.
+	cmd.Env = slices.Concat(p.env, []string{worker.EnvID + "=proc-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(slot)})
 	cmd.Stdout, cmd.Stderr = p.cfg.stderr, p.cfg.stderr
 	setParentDeath(cmd)
 	p.mu.Lock()
