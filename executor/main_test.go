@@ -19,7 +19,11 @@ import (
 
 func TestMain(m *testing.M) {
 	// The fault tests start this test binary as worker processes and as a
-	// producer process to kill.
+	// producer process to kill; the guard test as a program that forgets
+	// worker.ServeIfChild, and so also as that program's workers.
+	if starts := os.Getenv(envTestForgetful); starts != "" {
+		os.Exit(runForgetfulMain(starts))
+	}
 	worker.ServeIfChild(childRegistry())
 	if url := os.Getenv(envTestProducer); url != "" {
 		os.Exit(runDoomedProducer(url))
@@ -58,8 +62,9 @@ func childRegistry() *task.Registry {
 }
 
 const (
-	envTestProducer = "JETPOOL_TEST_PRODUCER"
-	envRanLog       = "JETPOOL_TEST_RAN_LOG"
+	envTestProducer  = "JETPOOL_TEST_PRODUCER"
+	envRanLog        = "JETPOOL_TEST_RAN_LOG"
+	envTestForgetful = "JETPOOL_TEST_FORGETFUL"
 )
 
 // openRanLog opens the file where worker processes of a fault test record

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -78,6 +79,22 @@ func WorkerStderr(f *os.File) ProcessOption {
 	return func(c *processConfig) error { c.stderr = f; return nil }
 }
 
+// MaxProcesses is the most worker processes [NewProcessPool] starts. Each
+// costs a Go runtime, a connection and some megabytes of memory; for more
+// tasks at once on one host, raise [Concurrency] instead.
+const MaxProcesses = 256
+
+// A worker process that exits soon after it starts is started again after a
+// delay that doubles from minRestartDelay up to maxRestartDelay, so a worker
+// that cannot start costs one process start per slot every few seconds, not
+// ten a second. One that ran for stableRun or longer restarts after
+// minRestartDelay again.
+const (
+	minRestartDelay = 100 * time.Millisecond
+	maxRestartDelay = 10 * time.Second
+	stableRun       = 10 * time.Second
+)
+
 // ProcessPool is Python's ProcessPoolExecutor: an embedded NATS server and N
 // worker processes on this host behind a [NATS] executor. By default the
 // workers re-execute this program, which must call [worker.ServeIfChild]
@@ -96,6 +113,7 @@ type ProcessPool struct {
 	sup      sync.WaitGroup // one supervisor per worker slot
 
 	teardownOnce sync.Once
+	stopped      chan struct{} // closed when teardown starts: no more restarts
 	torn         chan struct{}
 }
 
@@ -105,9 +123,17 @@ type ProcessPool struct {
 // set in the environment, the processes share the machine's CPUs: each runs
 // with GOMAXPROCS = max(1, NumCPU / workers), as each process of a Python
 // pool runs on one.
+//
+// Workers must be from 1 to [MaxProcesses]. In a worker process of a pool
+// (see [worker.IsChild]) NewProcessPool returns [ErrInWorker] and starts
+// nothing. If ctx ends before every process is started, the ones started are
+// stopped and ctx's error is returned.
 func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*ProcessPool, error) {
-	if workers < 1 {
-		return nil, fmt.Errorf("%w: %d workers, want at least 1", ErrInvalidOption, workers)
+	if worker.IsChild() {
+		return nil, ErrInWorker
+	}
+	if workers < 1 || workers > MaxProcesses {
+		return nil, fmt.Errorf("%w: %d workers, want 1 to %d", ErrInvalidOption, workers, MaxProcesses)
 	}
 	cfg := processConfig{concurrency: 1, stderr: os.Stderr}
 	for _, o := range opts {
@@ -126,7 +152,7 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 	if err != nil {
 		return nil, err
 	}
-	p := &ProcessPool{srv: srv, cfg: cfg, torn: make(chan struct{}), procs: make([]*os.Process, workers)}
+	p := &ProcessPool{srv: srv, cfg: cfg, stopped: make(chan struct{}), torn: make(chan struct{}), procs: make([]*os.Process, workers)}
 	p.nc, err = nats.Connect("", nats.InProcessServer(srv), nats.Name("jetpool-process-pool"), nats.MaxReconnects(-1))
 	if err != nil {
 		srv.Shutdown()
@@ -144,6 +170,10 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 		p.env = append(p.env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/workers)))
 	}
 	for i := range workers {
+		if err := ctx.Err(); err != nil {
+			p.teardown(context.Background())
+			return nil, err
+		}
 		cmd, err := p.spawn(i)
 		if err != nil {
 			p.teardown(context.Background())
@@ -157,7 +187,9 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 
 func (p *ProcessPool) spawn(slot int) (*exec.Cmd, error) {
 	cmd := exec.Command(p.cfg.command[0], p.cfg.command[1:]...)
-	cmd.Env = append(p.env, worker.EnvID+"="+workerID(slot))
+	// A slice of its own: supervisors spawn concurrently, and an append to
+	// p.env would write its spare capacity, which they share.
+	cmd.Env = slices.Concat(p.env, []string{worker.EnvID + "=" + workerID(slot)})
 	cmd.Stdout, cmd.Stderr = p.cfg.stderr, p.cfg.stderr
 	setParentDeath(cmd)
 	p.mu.Lock()
@@ -177,11 +209,15 @@ func workerID(slot int) string {
 	return "proc-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(slot)
 }
 
-// supervise waits for the process in slot and starts it again if it exits
-// before the pool is torn down.
+// supervise waits for the process in slot and starts it again, after
+// [restartDelay], if it exits before the pool is torn down. The executor is
+// told at once that the process's worker is gone, so that the chunks it ran
+// run again on the others.
 func (p *ProcessPool) supervise(slot int, cmd *exec.Cmd) {
 	defer p.sup.Done()
+	var delay time.Duration
 	for {
+		started := time.Now()
 		err := cmd.Wait()
 		p.mu.Lock()
 		stopping := p.stopping
@@ -189,13 +225,34 @@ func (p *ProcessPool) supervise(slot int, cmd *exec.Cmd) {
 		if stopping {
 			return
 		}
-		p.NATS.log.Warn("executor: worker process exited; starting another", "pid", cmd.Process.Pid, "err", err)
 		p.NATS.workerGone(workerID(slot))
-		time.Sleep(100 * time.Millisecond)
+		prev := delay
+		delay = restartDelay(prev, time.Since(started))
+		p.NATS.log.Warn("executor: worker process exited; starting another", "pid", cmd.Process.Pid, "err", err, "restart_in", delay)
+		if delay == maxRestartDelay && prev < maxRestartDelay {
+			p.NATS.log.Error("executor: worker process keeps exiting soon after it starts; see its standard error "+
+				"(a program that runs its own workers must call worker.ServeIfChild first thing in main)",
+				"slot", slot, "restart_every", maxRestartDelay)
+		}
+		select {
+		case <-time.After(delay):
+		case <-p.stopped:
+			return
+		}
 		if cmd, err = p.spawn(slot); err != nil {
 			return
 		}
 	}
+}
+
+// restartDelay is how long a slot waits to start a worker process again
+// after its process ran for ran and exited; prev is the wait before that
+// process started, 0 for the slot's first.
+func restartDelay(prev, ran time.Duration) time.Duration {
+	if prev == 0 || ran >= stableRun {
+		return minRestartDelay
+	}
+	return min(2*prev, maxRestartDelay)
 }
 
 // Processes returns the current worker processes, for observing or
@@ -212,9 +269,12 @@ func (p *ProcessPool) URL() string { return p.srv.ClientURL() }
 // Shutdown implements [Executor.Shutdown]; once every outstanding future is
 // done it stops the worker processes (SIGTERM: they finish what they run),
 // the connection and the embedded broker. With wait it returns after that;
-// without, that happens in the background.
+// without, that happens in the background. If ctx ends before the futures
+// are done, the processes are killed, with the tasks they run, and Shutdown
+// returns ctx's error once they are gone.
 func (p *ProcessPool) Shutdown(ctx context.Context, wait, cancelFutures bool) error {
 	if err := p.NATS.Shutdown(ctx, wait, cancelFutures); err != nil {
+		p.teardown(ctx)
 		return err
 	}
 	if !wait {
@@ -228,11 +288,16 @@ func (p *ProcessPool) Shutdown(ctx context.Context, wait, cancelFutures bool) er
 }
 
 // teardown stops the processes, the connection and the server, once. A
-// process still running a minute after SIGTERM, or when ctx ends, is killed.
+// process still running a minute after SIGTERM, or when the ctx of the first
+// call ends, is killed; that call returns once all is stopped, later ones
+// when it is or when their ctx ends.
 func (p *ProcessPool) teardown(ctx context.Context) error {
+	first := false
 	p.teardownOnce.Do(func() {
+		first = true
 		p.mu.Lock()
 		p.stopping = true
+		close(p.stopped)
 		procs := append([]*os.Process(nil), p.procs...)
 		p.mu.Unlock()
 		go func() {
@@ -247,13 +312,14 @@ func (p *ProcessPool) teardown(ctx context.Context) error {
 			select {
 			case <-exited:
 			case <-time.After(time.Minute):
-				for _, proc := range procs {
-					if proc != nil {
-						proc.Kill()
-					}
-				}
-				<-exited
+			case <-ctx.Done():
 			}
+			for _, proc := range procs {
+				if proc != nil {
+					proc.Kill() // a no-op for a process already waited for
+				}
+			}
+			<-exited
 			p.nc.Close()
 			p.srv.Shutdown()
 		}()
@@ -262,6 +328,9 @@ func (p *ProcessPool) teardown(ctx context.Context) error {
 	case <-p.torn:
 		return nil
 	case <-ctx.Done():
+		if first {
+			<-p.torn // the processes are being killed
+		}
 		return ctx.Err()
 	}
 }

@@ -3,11 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,6 +63,110 @@ func TestExitCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSIGTERMEndsTheEmbeddedPool sends SIGTERM to submit while its embedded
+// pool's worker runs a download that never ends: submit exits at once with
+// 130, and its worker process is gone before it.
+func TestSIGTERMEndsTheEmbeddedPool(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("finds the worker processes in /proc")
+	}
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(web.Close)
+	t.Cleanup(func() { close(release) })
+
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd := mainCmd("download", web.URL+"/never", "--to", t.TempDir(), "--embedded", "--workers", "1", "--quiet")
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var workers []int
+	t.Cleanup(func() {
+		select {
+		case <-waited:
+		default:
+			cmd.Process.Kill()
+			<-waited
+		}
+		for _, pid := range workers {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+
+	select {
+	case <-arrived:
+	case err := <-waited:
+		waited <- err
+		t.Fatalf("submit exited before its download started: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the download did not start in a minute")
+	}
+	workers = childPids(t, cmd.Process.Pid)
+	if len(workers) != 1 {
+		t.Fatalf("submit runs %d worker processes (%v), want 1", len(workers), workers)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waited:
+		waited <- err
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+			out, _ := os.ReadFile(stderr.Name())
+			t.Errorf("submit ended with %v after SIGTERM, want exit 130; stderr:\n%s", err, out)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("submit still runs 20s after SIGTERM")
+	}
+	for _, pid := range workers {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("worker process %d outlived submit (kill 0: %v)", pid, err)
+		}
+	}
+}
+
+// childPids returns the running processes that pid started, from /proc.
+func childPids(t *testing.T, pid int) []int {
+	t.Helper()
+	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread has ended
+		}
+		for _, field := range strings.Fields(string(data)) {
+			n, err := strconv.Atoi(field)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			pids = append(pids, n)
+		}
+	}
+	return pids
 }
 
 // TestProgressBarInATerminal runs a map in a real terminal (tmux) and reads

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/executor"
 )
 
 // common holds the flags every command takes: where the pool is and how to
@@ -31,7 +32,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.pool, "pool", envOr("JETPOOL_POOL", broker.DefaultPool), "pool name (env JETPOOL_POOL)")
 	fs.StringVar(&c.prefix, "prefix", envOr("JETPOOL_PREFIX", broker.DefaultPrefix), "subject prefix (env JETPOOL_PREFIX)")
 	fs.BoolVar(&c.embedded, "embedded", false, "run an embedded NATS server and local worker processes instead of connecting")
-	fs.IntVar(&c.workers, "workers", 4, "with --embedded: worker processes to start")
+	fs.IntVar(&c.workers, "workers", 4, fmt.Sprintf("with --embedded: worker processes to start, at most %d", executor.MaxProcesses))
 	fs.IntVar(&c.perWorker, "worker-concurrency", 1, "with --embedded: tasks each worker process runs at once")
 	fs.StringVar(&c.storeDir, "store", "", "with --embedded: JetStream store directory (default: a temporary one)")
 	fs.DurationVar(&c.ackWait, "ack-wait", 0, "lease of a running chunk before it is redelivered (default 30s)")

@@ -251,29 +251,34 @@ type session struct {
 
 // open returns the executor the flags ask for: a process pool on an embedded
 // broker, or a NATS executor on a connection. On failure it has printed why
-// and returns a nil session and the exit code.
+// and returns a nil session and the exit code. The session's close cancels
+// the tasks not started and waits for the running ones, unless ctx ends (an
+// interrupt): then it returns at once, killing an embedded pool's workers.
 func open(ctx context.Context, c *common, io IO) (*session, int) {
 	if c.embedded {
-		if c.workers < 1 || c.perWorker < 1 {
-			fmt.Fprintln(io.Err, "submit: --workers and --worker-concurrency must be at least 1")
+		if c.workers < 1 || c.workers > executor.MaxProcesses || c.perWorker < 1 {
+			fmt.Fprintf(io.Err, "submit: --workers must be from 1 to %d and --worker-concurrency at least 1\n", executor.MaxProcesses)
 			return nil, ExitUsage
 		}
 		p, err := executor.NewProcessPool(ctx, c.workers, executor.Concurrency(c.perWorker),
 			executor.StoreDir(c.storeDir), executor.ProcessPoolConfig(c.poolConfig()))
 		if err != nil {
 			fmt.Fprintln(io.Err, "submit: start embedded pool:", err)
+			if errors.Is(err, executor.ErrInvalidOption) {
+				return nil, ExitUsage
+			}
 			return nil, ExitUnavailable
 		}
 		nc, err := broker.Connect(broker.ConnectOptions{URL: p.URL(), Name: "jetpool-submit"})
 		if err != nil {
-			p.Shutdown(context.Background(), true, true)
+			p.Shutdown(ctx, true, true)
 			fmt.Fprintln(io.Err, "submit: connect to embedded pool:", err)
 			return nil, ExitUnavailable
 		}
 		// A process pool serves the default pool of its own broker.
 		return &session{ex: p, nc: nc, pool: broker.DefaultPool, close: func() {
 			nc.Close() // before its server stops, so that it does not reconnect
-			p.Shutdown(context.Background(), true, true)
+			p.Shutdown(ctx, true, true)
 		}}, ExitOK
 	}
 	c.conn.Name = "jetpool-submit"
@@ -295,7 +300,7 @@ func open(ctx context.Context, c *common, io IO) (*session, int) {
 		return nil, ExitUnavailable
 	}
 	return &session{ex: ex, nc: nc, pool: c.pool, close: func() {
-		ex.Shutdown(context.Background(), true, true)
+		ex.Shutdown(ctx, true, true)
 		nc.Drain()
 	}}, ExitOK
 }

@@ -128,6 +128,7 @@ func TestUsageErrors(t *testing.T) {
 		{"run with bad JSON", []string{"run", "square", "{"}, "not JSON"},
 		{"map with bad JSON argument", []string{"map", "square", "[1,"}, "argument 1"},
 		{"embedded with no workers", []string{"map", "square", "1", "--embedded", "--workers", "0"}, "--workers"},
+		{"embedded with too many workers", []string{"map", "square", "1", "--embedded", "--workers", "100000"}, "--workers must be from 1 to 256"},
 		{"server port out of range", []string{"map", "square", "1", "--server", "nats://127.0.0.1:99999"}, "out of range"},
 		{"server with a bad scheme", []string{"run", "square", "1", "-s", "http://127.0.0.1:4222"}, "want nats, tls, ws or wss"},
 		{"creds file missing", []string{"run", "square", "1", "--creds", "/nonexistent/user.creds"}, "creds file"},
