@@ -19,6 +19,10 @@ import (
 	"github.com/jetpool/jetpool/worker"
 )
 
+// ProcessAckWait is a process pool's lease unless [ProcessPoolConfig] sets
+// another.
+const ProcessAckWait = 2 * time.Second
+
 // ProcessOption configures [NewProcessPool].
 type ProcessOption func(*processConfig) error
 
@@ -62,7 +66,12 @@ func StoreDir(dir string) ProcessOption {
 }
 
 // ProcessPoolConfig sets the pool's lease and grace settings (see
-// broker.PoolConfig).
+// broker.PoolConfig). A process pool's lease (AckWait) defaults to
+// [ProcessAckWait] rather than the pool default: its broker is on this host,
+// so the heartbeats that keep a running chunk alive cost little, and a chunk
+// a killed process had fetched but not yet started runs again that soon.
+// (A chunk it had started runs again at once: the pool sees the process
+// exit.)
 func ProcessPoolConfig(pc broker.PoolConfig) ProcessOption {
 	return func(c *processConfig) error {
 		if err := pc.Validate(); err != nil {
@@ -140,6 +149,9 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.pc.AckWait == 0 {
+		cfg.pc.AckWait = ProcessAckWait
 	}
 	if cfg.command == nil {
 		self, err := os.Executable()
