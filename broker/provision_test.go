@@ -270,3 +270,33 @@ func TestProvisioningErrorsNameTheObject(t *testing.T) {
 		t.Errorf("a consumer without its stream: %v", err)
 	}
 }
+
+// TestStreamTakesOnlyReadableSubjects: the stream stores a chunk only on a
+// subject some kind's consumer can read; a deeper one is refused at publish
+// instead of staying in the stream forever. A stream made with the older,
+// wider filter is narrowed.
+func TestStreamTakesOnlyReadableSubjects(t *testing.T) {
+	ctx, js := newJetStream(t)
+	s, _ := NewSubjects(DefaultPrefix, "narrow")
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: s.Stream(), Subjects: []string{s.legacyAllTasks()},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, s.Tasks("square")+".extra.tokens", []byte{0x90}); err != nil {
+		t.Fatalf("the legacy filter refused a deep subject: %v", err)
+	}
+	st, err := EnsureStream(ctx, js, s, PoolConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.Subjects; len(got) != 1 || got[0] != s.AllTasks() {
+		t.Fatalf("stream subjects %v, want [%s]", got, s.AllTasks())
+	}
+	if _, err := js.Publish(ctx, s.Tasks("square")+".extra.tokens", []byte{0x90}); !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("publish to a subject below a kind: %v, want no stream to take it", err)
+	}
+	if _, err := js.Publish(ctx, s.Tasks("square"), []byte{0x90}); err != nil {
+		t.Fatalf("publish to a kind's subject: %v", err)
+	}
+}
