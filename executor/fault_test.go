@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -422,5 +423,203 @@ func TestProcessPoolSharesTheCPUs(t *testing.T) {
 	got, err := f.Result(ctx)
 	if want := max(1, runtime.NumCPU()/workers); err != nil || got != want {
 		t.Fatalf("a worker process runs with GOMAXPROCS %d, %v; want %d", got, err, want)
+	}
+}
+
+// brokerProcess is an embedded broker in a process of its own, to kill.
+type brokerProcess struct {
+	t    *testing.T
+	spec string
+	cmd  *exec.Cmd
+}
+
+// startBrokerProcess starts this test binary as a broker on port with its
+// store in dir and waits until it serves.
+func startBrokerProcess(t *testing.T, port int, dir string) *brokerProcess {
+	t.Helper()
+	b := &brokerProcess{t: t, spec: strconv.Itoa(port) + ":" + dir}
+	b.start()
+	t.Cleanup(func() {
+		b.cmd.Process.Kill()
+		b.cmd.Wait()
+	})
+	return b
+}
+
+func (b *brokerProcess) start() {
+	b.t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), envTestBroker+"="+b.spec)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		b.t.Fatalf("broker process said %q, %v", line, err)
+	}
+	b.cmd = cmd
+}
+
+// kill SIGKILLs the broker and starts it again on the same store.
+func (b *brokerProcess) kill() {
+	b.t.Helper()
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		b.t.Fatal(err)
+	}
+	b.cmd.Wait()
+	b.start()
+}
+
+// tally counts how a fault test's futures ended.
+type tally struct {
+	tasks, correct, wrong, failed, hung, repeated int
+}
+
+func (t tally) String() string {
+	return "tasks=" + strconv.Itoa(t.tasks) + " correct=" + strconv.Itoa(t.correct) + " wrong=" + strconv.Itoa(t.wrong) +
+		" failed=" + strconv.Itoa(t.failed) + " hung=" + strconv.Itoa(t.hung) + " run-more-than-once=" + strconv.Itoa(t.repeated)
+}
+
+// TestBrokerKilledLosesNothing SIGKILLs the broker, a process of its own,
+// three times during a map at chunksize 50 of tasks long enough that each
+// chunk sends several result messages, and starts it again on its store
+// each time: every future resolves once, with its own value.
+func TestBrokerKilledLosesNothing(t *testing.T) {
+	port, dir := freePort(t), t.TempDir()
+	b := startBrokerProcess(t, port, dir)
+	url := "nats://127.0.0.1:" + strconv.Itoa(port)
+	pc := broker.PoolConfig{AckWait: 5 * time.Second, Grace: 20 * time.Second}
+	ex := newNATS(t, connect(t, url), executor.WithPoolConfig(pc))
+	const n = 4000
+	runs := make([]atomic.Int32, n)
+	reg := task.NewRegistry()
+	task.Handle(reg, PauseSquare, func(ctx context.Context, i int) (int, error) {
+		runs[i].Add(1)
+		time.Sleep(2 * time.Millisecond)
+		return i * i, nil
+	})
+	startWorker(t, connect(t, url), reg, worker.Config{Concurrency: 8, PoolConfig: pc, ResultInterval: 20 * time.Millisecond})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res := tally{tasks: n}
+	kills, i := 0, 0
+	start := time.Now()
+	for v, err := range executor.Map(ctx, ex, PauseSquare, ints(n), executor.Chunksize(50), executor.Buffersize(16)) {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			res.hung = n - i
+		case err != nil:
+			res.failed++
+			if res.failed <= 5 {
+				t.Errorf("result %d: %v", i, err)
+			}
+		case v != i*i:
+			res.wrong++
+		default:
+			res.correct++
+		}
+		if err != nil && ctx.Err() != nil {
+			break
+		}
+		i++
+		if kills < 3 && i == (kills+1)*n/4 {
+			b.kill()
+			kills++
+			t.Logf("broker killed and started again after %d results", i)
+		}
+	}
+	for i := range runs {
+		if runs[i].Load() > 1 {
+			res.repeated++
+		}
+	}
+	t.Logf("FAULTS broker SIGKILL x%d, chunksize 50: %v in %v", kills, res, time.Since(start).Round(time.Millisecond))
+	if res.correct != n {
+		t.Fatalf("%v", res)
+	}
+}
+
+// TestKilledProducerCostsOthersNothing SIGKILLs a producer in the middle of
+// its work, on a pool whose worker has two slots, while another producer
+// runs a job of 200 tasks of 10ms: the job takes about as long as without
+// the dead producer, not the grace period.
+func TestKilledProducerCostsOthersNothing(t *testing.T) {
+	srv, nc := startBroker(t)
+	pc := broker.PoolConfig{AckWait: 30 * time.Second, Grace: 30 * time.Second}
+	ex := newNATS(t, nc, executor.WithPoolConfig(pc))
+	reg := task.NewRegistry()
+	task.Handle(reg, Nap, func(ctx context.Context, ms int) (int, error) {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return ms, nil
+	})
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), envTestProducer+"="+srv.ClientURL())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "submitted\n" {
+		t.Fatalf("producer said %q, %v", line, err)
+	}
+	w := startWorker(t, connect(t, srv.ClientURL()), reg, worker.Config{Concurrency: 2, PoolConfig: pc})
+	waitUntil(t, func() bool { return w.Stats().ChunksStarted >= 4 }, "the worker to run some of the doomed producer's tasks")
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	const n = 200
+	naps := make([]int, n)
+	for i := range naps {
+		naps[i] = 10
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*pc.Grace)
+	defer cancel()
+	start := time.Now()
+	res := tally{tasks: n}
+	for v, err := range executor.Map(ctx, ex, Nap, slices.Values(naps)) {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			res.hung = n - res.correct - res.failed - res.wrong
+		case err != nil:
+			res.failed++
+		case v != 10:
+			res.wrong++
+		default:
+			res.correct++
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	took := time.Since(start)
+	t.Logf("FAULTS producer SIGKILL during another's job of %d naps of 10ms on 2 slots: %v, the job took %v",
+		n, res, took.Round(time.Millisecond))
+	if res.correct != n {
+		t.Fatalf("%v", res)
+	}
+	// 200 naps of 10ms on two slots is one second of work.
+	if took > pc.Grace/3 {
+		t.Fatalf("the job took %v: the dead producer's chunks held the slots", took)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +30,9 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv(envTestProducer); url != "" {
 		os.Exit(runDoomedProducer(url))
 	}
+	if spec := os.Getenv(envTestBroker); spec != "" {
+		os.Exit(runBroker(spec))
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -37,6 +42,9 @@ var (
 	Nap        = task.New[int, int]("nap")
 	// Procs returns the worker process's GOMAXPROCS.
 	Procs = task.New[int, int]("procs")
+	// PauseSquare squares after a pause of 2ms, long enough for a chunk of
+	// 50 to send several result messages.
+	PauseSquare = task.New[int, int]("pause-square")
 )
 
 func childRegistry() *task.Registry {
@@ -58,10 +66,15 @@ func childRegistry() *task.Registry {
 		}
 	})
 	task.Handle(reg, Procs, func(context.Context, int) (int, error) { return runtime.GOMAXPROCS(0), nil })
+	task.Handle(reg, PauseSquare, func(ctx context.Context, n int) (int, error) {
+		time.Sleep(2 * time.Millisecond)
+		return n * n, nil
+	})
 	return reg
 }
 
 const (
+	envTestBroker    = "JETPOOL_TEST_BROKER" // port:store dir
 	envTestProducer  = "JETPOOL_TEST_PRODUCER"
 	envRanLog        = "JETPOOL_TEST_RAN_LOG"
 	envTestForgetful = "JETPOOL_TEST_FORGETFUL"
@@ -98,6 +111,23 @@ func runDoomedProducer(url string) int {
 		}
 	}
 	fmt.Println("submitted")
+	select {}
+}
+
+// runBroker serves an embedded broker on the port and store directory of
+// spec ("port:dir"), says so on stdout and waits to be killed.
+func runBroker(spec string) int {
+	port, dir, _ := strings.Cut(spec, ":")
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if _, err := broker.StartEmbedded(broker.EmbeddedConfig{Port: n, StoreDir: dir}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
 	select {}
 }
 
