@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/jetpool/jetpool/builtin"
 	"github.com/jetpool/jetpool/executor"
@@ -371,5 +372,63 @@ func TestScaleOut(t *testing.T) {
 	t.Logf("throughput: %.1f tasks/s with 1 worker, %.1f with 4 (x%.2f)", one, four, four/one)
 	if four < 2*one {
 		t.Fatalf("throughput rose from %.1f to %.1f tasks/s, want at least double", one, four)
+	}
+}
+
+// TestProducersNodeStoppedThenKilledDuringMap stops the node the producer is
+// connected to in the middle of a map at chunksize 50, whose chunks each
+// send several result messages, starts it again, and then SIGKILLs the node
+// the producer moved to: every future resolves once, with its own value.
+func TestProducersNodeStoppedThenKilledDuringMap(t *testing.T) {
+	c := newCluster(t)
+	c.addWorker(8)
+	c.addWorker(8)
+	nc := c.connectVia(c.nodes[1])
+	ex := c.producerOn(nc)
+	const n = 6000
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	nodeOf := func() testcontainers.Container {
+		for _, node := range c.nodes {
+			if c.nodeURL(node) == nc.ConnectedUrl() {
+				return node
+			}
+		}
+		t.Fatalf("the producer is on %s, no node of the cluster", nc.ConnectedUrlRedacted())
+		return nil
+	}
+	start := time.Now()
+	got, wrong := 0, 0
+	for v, err := range executor.Map(ctx, ex, builtin.Sleep, naps(n, 5), executor.Chunksize(50), executor.Buffersize(16)) {
+		if err != nil {
+			t.Fatalf("result %d of %d: %v", got, n, err)
+		}
+		if v != nap(got, 5) {
+			wrong++
+		}
+		got++
+		switch got {
+		case n / 4:
+			node := nodeOf()
+			if err := node.Stop(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("the producer's node stopped after %d results", got)
+			if err := node.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		case n / 2:
+			node := nodeOf()
+			docker(t, "kill", "-s", "KILL", node.GetContainerID())
+			t.Logf("the producer's node killed after %d results", got)
+			if err := node.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("FAULTS producer's node stopped, then killed, chunksize 50: tasks=%d correct=%d wrong=%d failed=0 hung=0 in %v",
+		n, got-wrong, wrong, time.Since(start).Round(time.Millisecond))
+	if got != n || wrong != 0 {
+		t.Fatalf("%d results of %d, %d wrong", got, n, wrong)
 	}
 }
