@@ -614,6 +614,50 @@ func TestSecurityForgedStartsAndLeases(t *testing.T) {
 	}
 }
 
+// TestSecurityReplayedStartGetsNoGrant: a rogue worker that was delivered a
+// chunk before the worker now running it, and so holds its digest, repeats
+// the running attempt's start request (same worker id, same delivery
+// count) from its own inbox. A repeated start request is how a worker
+// retries one whose answer it lost; it must get the grant only from the
+// inbox that was granted, or the rogue could take the grant and resolve the
+// futures with results of its own.
+func TestSecurityReplayedStartGetsNoGrant(t *testing.T) {
+	srv := secureServer(t)
+	ex, _, _ := producerAs(t, srv, "producer")
+	futs := submitSquares(t, ex, 4)
+	r := newRogue(t, srv, broker.PoolConfig{AckWait: time.Minute})
+	held := r.pull(t, 1)
+	c, digest := held[0].chunk, broker.Digest(held[0].msg.Data())
+	giveBack(t, held)
+
+	started := make(chan struct{})
+	release := make(chan struct{})
+	nc, _ := connectAs(t, srv, "worker", "worker-secret")
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) {
+		close(started)
+		<-release
+		return n * n, nil
+	})
+	startWorker(t, nc, reg, worker.Config{Pool: "batch", ID: "worker-a", Concurrency: 1})
+	select {
+	case <-started:
+	case <-time.After(settleBound):
+		t.Fatal("the real worker never started the chunk")
+	}
+	for delivery := uint64(1); delivery <= 3; delivery++ {
+		replay := broker.Start{Chunk: c.ID, Worker: "worker-a", Inbox: r.inbox, Delivery: delivery, Digest: digest[:]}
+		v := r.askStart(t, c.Control, replay)[0]
+		if v.Verdict == broker.VerdictGo || v.Grant != 0 {
+			r.publish(t, c.Control+broker.ResultSuffix, &broker.Result{Chunk: c.ID, Worker: "worker-a", Final: true,
+				Grant: v.Grant, Items: []broker.ItemResult{{Seq: 0, Value: msgpackOf(t, -1)}}})
+			t.Errorf("a replayed start of delivery %d got %+v", delivery, v)
+		}
+	}
+	close(release)
+	wantSquares(t, futs, 4)
+}
+
 // TestSecurityNobodyReadsAnotherPartysSubjects: the server refuses a rogue
 // worker credential and a second producer every subject where the victim's
 // starts, results, leases, grants or arguments travel, and the second
