@@ -17,6 +17,11 @@ var ErrInvalidConnect = errors.New("broker: invalid connect options")
 
 // ConnectOptions says how to reach the broker, with the NATS ecosystem's
 // conventions. The zero value connects to nats.DefaultURL without auth.
+//
+// InboxPrefix names where the connection's replies, pulled chunks and
+// interrupts arrive: with "_INBOX.<user>" for each user, a server can let
+// every user subscribe only to inboxes of its own, so that no other party
+// reads them (docs/security.conf).
 type ConnectOptions struct {
 	URL            string // comma-separated server URLs (NATS_URL)
 	Name           string // connection name shown by the server
@@ -28,6 +33,7 @@ type ConnectOptions struct {
 	TLSCA          string // CA to verify the server (NATS_CA)
 	TLSCert        string // client certificate (NATS_CERT)
 	TLSKey         string // client key (NATS_KEY)
+	InboxPrefix    string // the connection's inboxes' first tokens instead of _INBOX (NATS_INBOX_PREFIX)
 	ConnectTimeout time.Duration
 	Logger         *slog.Logger // connection events; secrets are never logged
 }
@@ -35,15 +41,16 @@ type ConnectOptions struct {
 // OptionsFromEnv reads the NATS_* environment variables the nats CLI uses.
 func OptionsFromEnv() ConnectOptions {
 	return ConnectOptions{
-		URL:      os.Getenv("NATS_URL"),
-		Creds:    os.Getenv("NATS_CREDS"),
-		NKey:     os.Getenv("NATS_NKEY"),
-		User:     os.Getenv("NATS_USER"),
-		Password: os.Getenv("NATS_PASSWORD"),
-		Token:    os.Getenv("NATS_TOKEN"),
-		TLSCA:    os.Getenv("NATS_CA"),
-		TLSCert:  os.Getenv("NATS_CERT"),
-		TLSKey:   os.Getenv("NATS_KEY"),
+		URL:         os.Getenv("NATS_URL"),
+		Creds:       os.Getenv("NATS_CREDS"),
+		NKey:        os.Getenv("NATS_NKEY"),
+		User:        os.Getenv("NATS_USER"),
+		Password:    os.Getenv("NATS_PASSWORD"),
+		Token:       os.Getenv("NATS_TOKEN"),
+		TLSCA:       os.Getenv("NATS_CA"),
+		TLSCert:     os.Getenv("NATS_CERT"),
+		TLSKey:      os.Getenv("NATS_KEY"),
+		InboxPrefix: os.Getenv("NATS_INBOX_PREFIX"),
 	}
 }
 
@@ -62,6 +69,13 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 	}
 	if o.ConnectTimeout > 0 {
 		opts = append(opts, nats.Timeout(o.ConnectTimeout))
+	}
+	if o.InboxPrefix != "" {
+		opt := nats.CustomInboxPrefix(o.InboxPrefix)
+		if err := opt(&nats.Options{}); err != nil {
+			return nil, fmt.Errorf("%w: inbox prefix %q: a subject without wildcards that does not end with '.'", ErrInvalidConnect, o.InboxPrefix)
+		}
+		opts = append(opts, opt)
 	}
 	if o.Creds != "" && o.NKey != "" {
 		return nil, fmt.Errorf("%w: a creds file and an nkey together", ErrInvalidConnect)

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 )
@@ -51,20 +52,20 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-var natsEnv = []string{"NATS_URL", "NATS_CREDS", "NATS_NKEY", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_CA", "NATS_CERT", "NATS_KEY"}
+var natsEnv = []string{"NATS_URL", "NATS_CREDS", "NATS_NKEY", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_CA", "NATS_CERT", "NATS_KEY", "NATS_INBOX_PREFIX"}
 
 func TestOptionsFromEnv(t *testing.T) {
 	env := map[string]string{
 		"NATS_URL": "nats://a:1,nats://b:2", "NATS_CREDS": "/c.creds", "NATS_NKEY": "/seed.nk",
 		"NATS_USER": "ada", "NATS_PASSWORD": "pw", "NATS_TOKEN": "tok",
-		"NATS_CA": "/ca.pem", "NATS_CERT": "/cert.pem", "NATS_KEY": "/key.pem",
+		"NATS_CA": "/ca.pem", "NATS_CERT": "/cert.pem", "NATS_KEY": "/key.pem", "NATS_INBOX_PREFIX": "_INBOX.ada",
 	}
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
 	got := OptionsFromEnv()
 	want := ConnectOptions{URL: "nats://a:1,nats://b:2", Creds: "/c.creds", NKey: "/seed.nk", User: "ada",
-		Password: "pw", Token: "tok", TLSCA: "/ca.pem", TLSCert: "/cert.pem", TLSKey: "/key.pem"}
+		Password: "pw", Token: "tok", TLSCA: "/ca.pem", TLSCert: "/cert.pem", TLSKey: "/key.pem", InboxPrefix: "_INBOX.ada"}
 	if got != want {
 		t.Fatalf("OptionsFromEnv() = %+v, want %+v", got, want)
 	}
@@ -86,6 +87,7 @@ func TestOptionsFromEnvEachVariable(t *testing.T) {
 		{"NATS_CA", ConnectOptions{TLSCA: "v"}},
 		{"NATS_CERT", ConnectOptions{TLSCert: "v"}},
 		{"NATS_KEY", ConnectOptions{TLSKey: "v"}},
+		{"NATS_INBOX_PREFIX", ConnectOptions{InboxPrefix: "v"}},
 	}
 	if len(cases) != len(natsEnv) {
 		t.Fatalf("%d cases for %d variables", len(cases), len(natsEnv))
@@ -137,6 +139,9 @@ func TestConnectRefusesBadOptions(t *testing.T) {
 		{"certificate, no key", ConnectOptions{URL: "nats://127.0.0.1:1", TLSCert: notCreds}},
 		{"key, no certificate", ConnectOptions{URL: "nats://127.0.0.1:1", TLSKey: notCreds}},
 		{"not an nkey seed", ConnectOptions{URL: "nats://127.0.0.1:1", NKey: notCreds}},
+		{"inbox prefix with a wildcard", ConnectOptions{URL: "nats://127.0.0.1:1", InboxPrefix: "_INBOX.*"}},
+		{"inbox prefix with a full wildcard", ConnectOptions{URL: "nats://127.0.0.1:1", InboxPrefix: "_INBOX.>"}},
+		{"inbox prefix ending in a dot", ConnectOptions{URL: "nats://127.0.0.1:1", InboxPrefix: "_INBOX.ada."}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -179,6 +184,40 @@ func TestRedactURL(t *testing.T) {
 				t.Errorf("redactURL(%q) = %q shows %q", c.in, got, s)
 			}
 		}
+	}
+}
+
+// TestConnectWithInboxPrefix: a connection with an inbox prefix takes its
+// replies on inboxes under it, the only ones a server may let its user read.
+func TestConnectWithInboxPrefix(t *testing.T) {
+	conf := writeFile(t, "inbox.conf", `jetstream {}
+accounts { A { users = [
+  {user: ada, password: ada-pw, permissions: {publish: ["svc"], subscribe: ["_INBOX.ada.>"]}}
+  {user: bob, password: bob-pw, permissions: {subscribe: ["svc"], allow_responses: true}}
+] } }
+`)
+	srv := startServer(t, EmbeddedConfig{ConfigFile: conf})
+	bob, err := Connect(ConnectOptions{URL: srv.ClientURL(), User: "bob", Password: "bob-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if _, err := bob.Subscribe("svc", func(m *nats.Msg) { m.Respond([]byte("pong")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ada, err := Connect(ConnectOptions{URL: srv.ClientURL(), User: "ada", Password: "ada-pw", InboxPrefix: "_INBOX.ada"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ada.Close()
+	if inbox := ada.NewInbox(); !strings.HasPrefix(inbox, "_INBOX.ada.") {
+		t.Errorf("NewInbox() = %q, want it under _INBOX.ada", inbox)
+	}
+	if m, err := ada.Request("svc", nil, 5*time.Second); err != nil || string(m.Data) != "pong" {
+		t.Fatalf("request through the prefixed inbox: %v, %v", m, err)
 	}
 }
 

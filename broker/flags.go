@@ -11,15 +11,16 @@ import (
 // RegisterFlags defines on fs the connection flags of the nats CLI, each
 // bound to a field of o and backed by its environment variable:
 //
-//	--server, -s  URL      NATS_URL
-//	--creds       Creds    NATS_CREDS
-//	--nkey        NKey     NATS_NKEY
-//	--user        User     NATS_USER
-//	--password    Password NATS_PASSWORD
-//	--token       Token    NATS_TOKEN
-//	--tlsca       TLSCA    NATS_CA
-//	--tlscert     TLSCert  NATS_CERT
-//	--tlskey      TLSKey   NATS_KEY
+//	--server, -s    URL         NATS_URL
+//	--creds         Creds       NATS_CREDS
+//	--nkey          NKey        NATS_NKEY
+//	--user          User        NATS_USER
+//	--password      Password    NATS_PASSWORD
+//	--token         Token       NATS_TOKEN
+//	--tlsca         TLSCA       NATS_CA
+//	--tlscert       TLSCert     NATS_CERT
+//	--tlskey        TLSKey      NATS_KEY
+//	--inbox-prefix  InboxPrefix NATS_INBOX_PREFIX
 //
 // A flag given on the command line wins over its variable, and a variable
 // that is set and not empty wins over what o held before the call, so a
@@ -47,6 +48,7 @@ func (o *ConnectOptions) RegisterFlags(fs *flag.FlagSet) {
 		{"tlsca", "NATS_CA", "CA `file` to verify the server", &o.TLSCA},
 		{"tlscert", "NATS_CERT", "client certificate `file`", &o.TLSCert},
 		{"tlskey", "NATS_KEY", "client private key `file`", &o.TLSKey},
+		{"inbox-prefix", "NATS_INBOX_PREFIX", "`subject` prefix of the connection's inboxes, instead of _INBOX", &o.InboxPrefix},
 	} {
 		if v := os.Getenv(f.env); v != "" {
 			*f.p = v

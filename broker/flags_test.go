@@ -33,6 +33,7 @@ func TestRegisterFlagsPrecedence(t *testing.T) {
 		{"tlsca", "NATS_CA", func(o *ConnectOptions) *string { return &o.TLSCA }},
 		{"tlscert", "NATS_CERT", func(o *ConnectOptions) *string { return &o.TLSCert }},
 		{"tlskey", "NATS_KEY", func(o *ConnectOptions) *string { return &o.TLSKey }},
+		{"inbox-prefix", "NATS_INBOX_PREFIX", func(o *ConnectOptions) *string { return &o.InboxPrefix }},
 	}
 	layers := []struct {
 		name        string
@@ -82,6 +83,7 @@ func TestRegisterFlagsHelpShowsNoSecret(t *testing.T) {
 		"NATS_URL": "nats://alice:s3cret-url@127.0.0.1:4222,nats://t0ken-url@127.0.0.2:4222", "NATS_CREDS": "/etc/creds-path.creds",
 		"NATS_NKEY": "/etc/seed-path.nk", "NATS_USER": "user-name", "NATS_PASSWORD": "s3cret-password",
 		"NATS_TOKEN": "s3cret-token", "NATS_CA": "/etc/ca-path.pem", "NATS_CERT": "/etc/cert-path.pem", "NATS_KEY": "/etc/key-path.pem",
+		"NATS_INBOX_PREFIX": "_INBOX.inbox-path",
 	}
 	for k, v := range env {
 		t.Setenv(k, v)

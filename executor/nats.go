@@ -691,8 +691,9 @@ func (n *NATS) decideStart(req broker.Start) broker.StartReply {
 		n.mu.Unlock()
 		n.expire(rc, true)
 		return drop
-	case rc.started && rc.attempt.worker == req.Worker && rc.attempt.delivery == req.Delivery:
-		// A retried request of the attempt already granted.
+	case rc.started && rc.attempt.worker == req.Worker && rc.attempt.delivery == req.Delivery && rc.attempt.inbox == req.Inbox:
+		// A retried request of the attempt already granted. Its inbox,
+		// which nobody but that worker knows, tells it from a replay.
 		items, grant := rc.goItems, rc.attempt.grant
 		n.mu.Unlock()
 		return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds(), Grant: grant}

@@ -31,7 +31,7 @@ const secret = "hunter2-s3cr3t"
 func clearEnv(t *testing.T) {
 	t.Helper()
 	for _, k := range []string{
-		"NATS_URL", "NATS_CREDS", "NATS_NKEY", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_CA", "NATS_CERT", "NATS_KEY",
+		"NATS_URL", "NATS_CREDS", "NATS_NKEY", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_CA", "NATS_CERT", "NATS_KEY", "NATS_INBOX_PREFIX",
 		"JETPOOL_CHILD", "JETPOOL_WORKER_ID", "JETPOOL_POOL", "JETPOOL_PREFIX", "JETPOOL_CONCURRENCY", "JETPOOL_KINDS",
 		"JETPOOL_ACK_WAIT", "JETPOOL_GRACE", "JETPOOL_REPLICAS", envMetrics, envLogFormat, envLogLevel, envRoot,
 	} {
