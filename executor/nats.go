@@ -117,6 +117,9 @@ type NATS struct {
 	// this executor backs: a forger's, or a worker's holding a copy of a
 	// chunk that is not the one published.
 	forged atomic.Int64
+	// noDelete is set once the server refused to delete a chunk that
+	// reached MaxDeliver.
+	noDelete atomic.Bool
 
 	coalesce *coalescer // nil unless WithAutoBatch
 
@@ -715,7 +718,13 @@ func (n *NATS) decideStart(req broker.Start) broker.StartReply {
 	if len(items) == 0 {
 		return drop
 	}
-	att := attempt{worker: req.Worker, delivery: req.Delivery, inbox: req.Inbox, grant: n.newGrant(), since: now}
+	att := attempt{worker: req.Worker, delivery: req.Delivery, grant: n.newGrant(), since: now}
+	// Interrupts and liveness probes go to the inbox, so never to the pool's
+	// own subjects or JetStream's, where they would land as chunks or API
+	// requests.
+	if !strings.HasPrefix(req.Inbox, n.subj.Prefix()+".") && !strings.HasPrefix(req.Inbox, "$") {
+		att.inbox = req.Inbox
+	}
 	// Only an ack subject of this pool's stream, so that a chunk's holder
 	// cannot make the producer ack anything else.
 	if strings.HasPrefix(req.Ack, n.acks) {
@@ -913,10 +922,18 @@ func (n *NATS) onMaxDeliveries(m *nats.Msg) {
 	}
 	n.failChunk(rc, &task.Error{Kind: rc.b.codec.Kind, Type: "max_deliveries",
 		Message: fmt.Sprintf("chunk delivered %d times without completing", adv.Deliveries)})
+	if n.noDelete.Load() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := n.stream.DeleteMsg(ctx, adv.StreamSeq); err != nil {
-		n.log.Warn("executor: delete abandoned chunk", "seq", adv.StreamSeq, "err", err)
+		// Refused (a server may not let producers delete, see
+		// docs/security.conf), or no answer in time, which is how a
+		// refused request looks: not tried again, so that every later
+		// advisory is handled at once.
+		n.noDelete.Store(true)
+		n.log.Warn("executor: delete abandoned chunk; chunks that reach MaxDeliver stay in the stream from now on", "seq", adv.StreamSeq, "err", err)
 	}
 }
 

@@ -138,7 +138,7 @@ func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64,
 		reply, err := w.starts.ask(subject, req)
 		switch {
 		case err == nil:
-			w.answered(c.Executor)
+			w.answered(subject)
 			return reply, answered
 		case errors.Is(err, broker.ErrMalformed) || errors.Is(err, errShortReply):
 			w.log.Warn("worker: malformed start reply", "executor", c.Executor, "chunk", c.ID, "err", err)
@@ -147,7 +147,7 @@ func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64,
 		}
 		now := time.Now()
 		if giveUp.IsZero() {
-			giveUp = w.silentSince(c.Executor, now).Add(w.cfg.PoolConfig.Grace)
+			giveUp = w.silentSince(subject, now).Add(w.cfg.PoolConfig.Grace)
 		}
 		if !now.Before(giveUp) {
 			return broker.StartReply{}, silent
@@ -189,14 +189,17 @@ func (w *Worker) ping(subject string) bool {
 	return err == nil
 }
 
-// silentSince returns when the producer first failed to answer in its
-// current silence, recording now if it is not silent yet. Producers silent
-// for ten grace periods are forgotten, so the record stays small on a worker
-// that outlives many producers.
-func (w *Worker) silentSince(executor string, now time.Time) time.Time {
+// silentSince returns when the producer listening on subject, its start
+// subject, first failed to answer in its current silence, recording now if
+// it is not silent yet. Producers are known by the subject the worker asks,
+// not by the id a chunk claims, so that chunks naming another producer's id
+// cannot make that producer look silent. Producers silent for ten grace
+// periods are forgotten, so the record stays small on a worker that
+// outlives many producers.
+func (w *Worker) silentSince(subject string, now time.Time) time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if t, ok := w.silent[executor]; ok {
+	if t, ok := w.silent[subject]; ok {
 		return t
 	}
 	for e, t := range w.silent {
@@ -204,16 +207,16 @@ func (w *Worker) silentSince(executor string, now time.Time) time.Time {
 			delete(w.silent, e)
 		}
 	}
-	w.silent[executor] = now
+	w.silent[subject] = now
 	return now
 }
 
-// answered clears a producer's silence.
-func (w *Worker) answered(executor string) {
+// answered clears the silence of the producer listening on subject.
+func (w *Worker) answered(subject string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.silent) > 0 {
-		delete(w.silent, executor)
+		delete(w.silent, subject)
 	}
 }
 

@@ -65,7 +65,7 @@ type Worker struct {
 
 	mu      sync.Mutex
 	running map[chunkKey][]*chunkRun // granted chunks, for interrupts
-	silent  map[string]time.Time     // producers not answering, since when
+	silent  map[string]time.Time     // producers not answering, by start subject, since when
 
 	stats struct {
 		started, dropped, terminated, busy, redelivered atomic.Int64

@@ -18,6 +18,7 @@ type common struct {
 	conn      broker.ConnectOptions
 	pool      string
 	prefix    string
+	name      string
 	embedded  bool
 	workers   int
 	perWorker int
@@ -31,6 +32,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	c.conn.RegisterFlags(fs)
 	fs.StringVar(&c.pool, "pool", envOr("JETPOOL_POOL", broker.DefaultPool), "pool name (env JETPOOL_POOL)")
 	fs.StringVar(&c.prefix, "prefix", envOr("JETPOOL_PREFIX", broker.DefaultPrefix), "subject prefix (env JETPOOL_PREFIX)")
+	fs.StringVar(&c.name, "name", os.Getenv("JETPOOL_NAME"), "the producer's name: its control subjects are <prefix>.<pool>.ctl.<name>.*, which a server can keep to this producer's user (env JETPOOL_NAME; see docs/security.md)")
 	fs.BoolVar(&c.embedded, "embedded", false, "run an embedded NATS server and local worker processes instead of connecting")
 	fs.IntVar(&c.workers, "workers", 4, fmt.Sprintf("with --embedded: worker processes to start, at most %d", executor.MaxProcesses))
 	fs.IntVar(&c.perWorker, "worker-concurrency", 1, "with --embedded: tasks each worker process runs at once")

@@ -290,7 +290,11 @@ func open(ctx context.Context, c *common, io IO) (*session, int) {
 		}
 		return nil, ExitUnavailable
 	}
-	ex, err := executor.NewNATS(ctx, nc, executor.WithPool(c.pool), executor.WithPrefix(c.prefix), executor.WithPoolConfig(c.poolConfig()))
+	opts := []executor.NATSOption{executor.WithPool(c.pool), executor.WithPrefix(c.prefix), executor.WithPoolConfig(c.poolConfig())}
+	if c.name != "" {
+		opts = append(opts, executor.WithName(c.name))
+	}
+	ex, err := executor.NewNATS(ctx, nc, opts...)
 	if err != nil {
 		nc.Close()
 		fmt.Fprintln(io.Err, "submit:", err)

@@ -575,3 +575,51 @@ func TestCancelPendingWork(t *testing.T) {
 		t.Fatalf("cancel --purge: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestSubmitUnderLeastPrivilege runs `submit run` and `submit map` as a
+// producer user of docs/security.conf, which may read only its own control
+// subjects and inbox: --name and --inbox-prefix make the CLI use those.
+func TestSubmitUnderLeastPrivilege(t *testing.T) {
+	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{ConfigFile: "../../docs/security.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	wnc, err := broker.Connect(broker.ConnectOptions{URL: srv.ClientURL(), User: "worker", Password: "worker-secret", InboxPrefix: "_INBOX.worker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(wnc.Close)
+	reg := task.NewRegistry()
+	builtin.Register(reg, builtin.Config{})
+	w, err := worker.New(wnc, reg, worker.Config{Pool: "batch", Concurrency: 2, PoolConfig: testPool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	t.Setenv("NATS_URL", srv.ClientURL())
+	t.Setenv("NATS_USER", "producer")
+	t.Setenv("NATS_PASSWORD", "producer-secret")
+	t.Setenv("NATS_INBOX_PREFIX", "_INBOX.producer")
+	t.Setenv("JETPOOL_POOL", "batch")
+	code, out, errOut := run(t, "", "run", "square", "7", "--name", "producer")
+	if code != ExitOK || out != "49\n" {
+		t.Fatalf("run square 7 --name producer: exit %d, out %q, err %s", code, out, errOut)
+	}
+	t.Setenv("JETPOOL_NAME", "producer")
+	code, out, errOut = run(t, "", "map", "square", "1", "2", "3")
+	if code != ExitOK || out != "1\n4\n9\n" {
+		t.Fatalf("map square 1 2 3 with JETPOOL_NAME: exit %d, out %q, err %s", code, out, errOut)
+	}
+	// Without the name, its control subjects are not the user's to read.
+	t.Setenv("JETPOOL_NAME", "")
+	if code, _, errOut := run(t, "", "run", "square", "7", "--timeout", "5s"); code == ExitOK {
+		t.Fatalf("run without --name under a user scoped to its name succeeded: %s", errOut)
+	}
+}
