@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
 
@@ -27,6 +28,15 @@ func TestNewProcessPoolWorkersOutOfRange(t *testing.T) {
 				t.Fatalf("NewProcessPool(%d) = %v, %v; want ErrInvalidOption", n, p, err)
 			}
 		})
+	}
+}
+
+func TestProcessRetryNegative(t *testing.T) {
+	for _, rp := range []task.RetryPolicy{{Attempts: -1}, {Backoff: -time.Second}, {MaxBackoff: -time.Second}} {
+		p, err := executor.NewProcessPool(context.Background(), 1, executor.ProcessRetry(rp))
+		if !errors.Is(err, executor.ErrInvalidOption) || p != nil {
+			t.Errorf("NewProcessPool with ProcessRetry(%+v) = %v, %v; want ErrInvalidOption", rp, p, err)
+		}
 	}
 }
 
