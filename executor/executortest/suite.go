@@ -19,9 +19,14 @@ import (
 
 // Config is what a [Factory] must honour.
 type Config struct {
-	// Registry holds the suite's handlers; the executor's workers must run
-	// them, in the test's process.
+	// Registry holds the suite's handlers, bound to Harness in this process;
+	// workers in the test's process run them.
 	Registry *task.Registry
+	// Harness is the state the handlers share with the test. A factory
+	// whose workers run in other processes serves it to them with
+	// [Harness.Serve] on their NATS server, and those processes register
+	// [RegisterRemote]'s handlers instead of Registry's.
+	Harness *Harness
 	// Workers is how many tasks the executor runs at once: exactly this many.
 	Workers int
 	// Retry is how retryable handler errors must be retried.
@@ -86,6 +91,7 @@ func (e *env) start(t *testing.T, workers int) executor.Executor {
 	e.h.Register(reg)
 	ex := e.newExecutor(t, Config{
 		Registry: reg,
+		Harness:  e.h,
 		Workers:  workers,
 		Retry:    task.RetryPolicy{Attempts: 3, Backoff: 10 * time.Millisecond},
 	})
