@@ -70,6 +70,7 @@ func Run(t *testing.T, newExecutor Factory) {
 		{"QueuedDeadline", testQueuedDeadline},
 		{"Interrupt", testInterrupt},
 		{"CancelRace", testCancelRace},
+		{"IdleSlotsTakePending", testIdleSlots},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -822,4 +823,29 @@ func testCancelRace(t *testing.T, e *env) {
 		}
 	}
 	t.Logf("%d tasks: %d cancelled before start, %d ran", n, cancelled, ran)
+}
+
+// testIdleSlots checks the scheduling rule that a pending task never waits
+// while a slot that serves its kind is idle: it submits one blocking task at
+// a time, each once the one before is known to run, so every submit finds a
+// slot idle, wherever the executor's slots are; all must run at once.
+func testIdleSlots(t *testing.T, e *env) {
+	const n = 4
+	ex := e.start(t, n)
+	var fs []*executor.Future[string]
+	for i := range n {
+		id := fmt.Sprintf("slot-%d", i)
+		start := time.Now()
+		fs = append(fs, submit(t, ex, Gate, id))
+		within(t, e.h.Started(id), fmt.Sprintf("%s to start with %d of %d slots busy and none released", id, i, n))
+		t.Logf("%s started %v after its submit", id, time.Since(start))
+	}
+	for i := range n {
+		e.h.Open(fmt.Sprintf("slot-%d", i))
+	}
+	for i, f := range fs {
+		if v := mustResult(t, f); v != fmt.Sprintf("slot-%d", i) {
+			t.Fatalf("result %d = %q", i, v)
+		}
+	}
 }
