@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/executor/executortest"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
@@ -49,6 +50,11 @@ var (
 
 func childRegistry() *task.Registry {
 	reg := task.NewRegistry()
+	if worker.IsChild() && os.Getenv(envTestConformance) != "" {
+		// The conformance suite's harness is served by the test process on
+		// the pool's broker.
+		executortest.RegisterRemote(reg, connectOrDie(os.Getenv("NATS_URL")))
+	}
 	ranLog := openRanLog()
 	task.Handle(reg, SlowSquare, func(ctx context.Context, n int) (int, error) {
 		if ranLog != nil {
@@ -78,6 +84,9 @@ const (
 	envTestProducer  = "JETPOOL_TEST_PRODUCER"
 	envRanLog        = "JETPOOL_TEST_RAN_LOG"
 	envTestForgetful = "JETPOOL_TEST_FORGETFUL"
+	// envTestConformance makes worker processes serve the conformance
+	// suite's tasks.
+	envTestConformance = "JETPOOL_TEST_CONFORMANCE"
 )
 
 // openRanLog opens the file where worker processes of a fault test record

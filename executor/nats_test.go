@@ -104,6 +104,22 @@ func TestNATSConformanceAutoBatch(t *testing.T) {
 	})
 }
 
+// TestNATSConformanceTwoWorkers runs the suite with the executor's slots
+// split over two workers (one when there is one slot), so that every rule,
+// the scheduling rule among them, holds across workers.
+func TestNATSConformanceTwoWorkers(t *testing.T) {
+	executortest.Run(t, func(t *testing.T, cfg executortest.Config) executor.Executor {
+		_, nc := startBroker(t)
+		ex := newNATS(t, nc)
+		for _, slots := range []int{cfg.Workers / 2, cfg.Workers - cfg.Workers/2} {
+			if slots > 0 {
+				startWorker(t, connect(t, nc.ConnectedUrl()), cfg.Registry, worker.Config{Concurrency: slots, Retry: cfg.Retry})
+			}
+		}
+		return ex
+	})
+}
+
 func jetstreamOf(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 	t.Helper()
 	js, err := jetstream.New(nc)

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
 
@@ -31,6 +32,7 @@ type processConfig struct {
 	concurrency int
 	storeDir    string
 	pc          broker.PoolConfig
+	retry       task.RetryPolicy
 	stderr      *os.File
 }
 
@@ -78,6 +80,19 @@ func ProcessPoolConfig(pc broker.PoolConfig) ProcessOption {
 			return fmt.Errorf("%w: %v", ErrInvalidOption, err)
 		}
 		c.pc = pc
+		return nil
+	}
+}
+
+// ProcessRetry has the worker processes retry handler errors marked
+// [task.Retryable] as p says; by default they are not retried. Negative
+// settings are an error matching [ErrInvalidOption].
+func ProcessRetry(p task.RetryPolicy) ProcessOption {
+	return func(c *processConfig) error {
+		if p.Attempts < 0 || p.Backoff < 0 || p.MaxBackoff < 0 {
+			return fmt.Errorf("%w: ProcessRetry(%+v) has a negative setting", ErrInvalidOption, p)
+		}
+		c.retry = p
 		return nil
 	}
 }
@@ -176,7 +191,7 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 		srv.Shutdown()
 		return nil, err
 	}
-	p.env = append(os.Environ(), worker.ChildEnv(srv.ClientURL(), cfg.concurrency, cfg.pc)...)
+	p.env = append(os.Environ(), worker.ChildEnv(srv.ClientURL(), cfg.concurrency, cfg.pc, cfg.retry)...)
 	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
 		// The processes share the machine's CPUs, as a Python pool's do.
 		p.env = append(p.env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/workers)))

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/executor/executortest"
+	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
 
@@ -28,6 +30,41 @@ func TestNewProcessPoolWorkersOutOfRange(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestProcessRetryNegative(t *testing.T) {
+	for _, rp := range []task.RetryPolicy{{Attempts: -1}, {Backoff: -time.Second}, {MaxBackoff: -time.Second}} {
+		p, err := executor.NewProcessPool(context.Background(), 1, executor.ProcessRetry(rp))
+		if !errors.Is(err, executor.ErrInvalidOption) || p != nil {
+			t.Errorf("NewProcessPool with ProcessRetry(%+v) = %v, %v; want ErrInvalidOption", rp, p, err)
+		}
+	}
+}
+
+// TestProcessPoolConformance runs the suite against a pool of cfg.Workers
+// processes of one slot each, as Python's. Their handlers reach the suite's
+// harness, served by this process on the pool's broker, over NATS.
+func TestProcessPoolConformance(t *testing.T) {
+	t.Setenv(envTestConformance, "1")
+	executortest.Run(t, func(t *testing.T, cfg executortest.Config) executor.Executor {
+		p, err := executor.NewProcessPool(context.Background(), cfg.Workers, executor.ProcessRetry(cfg.Retry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := p.Shutdown(ctx, true, true); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
+		stop, err := cfg.Harness.Serve(connect(t, p.URL()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(stop)
+		return p
+	})
 }
 
 func TestNewProcessPoolInAWorkerProcess(t *testing.T) {

@@ -29,6 +29,10 @@ const (
 	EnvAckWait     = "JETPOOL_ACK_WAIT"
 	EnvGrace       = "JETPOOL_GRACE"
 	EnvReplicas    = "JETPOOL_REPLICAS"
+	// Config.Retry: attempts in all, the first backoff and its cap.
+	EnvRetryAttempts   = "JETPOOL_RETRY_ATTEMPTS"
+	EnvRetryBackoff    = "JETPOOL_RETRY_BACKOFF"
+	EnvRetryMaxBackoff = "JETPOOL_RETRY_MAX_BACKOFF"
 )
 
 // ConfigFromEnv reads a Config from the JETPOOL_* environment variables;
@@ -50,6 +54,15 @@ func ConfigFromEnv() (Config, error) {
 		return c, err
 	}
 	if c.PoolConfig.Grace, err = envDuration(EnvGrace); err != nil {
+		return c, err
+	}
+	if c.Retry.Attempts, err = envInt(EnvRetryAttempts); err != nil {
+		return c, err
+	}
+	if c.Retry.Backoff, err = envDuration(EnvRetryBackoff); err != nil {
+		return c, err
+	}
+	if c.Retry.MaxBackoff, err = envDuration(EnvRetryMaxBackoff); err != nil {
 		return c, err
 	}
 	if v := os.Getenv(EnvKinds); v != "" {
@@ -92,8 +105,10 @@ func envDuration(key string) (time.Duration, error) {
 	return d, nil
 }
 
-// ChildEnv is the environment a process pool gives its worker processes.
-func ChildEnv(url string, concurrency int, pc broker.PoolConfig) []string {
+// ChildEnv is the environment a process pool gives its worker processes:
+// [ConfigFromEnv] reads concurrency, pc's lease and grace, and retry back from
+// it; zero settings are left out, and so keep their defaults.
+func ChildEnv(url string, concurrency int, pc broker.PoolConfig, retry task.RetryPolicy) []string {
 	env := []string{
 		EnvChild + "=1",
 		"NATS_URL=" + url,
@@ -104,6 +119,15 @@ func ChildEnv(url string, concurrency int, pc broker.PoolConfig) []string {
 	}
 	if pc.Grace > 0 {
 		env = append(env, EnvGrace+"="+pc.Grace.String())
+	}
+	if retry.Attempts > 0 {
+		env = append(env, EnvRetryAttempts+"="+strconv.Itoa(retry.Attempts))
+	}
+	if retry.Backoff > 0 {
+		env = append(env, EnvRetryBackoff+"="+retry.Backoff.String())
+	}
+	if retry.MaxBackoff > 0 {
+		env = append(env, EnvRetryMaxBackoff+"="+retry.MaxBackoff.String())
 	}
 	return env
 }

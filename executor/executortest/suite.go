@@ -19,9 +19,14 @@ import (
 
 // Config is what a [Factory] must honour.
 type Config struct {
-	// Registry holds the suite's handlers; the executor's workers must run
-	// them, in the test's process.
+	// Registry holds the suite's handlers, bound to Harness in this process;
+	// workers in the test's process run them.
 	Registry *task.Registry
+	// Harness is the state the handlers share with the test. A factory
+	// whose workers run in other processes serves it to them with
+	// [Harness.Serve] on their NATS server, and those processes register
+	// [RegisterRemote]'s handlers instead of Registry's.
+	Harness *Harness
 	// Workers is how many tasks the executor runs at once: exactly this many.
 	Workers int
 	// Retry is how retryable handler errors must be retried.
@@ -65,6 +70,7 @@ func Run(t *testing.T, newExecutor Factory) {
 		{"QueuedDeadline", testQueuedDeadline},
 		{"Interrupt", testInterrupt},
 		{"CancelRace", testCancelRace},
+		{"IdleSlotsTakePending", testIdleSlots},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +92,7 @@ func (e *env) start(t *testing.T, workers int) executor.Executor {
 	e.h.Register(reg)
 	ex := e.newExecutor(t, Config{
 		Registry: reg,
+		Harness:  e.h,
 		Workers:  workers,
 		Retry:    task.RetryPolicy{Attempts: 3, Backoff: 10 * time.Millisecond},
 	})
@@ -816,4 +823,29 @@ func testCancelRace(t *testing.T, e *env) {
 		}
 	}
 	t.Logf("%d tasks: %d cancelled before start, %d ran", n, cancelled, ran)
+}
+
+// testIdleSlots checks the scheduling rule that a pending task never waits
+// while a slot that serves its kind is idle: it submits one blocking task at
+// a time, each once the one before is known to run, so every submit finds a
+// slot idle, wherever the executor's slots are; all must run at once.
+func testIdleSlots(t *testing.T, e *env) {
+	const n = 4
+	ex := e.start(t, n)
+	var fs []*executor.Future[string]
+	for i := range n {
+		id := fmt.Sprintf("slot-%d", i)
+		start := time.Now()
+		fs = append(fs, submit(t, ex, Gate, id))
+		within(t, e.h.Started(id), fmt.Sprintf("%s to start with %d of %d slots busy and none released", id, i, n))
+		t.Logf("%s started %v after its submit", id, time.Since(start))
+	}
+	for i := range n {
+		e.h.Open(fmt.Sprintf("slot-%d", i))
+	}
+	for i, f := range fs {
+		if v := mustResult(t, f); v != fmt.Sprintf("slot-%d", i) {
+			t.Fatalf("result %d = %q", i, v)
+		}
+	}
 }

@@ -48,7 +48,9 @@ func (e typedError) ErrorType() string { return e.typ }
 
 // Harness holds the state the suite's handlers share with the test: gates a
 // Gate task blocks on, which tasks started, and how often each Fail key ran.
-// Workers must run in the test's process for it to see them.
+// Handlers added by [Harness.Register] reach it directly, in the test's
+// process; handlers in other processes reach it over NATS (see
+// [Harness.Serve] and [RegisterRemote]).
 type Harness struct {
 	mu       sync.Mutex
 	gates    map[string]chan struct{}
@@ -67,8 +69,22 @@ func NewHarness() *Harness {
 	}
 }
 
-// Register adds the suite's handlers to reg.
-func (h *Harness) Register(reg *task.Registry) {
+// Register adds the suite's handlers to reg; they record in h and wait on its
+// gates directly, so the workers that run them must be in this process.
+func (h *Harness) Register(reg *task.Registry) { register(reg, direct{h}) }
+
+// state is what the handlers record and wait on: a Harness in this process
+// ([direct]) or one served over NATS ([remote]).
+type state interface {
+	markRan(ctx context.Context, id string) error
+	// attempt counts one more attempt of key and returns the count.
+	attempt(ctx context.Context, key string) (int, error)
+	// start marks id started and returns nil once its gate is open, or
+	// ctx's error once ctx ends.
+	start(ctx context.Context, id string) error
+}
+
+func register(reg *task.Registry, st state) {
 	task.Handle(reg, SayHi, func(ctx context.Context, name string) (Greeting, error) {
 		return Greeting{Text: "hi " + name, Worker: task.WorkerID(ctx)}, nil
 	})
@@ -85,24 +101,25 @@ func (h *Harness) Register(reg *task.Registry) {
 		return in.N * in.N, nil
 	})
 	task.Handle(reg, Gate, func(ctx context.Context, id string) (string, error) {
-		h.markRan(id)
-		h.markStarted(id)
-		select {
-		case <-h.gate(id):
-			return id, nil
-		case <-ctx.Done():
-			return "", ctx.Err()
+		if err := st.markRan(ctx, id); err != nil {
+			return "", err
 		}
+		if err := st.start(ctx, id); err != nil {
+			return "", err
+		}
+		return id, nil
 	})
 	task.Handle(reg, Record, func(ctx context.Context, id string) (string, error) {
-		h.markRan(id)
+		if err := st.markRan(ctx, id); err != nil {
+			return "", err
+		}
 		return id, nil
 	})
 	task.Handle(reg, Fail, func(ctx context.Context, s FailSpec) (int, error) {
-		h.mu.Lock()
-		h.attempts[s.Key]++
-		n := h.attempts[s.Key]
-		h.mu.Unlock()
+		n, err := st.attempt(ctx, s.Key)
+		if err != nil {
+			return 0, err
+		}
 		switch {
 		case s.Panic:
 			panic(s.Message)
@@ -113,6 +130,25 @@ func (h *Harness) Register(reg *task.Registry) {
 		}
 		return 0, typedError{s.Type, s.Message}
 	})
+}
+
+// direct is a Harness reached in this process; it never fails.
+type direct struct{ h *Harness }
+
+func (d direct) markRan(_ context.Context, id string) error { d.h.markRan(id); return nil }
+
+func (d direct) attempt(_ context.Context, key string) (int, error) {
+	return d.h.attempt(key), nil
+}
+
+func (d direct) start(ctx context.Context, id string) error {
+	d.h.markStarted(id)
+	select {
+	case <-d.h.gate(id):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (h *Harness) gate(id string) chan struct{} {
@@ -152,6 +188,13 @@ func (h *Harness) markRan(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ran[id]++
+}
+
+func (h *Harness) attempt(key string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.attempts[key]++
+	return h.attempts[key]
 }
 
 // Open releases every Gate task with this id, running or to come.

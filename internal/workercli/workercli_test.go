@@ -33,7 +33,8 @@ func clearEnv(t *testing.T) {
 	for _, k := range []string{
 		"NATS_URL", "NATS_CREDS", "NATS_NKEY", "NATS_USER", "NATS_PASSWORD", "NATS_TOKEN", "NATS_CA", "NATS_CERT", "NATS_KEY", "NATS_INBOX_PREFIX",
 		"JETPOOL_CHILD", "JETPOOL_WORKER_ID", "JETPOOL_POOL", "JETPOOL_PREFIX", "JETPOOL_CONCURRENCY", "JETPOOL_KINDS",
-		"JETPOOL_ACK_WAIT", "JETPOOL_GRACE", "JETPOOL_REPLICAS", envMetrics, envLogFormat, envLogLevel, envRoot,
+		"JETPOOL_ACK_WAIT", "JETPOOL_GRACE", "JETPOOL_REPLICAS",
+		"JETPOOL_RETRY_ATTEMPTS", "JETPOOL_RETRY_BACKOFF", "JETPOOL_RETRY_MAX_BACKOFF", envMetrics, envLogFormat, envLogLevel, envRoot,
 	} {
 		t.Setenv(k, "")
 	}
@@ -58,6 +59,8 @@ func TestUsageErrors(t *testing.T) {
 		{"negative grace", []string{"--grace", "-3s"}, nil, `flag -grace: want a duration`},
 		{"grace too short", []string{"--grace", "10ms"}, nil, `grace 10ms below 100ms`},
 		{"ack wait env", nil, map[string]string{"JETPOOL_ACK_WAIT": "soon"}, `JETPOOL_ACK_WAIT="soon": want a duration`},
+		{"retry attempts env", nil, map[string]string{"JETPOOL_RETRY_ATTEMPTS": "-1"}, `JETPOOL_RETRY_ATTEMPTS="-1": want a non-negative integer`},
+		{"retry backoff env", nil, map[string]string{"JETPOOL_RETRY_BACKOFF": "soon"}, `JETPOOL_RETRY_BACKOFF="soon": want a duration`},
 		{"replicas", []string{"--replicas", "2"}, nil, `replicas 2, want 1 or 3`},
 		{"log format", []string{"--log-format", "xml"}, nil, `--log-format "xml": want text or json`},
 		{"log format env", nil, map[string]string{envLogFormat: "yaml"}, `JETPOOL_LOG_FORMAT "yaml": want text or json`},
