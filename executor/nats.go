@@ -199,10 +199,14 @@ func (n *NATS) purgeCancelled() {
 // purgeTimeout bounds purgeCancelled.
 const purgeTimeout = 5 * time.Second
 
+// unsubscribe ends the executor's subscriptions and waits until the server
+// has them, so that a worker asking to start a chunk after Shutdown returned
+// meets no responders at once instead of a request nobody answers.
 func (n *NATS) unsubscribe() {
 	for _, s := range n.subs {
 		s.Unsubscribe()
 	}
+	n.nc.FlushTimeout(time.Second)
 }
 
 // Shutdown implements [Executor.Shutdown]. The executor keeps listening for
