@@ -288,9 +288,8 @@ func (w *Worker) pull(ctx context.Context, src source, slots *slotPool, chunks *
 	// asks for, so that other kinds do not ask for them too.
 	reserved := 0
 	release := func() {
-		for ; reserved > 0; reserved-- {
-			slots.give()
-		}
+		slots.giveN(reserved)
+		reserved = 0
 	}
 	defer release()
 	for ctx.Err() == nil {
@@ -381,9 +380,24 @@ func (p *slotPool) wait(ctx context.Context) bool {
 	}
 }
 
-// give gives a slot back and tells every watcher.
-func (p *slotPool) give() {
-	<-p.slots
+// give gives a slot back.
+func (p *slotPool) give() { p.giveN(1) }
+
+// giveN gives n slots back. If every slot was taken, it tells every
+// watcher: a puller waits for a slot only after it found none free, so a
+// give that leaves another free slot behind wakes nobody, which keeps a
+// busy worker from waking each kind's puller at the end of every chunk.
+func (p *slotPool) giveN(n int) {
+	if n <= 0 {
+		return
+	}
+	full := len(p.slots) == cap(p.slots)
+	for range n {
+		<-p.slots
+	}
+	if !full {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.watchers {
