@@ -37,7 +37,7 @@ func TestMaxAckPendingBackpressure(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		return v, nil
 	})
-	ex := newNATS(t, nc, executor.WithPoolConfig(pc))
+	ex := newNATS(t, nc, executor.NATSPoolConfig(pc))
 	// Two workers with four times the slots the consumer allows in flight.
 	var ws []*worker.Worker
 	for range 2 {

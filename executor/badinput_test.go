@@ -121,7 +121,7 @@ func TestBadInput(t *testing.T) {
 			wantTaskError(t, err, "bad_output")
 		}},
 		{"a kind no worker handles fails at its deadline", func(t *testing.T) {
-			f, err := executor.Submit(context.Background(), p.ex, task.New[int, int]("nobody-home"), 1, executor.WithTimeout(300*time.Millisecond))
+			f, err := executor.Submit(context.Background(), p.ex, task.New[int, int]("nobody-home"), 1, executor.SubmitTimeout(300*time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +176,7 @@ func TestBadInput(t *testing.T) {
 		}},
 		{"invalid pool names", func(t *testing.T) {
 			for _, pool := range []string{"", "a.b", "a b", "*", ">", "x\x00"} {
-				if _, err := executor.NewNATS(context.Background(), p.nc, executor.WithPool(pool)); !errors.Is(err, executor.ErrInvalidOption) {
+				if _, err := executor.NewNATS(context.Background(), p.nc, executor.NATSPool(pool)); !errors.Is(err, executor.ErrInvalidOption) {
 					t.Errorf("pool %q: %v, want ErrInvalidOption", pool, err)
 				}
 			}

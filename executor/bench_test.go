@@ -56,7 +56,7 @@ func BenchmarkLocalMap(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	n := 0
-	for v, err := range executor.Map(ctx, ex, Square, inputs, executor.Chunksize(100)) {
+	for v, err := range executor.Map(ctx, ex, Square, inputs, executor.MapChunksize(100)) {
 		if err != nil || v != n*n {
 			b.Fatalf("result %d = %d, %v", n, v, err)
 		}

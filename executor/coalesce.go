@@ -9,31 +9,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// WithAutoBatch makes the executor gather concurrent Submits (not Map's
-// chunks, which keep their Chunksize) into chunks of up to max tasks. A
-// Submit of a kind and deadline whose previous chunk is still on its way to
-// the stream (its PubAck not in) waits in a batch that goes out as one chunk
-// when that PubAck arrives or the batch is full, so a lone Submit goes at
-// once and a flood of them goes hundreds to a message. Every future keeps
-// its own semantics: Cancel is true only if the task never runs, deadlines
-// hold per task, and results come per task. A gathered chunk carries the
-// trace context of its first Submit.
-//
-// The cost: tasks of one chunk run one after another on one worker slot, and
-// all of them count as running (Cancel returns false) from the moment the
-// chunk starts, so give long tasks their own chunks by leaving this off. A
-// publish error reaches the futures of a gathered chunk, not the Submit
-// call. max must be at least 2.
-func WithAutoBatch(max int) NATSOption {
-	return func(c *natsConfig) error {
-		if max < 2 {
-			return fmt.Errorf("%w: auto-batch of %d tasks, want at least 2", ErrInvalidOption, max)
-		}
-		c.autoBatch = max
-		return nil
-	}
-}
-
 // coalescer gathers single-task batches per kind and deadline while the
 // previous chunk of the same kind and deadline waits for its PubAck.
 type coalescer struct {

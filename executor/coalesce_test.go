@@ -28,7 +28,7 @@ func TestAutoBatchGathersSubmits(t *testing.T) {
 		ran[n].Store(true)
 		return -n, nil
 	})
-	ex, err := executor.NewNATS(context.Background(), nc, executor.WithPoolConfig(testPool), executor.WithAutoBatch(100))
+	ex, err := executor.NewNATS(context.Background(), nc, executor.NATSPoolConfig(testPool), executor.NATSAutoBatch(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestAutoBatchGathersSubmits(t *testing.T) {
 
 func TestAutoBatchInvalid(t *testing.T) {
 	_, nc := startBroker(t)
-	if _, err := executor.NewNATS(context.Background(), nc, executor.WithAutoBatch(1)); !errors.Is(err, executor.ErrInvalidOption) {
-		t.Fatalf("WithAutoBatch(1): %v, want ErrInvalidOption", err)
+	if _, err := executor.NewNATS(context.Background(), nc, executor.NATSAutoBatch(1)); !errors.Is(err, executor.ErrInvalidOption) {
+		t.Fatalf("NATSAutoBatch(1): %v, want ErrInvalidOption", err)
 	}
 }

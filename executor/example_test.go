@@ -31,7 +31,7 @@ func newPool(workers int) (*executor.Local, chan struct{}) {
 		<-release
 		return name, nil
 	})
-	ex, err := executor.NewLocal(reg, executor.MaxWorkers(workers))
+	ex, err := executor.NewLocal(reg, executor.LocalMaxWorkers(workers))
 	if err != nil {
 		panic(err)
 	}
@@ -58,7 +58,7 @@ func ExampleMap() {
 
 	ctx := context.Background()
 	inputs := slices.Values([]int{1, 2, 3, 4, 5})
-	for v, err := range executor.Map(ctx, ex, Square, inputs, executor.Chunksize(2), executor.Timeout(time.Minute)) {
+	for v, err := range executor.Map(ctx, ex, Square, inputs, executor.MapChunksize(2), executor.MapTimeout(time.Minute)) {
 		if err != nil {
 			fmt.Println("error:", err)
 			break
@@ -139,14 +139,14 @@ func ExampleFuture_Cancel() {
 // thing (this test binary does in TestMain, with SlowSquare in reg).
 func ExampleNewProcessPool() {
 	ctx := context.Background()
-	p, err := executor.NewProcessPool(ctx, 2, executor.Concurrency(4))
+	p, err := executor.NewProcessPool(ctx, 2, executor.ProcessConcurrency(4))
 	if err != nil {
 		panic(err)
 	}
 	defer p.Shutdown(ctx, true, false)
 
 	var squares []int
-	for v, err := range executor.Map(ctx, p, SlowSquare, slices.Values([]int{1, 2, 3, 4, 5}), executor.Chunksize(2)) {
+	for v, err := range executor.Map(ctx, p, SlowSquare, slices.Values([]int{1, 2, 3, 4, 5}), executor.MapChunksize(2)) {
 		if err != nil {
 			panic(err)
 		}
@@ -187,12 +187,12 @@ func ExampleNewNATS() {
 		panic(err)
 	}
 	defer nc.Close()
-	ex, err := executor.NewNATS(ctx, nc, executor.WithPool("batch"), executor.WithLogger(quiet))
+	ex, err := executor.NewNATS(ctx, nc, executor.NATSPool("batch"), executor.NATSLogger(quiet))
 	if err != nil {
 		panic(err)
 	}
 	defer ex.Shutdown(context.Background(), true, false)
-	f, err := executor.Submit(ctx, ex, Square, 9, executor.WithTimeout(30*time.Second))
+	f, err := executor.Submit(ctx, ex, Square, 9, executor.SubmitTimeout(30*time.Second))
 	if err != nil {
 		panic(err)
 	}

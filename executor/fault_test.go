@@ -31,7 +31,7 @@ const doomedTasks = 200
 
 func faultPool(t *testing.T, workers int, opts ...executor.ProcessOption) *executor.ProcessPool {
 	t.Helper()
-	opts = append([]executor.ProcessOption{executor.ProcessPoolConfig(faultPoolConfig)}, opts...)
+	opts = append([]executor.ProcessOption{executor.NATSPoolConfig(faultPoolConfig)}, opts...)
 	p, err := executor.NewProcessPool(context.Background(), workers, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -59,12 +59,12 @@ func ints(n int) func(func(int) bool) {
 // TestProcessPoolSurvivesWorkerKill SIGKILLs a worker process in the middle of
 // a 5,000-task map: every result still arrives, right and in order.
 func TestProcessPoolSurvivesWorkerKill(t *testing.T) {
-	p := faultPool(t, 3, executor.Concurrency(2))
+	p := faultPool(t, 3, executor.ProcessConcurrency(2))
 	const n = 5000
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	got, killed := 0, 0
-	for v, err := range executor.Map(ctx, p, SlowSquare, ints(n), executor.Chunksize(10)) {
+	for v, err := range executor.Map(ctx, p, SlowSquare, ints(n), executor.MapChunksize(10)) {
 		if err != nil {
 			t.Fatalf("result %d: %v", got, err)
 		}
@@ -103,7 +103,7 @@ func freePort(t *testing.T) int {
 func TestFaultsUnderLoad(t *testing.T) {
 	ranLog := filepath.Join(t.TempDir(), "ran.log")
 	t.Setenv(envRanLog, ranLog)
-	p := faultPool(t, 3, executor.Concurrency(4))
+	p := faultPool(t, 3, executor.ProcessConcurrency(4))
 	const n = 10_000
 	fs := make([]*executor.Future[int], n)
 	var resolved [n]atomic.Int32
@@ -216,14 +216,14 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Shutdown() })
 	nc := connect(t, srv.ClientURL())
-	ex := newNATS(t, nc, executor.WithPoolConfig(faultPoolConfig))
+	ex := newNATS(t, nc, executor.NATSPoolConfig(faultPoolConfig))
 	startWorker(t, connect(t, srv.ClientURL()), childRegistry(), worker.Config{Concurrency: 4, PoolConfig: faultPoolConfig})
 
 	const n = 3000
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	got := 0
-	for v, err := range executor.Map(ctx, ex, SlowSquare, ints(n), executor.Chunksize(5), executor.Buffersize(32)) {
+	for v, err := range executor.Map(ctx, ex, SlowSquare, ints(n), executor.MapChunksize(5), executor.MapBuffersize(32)) {
 		if err != nil {
 			t.Fatalf("result %d: %v", got, err)
 		}
@@ -252,7 +252,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 // swallowed are published again, and every future still resolves, right.
 func TestSubmitsSurviveBrokerRestart(t *testing.T) {
 	t.Run("chunk per Submit", func(t *testing.T) { submitsAcrossRestart(t) })
-	t.Run("WithAutoBatch", func(t *testing.T) { submitsAcrossRestart(t, executor.WithAutoBatch(100)) })
+	t.Run("NATSAutoBatch", func(t *testing.T) { submitsAcrossRestart(t, executor.NATSAutoBatch(100)) })
 }
 
 func submitsAcrossRestart(t *testing.T, opts ...executor.NATSOption) {
@@ -264,7 +264,7 @@ func submitsAcrossRestart(t *testing.T, opts ...executor.NATSOption) {
 	t.Cleanup(func() { srv.Shutdown() })
 	var republished atomic.Int64
 	log := slog.New(countingHandler{msg: "executor: publishing a chunk again", n: &republished})
-	opts = append(opts, executor.WithPoolConfig(faultPoolConfig), executor.WithLogger(log))
+	opts = append(opts, executor.NATSPoolConfig(faultPoolConfig), executor.NATSLogger(log))
 	ex := newNATS(t, connect(t, srv.ClientURL()), opts...)
 	startWorker(t, connect(t, srv.ClientURL()), childRegistry(), worker.Config{Concurrency: 16, PoolConfig: faultPoolConfig})
 
@@ -344,7 +344,7 @@ func TestProducerGoneLeavesNoWork(t *testing.T) {
 		return ms, nil
 	})
 	// Provision the stream with the test's settings before the producer does.
-	newNATS(t, nc, executor.WithPoolConfig(faultPoolConfig))
+	newNATS(t, nc, executor.NATSPoolConfig(faultPoolConfig))
 
 	self, err := os.Executable()
 	if err != nil {
@@ -502,7 +502,7 @@ func TestBrokerKilledLosesNothing(t *testing.T) {
 	b := startBrokerProcess(t, port, dir)
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
 	pc := broker.PoolConfig{AckWait: 5 * time.Second, Grace: 20 * time.Second}
-	ex := newNATS(t, connect(t, url), executor.WithPoolConfig(pc))
+	ex := newNATS(t, connect(t, url), executor.NATSPoolConfig(pc))
 	const n = 4000
 	runs := make([]atomic.Int32, n)
 	reg := task.NewRegistry()
@@ -518,7 +518,7 @@ func TestBrokerKilledLosesNothing(t *testing.T) {
 	res := tally{tasks: n}
 	kills, i := 0, 0
 	start := time.Now()
-	for v, err := range executor.Map(ctx, ex, PauseSquare, ints(n), executor.Chunksize(50), executor.Buffersize(16)) {
+	for v, err := range executor.Map(ctx, ex, PauseSquare, ints(n), executor.MapChunksize(50), executor.MapBuffersize(16)) {
 		switch {
 		case err != nil && ctx.Err() != nil:
 			res.hung = n - i
@@ -560,7 +560,7 @@ func TestBrokerKilledLosesNothing(t *testing.T) {
 func TestKilledProducerCostsOthersNothing(t *testing.T) {
 	srv, nc := startBroker(t)
 	pc := broker.PoolConfig{AckWait: 30 * time.Second, Grace: 30 * time.Second}
-	ex := newNATS(t, nc, executor.WithPoolConfig(pc))
+	ex := newNATS(t, nc, executor.NATSPoolConfig(pc))
 	reg := task.NewRegistry()
 	task.Handle(reg, Nap, func(ctx context.Context, ms int) (int, error) {
 		time.Sleep(time.Duration(ms) * time.Millisecond)

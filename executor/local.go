@@ -11,30 +11,6 @@ import (
 	"github.com/jetpool/jetpool/task"
 )
 
-// LocalOption configures [NewLocal].
-type LocalOption func(*Local) error
-
-// MaxWorkers sets how many tasks a [Local] pool runs at once. The default is
-// Python's: min(32, GOMAXPROCS+4).
-func MaxWorkers(n int) LocalOption {
-	return func(l *Local) error {
-		if n < 1 {
-			return fmt.Errorf("%w: MaxWorkers(%d) must be at least 1", ErrInvalidOption, n)
-		}
-		l.max = n
-		return nil
-	}
-}
-
-// Retry sets how handlers' retryable errors are retried; the default retries
-// nothing.
-func Retry(p task.RetryPolicy) LocalOption {
-	return func(l *Local) error {
-		l.retry = p
-		return nil
-	}
-}
-
 // Local runs tasks in this process on a pool of goroutines, Python's
 // ThreadPoolExecutor. Goroutines are started on demand up to the pool size
 // and exit at Shutdown; the queue is unbounded. A queued task with a deadline

@@ -12,7 +12,7 @@ import (
 
 func TestLocalConformance(t *testing.T) {
 	executortest.Run(t, func(t *testing.T, cfg executortest.Config) executor.Executor {
-		ex, err := executor.NewLocal(cfg.Registry, executor.MaxWorkers(cfg.Workers), executor.Retry(cfg.Retry))
+		ex, err := executor.NewLocal(cfg.Registry, executor.LocalMaxWorkers(cfg.Workers), executor.LocalRetry(cfg.Retry))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,7 +32,7 @@ func TestLocalUnknownKind(t *testing.T) {
 }
 
 func TestLocalInvalidOption(t *testing.T) {
-	if _, err := executor.NewLocal(task.NewRegistry(), executor.MaxWorkers(0)); !errors.Is(err, executor.ErrInvalidOption) {
-		t.Fatalf("MaxWorkers(0): %v, want ErrInvalidOption", err)
+	if _, err := executor.NewLocal(task.NewRegistry(), executor.LocalMaxWorkers(0)); !errors.Is(err, executor.ErrInvalidOption) {
+		t.Fatalf("LocalMaxWorkers(0): %v, want ErrInvalidOption", err)
 	}
 }

@@ -108,7 +108,7 @@ func openRanLog() *os.File {
 // waits to be killed.
 func runDoomedProducer(url string) int {
 	nc := connectOrDie(url)
-	ex, err := executor.NewNATS(context.Background(), nc, executor.WithPoolConfig(faultPoolConfig))
+	ex, err := executor.NewNATS(context.Background(), nc, executor.NATSPoolConfig(faultPoolConfig))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

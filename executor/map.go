@@ -10,9 +10,6 @@ import (
 	"github.com/jetpool/jetpool/task"
 )
 
-// MapOption configures one [Map].
-type MapOption func(*mapConfig) error
-
 type mapConfig struct {
 	chunksize  int
 	buffersize int
@@ -20,56 +17,16 @@ type mapConfig struct {
 }
 
 // DefaultBuffersize is how many chunks [Map] keeps in flight unless told
-// otherwise with [Buffersize].
+// otherwise with [MapBuffersize].
 const DefaultBuffersize = 64
-
-// Chunksize batches n inputs into one chunk: one message, one start, run in
-// order by one worker. The default is 1. Larger chunks cut per-task overhead
-// for small tasks.
-func Chunksize(n int) MapOption {
-	return func(c *mapConfig) error {
-		if n < 1 {
-			return fmt.Errorf("%w: Chunksize(%d) must be at least 1", ErrInvalidOption, n)
-		}
-		c.chunksize = n
-		return nil
-	}
-}
-
-// Buffersize bounds how many chunks are submitted and not yet consumed by the
-// caller (Python 3.14's buffersize); inputs are read only as results are
-// consumed, so memory stays flat however long the input is. The default is
-// [DefaultBuffersize].
-func Buffersize(n int) MapOption {
-	return func(c *mapConfig) error {
-		if n < 1 {
-			return fmt.Errorf("%w: Buffersize(%d) must be at least 1", ErrInvalidOption, n)
-		}
-		c.buffersize = n
-		return nil
-	}
-}
-
-// Timeout bounds the whole Map, counted from the call of Map, not per item.
-// It is also every task's deadline, carried to the workers: a task not
-// started by then never starts, and a running handler's context ends.
-func Timeout(d time.Duration) MapOption {
-	return func(c *mapConfig) error {
-		if d <= 0 {
-			return fmt.Errorf("%w: Timeout(%v) must be positive", ErrInvalidOption, d)
-		}
-		c.timeout = d
-		return nil
-	}
-}
 
 // Map runs t on every input and yields the results in input order, like
 // Python's Executor.map. Nothing is submitted until the iteration starts; then
-// inputs are read and submitted in chunks (see [Chunksize]), at most
-// [Buffersize] chunks ahead of the consumer.
+// inputs are read and submitted in chunks (see [MapChunksize]), at most
+// [MapBuffersize] chunks ahead of the consumer.
 //
 // A failed task yields (zero, its error) in its place and the iteration goes on
-// if the caller keeps ranging. A timeout (see [Timeout]), the end of ctx, an
+// if the caller keeps ranging. A timeout (see [MapTimeout]), the end of ctx, an
 // invalid option or a submission error yields one error and ends the
 // iteration. When the iteration ends early, for any reason including a break
 // by the caller, every task that has not started is cancelled; running tasks

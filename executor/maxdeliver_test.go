@@ -21,7 +21,7 @@ var neverDone = task.New[int, int]("never-done")
 func TestMaxDeliverFailsTheFuture(t *testing.T) {
 	pc := broker.PoolConfig{AckWait: 500 * time.Millisecond, MaxDeliver: 2, Grace: 2 * time.Second}
 	_, nc := startBroker(t)
-	ex := newNATS(t, nc, executor.WithPoolConfig(pc))
+	ex := newNATS(t, nc, executor.NATSPoolConfig(pc))
 	f, err := executor.Submit(context.Background(), ex, neverDone, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -55,7 +55,7 @@ type NATS struct {
 	// reached MaxDeliver.
 	noDelete atomic.Bool
 
-	coalesce *coalescer // nil unless WithAutoBatch
+	coalesce *coalescer // nil unless NATSAutoBatch
 
 	subs     []*nats.Subscription
 	stop     chan struct{} // closed when closed and every chunk is settled
@@ -67,12 +67,21 @@ type NATS struct {
 // Shutdown. It fails with ErrInvalidOption for a bad option or with the
 // broker's error if the stream cannot be provisioned.
 func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, error) {
-	cfg := natsConfig{prefix: broker.DefaultPrefix, pool: broker.DefaultPool, log: slog.Default()}
+	cfg := defaultNATSConfig()
 	for _, o := range opts {
-		if err := o(&cfg); err != nil {
+		if err := o.applyNATS(&cfg); err != nil {
 			return nil, err
 		}
 	}
+	return newNATS(ctx, nc, cfg)
+}
+
+func defaultNATSConfig() natsConfig {
+	return natsConfig{prefix: broker.DefaultPrefix, pool: broker.DefaultPool, log: slog.Default()}
+}
+
+// newNATS is NewNATS with its options applied.
+func newNATS(ctx context.Context, nc *nats.Conn, cfg natsConfig) (*NATS, error) {
 	subj, err := broker.NewSubjects(cfg.prefix, cfg.pool)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidOption, err)

@@ -99,7 +99,7 @@ func BenchmarkProcessPoolScaling(b *testing.B) {
 	for _, chunk := range []int{1, 2} {
 		b.Run(fmt.Sprintf("chunksize=%d", chunk), func(b *testing.B) {
 			ctx := context.Background()
-			p, err := executor.NewProcessPool(ctx, procs, executor.Concurrency(slots))
+			p, err := executor.NewProcessPool(ctx, procs, executor.ProcessConcurrency(slots))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -69,7 +69,7 @@ func startWorker(t *testing.T, nc *nats.Conn, reg *task.Registry, cfg worker.Con
 
 func newNATS(t *testing.T, nc *nats.Conn, opts ...executor.NATSOption) *executor.NATS {
 	t.Helper()
-	opts = append([]executor.NATSOption{executor.WithPoolConfig(testPool)}, opts...)
+	opts = append([]executor.NATSOption{executor.NATSPoolConfig(testPool)}, opts...)
 	ex, err := executor.NewNATS(context.Background(), nc, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestNATSConformance(t *testing.T) {
 func TestNATSConformanceAutoBatch(t *testing.T) {
 	executortest.Run(t, func(t *testing.T, cfg executortest.Config) executor.Executor {
 		_, nc := startBroker(t)
-		ex := newNATS(t, nc, executor.WithAutoBatch(64))
+		ex := newNATS(t, nc, executor.NATSAutoBatch(64))
 		startWorker(t, connect(t, nc.ConnectedUrl()), cfg.Registry, worker.Config{Concurrency: cfg.Workers, Retry: cfg.Retry})
 		return ex
 	})

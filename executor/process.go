@@ -16,96 +16,16 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetpool/jetpool/broker"
-	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
 
-// ProcessAckWait is a process pool's lease unless [ProcessPoolConfig] sets
+// ProcessAckWait is a process pool's lease unless [NATSPoolConfig] sets
 // another.
 const ProcessAckWait = 2 * time.Second
 
-// ProcessOption configures [NewProcessPool].
-type ProcessOption func(*processConfig) error
-
-type processConfig struct {
-	command     []string
-	concurrency int
-	storeDir    string
-	pc          broker.PoolConfig
-	retry       task.RetryPolicy
-	stderr      *os.File
-}
-
-// Command runs the workers as path with args instead of re-executing this
-// program; the command must serve a worker configured from the environment,
-// as cmd/worker and any program calling [worker.ServeIfChild] do.
-func Command(path string, args ...string) ProcessOption {
-	return func(c *processConfig) error {
-		if path == "" {
-			return fmt.Errorf("%w: empty command", ErrInvalidOption)
-		}
-		c.command = append([]string{path}, args...)
-		return nil
-	}
-}
-
-// Concurrency sets how many tasks each worker process runs at once; the
-// default is 1, like a Python process pool.
-func Concurrency(n int) ProcessOption {
-	return func(c *processConfig) error {
-		if n < 1 {
-			return fmt.Errorf("%w: Concurrency(%d) must be at least 1", ErrInvalidOption, n)
-		}
-		c.concurrency = n
-		return nil
-	}
-}
-
-// StoreDir keeps the embedded broker's JetStream store in dir instead of a
-// temporary directory removed at Shutdown.
-func StoreDir(dir string) ProcessOption {
-	return func(c *processConfig) error { c.storeDir = dir; return nil }
-}
-
-// ProcessPoolConfig sets the pool's lease and grace settings (see
-// broker.PoolConfig). A process pool's lease (AckWait) defaults to
-// [ProcessAckWait] rather than the pool default: its broker is on this host,
-// so the heartbeats that keep a running chunk alive cost little, and a chunk
-// a killed process had fetched but not yet started runs again that soon.
-// (A chunk it had started runs again at once: the pool sees the process
-// exit.)
-func ProcessPoolConfig(pc broker.PoolConfig) ProcessOption {
-	return func(c *processConfig) error {
-		if err := pc.Validate(); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalidOption, err)
-		}
-		c.pc = pc
-		return nil
-	}
-}
-
-// ProcessRetry has the worker processes retry handler errors marked
-// [task.Retryable] as p says; by default they are not retried. Negative
-// settings are an error matching [ErrInvalidOption].
-func ProcessRetry(p task.RetryPolicy) ProcessOption {
-	return func(c *processConfig) error {
-		if p.Attempts < 0 || p.Backoff < 0 || p.MaxBackoff < 0 {
-			return fmt.Errorf("%w: ProcessRetry(%+v) has a negative setting", ErrInvalidOption, p)
-		}
-		c.retry = p
-		return nil
-	}
-}
-
-// WorkerStderr sends the worker processes' standard error to f; the default
-// is this process's.
-func WorkerStderr(f *os.File) ProcessOption {
-	return func(c *processConfig) error { c.stderr = f; return nil }
-}
-
 // MaxProcesses is the most worker processes [NewProcessPool] starts. Each
 // costs a Go runtime, a connection and some megabytes of memory; for more
-// tasks at once on one host, raise [Concurrency] instead.
+// tasks at once on one host, raise [ProcessConcurrency] instead.
 const MaxProcesses = 256
 
 // A worker process that exits soon after it starts is started again after a
@@ -159,14 +79,14 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 	if workers < 1 || workers > MaxProcesses {
 		return nil, fmt.Errorf("%w: %d workers, want 1 to %d", ErrInvalidOption, workers, MaxProcesses)
 	}
-	cfg := processConfig{concurrency: 1, stderr: os.Stderr}
+	cfg := processConfig{nats: defaultNATSConfig(), concurrency: 1, stderr: os.Stderr}
 	for _, o := range opts {
-		if err := o(&cfg); err != nil {
+		if err := o.applyProcess(&cfg); err != nil {
 			return nil, err
 		}
 	}
-	if cfg.pc.AckWait == 0 {
-		cfg.pc.AckWait = ProcessAckWait
+	if cfg.nats.pc.AckWait == 0 {
+		cfg.nats.pc.AckWait = ProcessAckWait
 	}
 	if cfg.command == nil {
 		self, err := os.Executable()
@@ -185,13 +105,13 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 		srv.Shutdown()
 		return nil, fmt.Errorf("executor: connect to embedded broker: %w", err)
 	}
-	p.NATS, err = NewNATS(ctx, p.nc, WithPoolConfig(cfg.pc))
+	p.NATS, err = newNATS(ctx, p.nc, cfg.nats)
 	if err != nil {
 		p.nc.Close()
 		srv.Shutdown()
 		return nil, err
 	}
-	p.env = append(os.Environ(), worker.ChildEnv(srv.ClientURL(), cfg.concurrency, cfg.pc, cfg.retry)...)
+	p.env = append(os.Environ(), worker.ChildEnv(srv.ClientURL(), cfg.concurrency, cfg.nats.pc, cfg.retry)...)
 	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
 		// The processes share the machine's CPUs, as a Python pool's do.
 		p.env = append(p.env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/workers)))

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -82,7 +84,7 @@ func TestNewProcessPoolInAWorkerProcess(t *testing.T) {
 // task is outstanding: Shutdown returns ctx's error once the worker process
 // is killed and waited for, and the task fails when the grace period is up.
 func TestProcessPoolShutdownKillsWhenCtxEnds(t *testing.T) {
-	p, err := executor.NewProcessPool(context.Background(), 1, executor.ProcessPoolConfig(faultPoolConfig))
+	p, err := executor.NewProcessPool(context.Background(), 1, executor.NATSPoolConfig(faultPoolConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,4 +276,32 @@ func recordStart(starts string) (int, error) {
 	}
 	data, err := os.ReadFile(starts)
 	return strings.Count(string(data), "\n"), err
+}
+
+// TestProcessPoolTakesNATSOptions: the NATS* options that apply to a process
+// pool configure the NATS executor it runs: its logger and gathered Submits.
+func TestProcessPoolTakesNATSOptions(t *testing.T) {
+	var logged atomic.Int64
+	log := slog.New(countingHandler{msg: "executor: worker process exited; starting another", n: &logged})
+	p := faultPool(t, 1, executor.NATSLogger(log), executor.NATSAutoBatch(16))
+	var fs []*executor.Future[int]
+	for i := range 50 {
+		f, err := executor.Submit(context.Background(), p, SlowSquare, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	for i, f := range fs {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		v, err := f.Result(ctx)
+		cancel()
+		if err != nil || v != i*i {
+			t.Fatalf("future %d: %d, %v", i, v, err)
+		}
+	}
+	if err := p.Processes()[0].Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return logged.Load() > 0 }, "the pool to log to the given logger")
 }

@@ -118,7 +118,7 @@ func TestFinalResultLeavingItemsRunsThemAgain(t *testing.T) {
 	ex := newNATS(t, nc)
 	js := jetstreamOf(t, nc)
 	in := []int{2, 3, 4}
-	got := mapAll(ex, Square, in, executor.Chunksize(3))
+	got := mapAll(ex, Square, in, executor.MapChunksize(3))
 
 	msg, c := pullOne(t, js, Square.Kind())
 	reply := askStart(t, nc, msg, c, "partial")
@@ -152,7 +152,7 @@ func TestDeadlineBeyondTheWire(t *testing.T) {
 	startWorker(t, connect(t, nc.ConnectedUrl()), reg, worker.Config{Concurrency: 2})
 
 	for _, d := range []time.Duration{2_060_000 * time.Hour, 2_100_000 * time.Hour, 1<<63 - 1} {
-		f, err := executor.Submit(context.Background(), ex, Square, 3, executor.WithTimeout(d))
+		f, err := executor.Submit(context.Background(), ex, Square, 3, executor.SubmitTimeout(d))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +164,7 @@ func TestDeadlineBeyondTheWire(t *testing.T) {
 		}
 	}
 	in := []int{1, 2, 3}
-	squares(t, mapAll(ex, Square, in, executor.Timeout(1<<63-1)), in, 10*time.Second)
+	squares(t, mapAll(ex, Square, in, executor.MapTimeout(1<<63-1)), in, 10*time.Second)
 }
 
 // TestSilentProducersTakeNoSlot: chunks whose producers never answer (gone,
@@ -173,7 +173,7 @@ func TestDeadlineBeyondTheWire(t *testing.T) {
 func TestSilentProducersTakeNoSlot(t *testing.T) {
 	_, nc := startBroker(t)
 	pc := broker.PoolConfig{AckWait: 30 * time.Second, Grace: 30 * time.Second}
-	ex := newNATS(t, nc, executor.WithPoolConfig(pc))
+	ex := newNATS(t, nc, executor.NATSPoolConfig(pc))
 	js := jetstreamOf(t, nc)
 	subj, _ := broker.NewSubjects(broker.DefaultPrefix, broker.DefaultPool)
 	for i := range 8 {
@@ -207,7 +207,7 @@ func TestSilentProducersTakeNoSlot(t *testing.T) {
 // the verdict of a producer that is gone.
 func TestShutdownRemovesWhatItCancelled(t *testing.T) {
 	_, nc := startBroker(t)
-	ex, err := executor.NewNATS(context.Background(), nc, executor.WithPoolConfig(testPool))
+	ex, err := executor.NewNATS(context.Background(), nc, executor.NATSPoolConfig(testPool))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestShutdownRemovesWhatItCancelled(t *testing.T) {
 func TestGoneWorkersChunkRunsAgainAtOnce(t *testing.T) {
 	_, nc := startBroker(t)
 	pc := broker.PoolConfig{AckWait: 30 * time.Second, Grace: 30 * time.Second}
-	ex := newNATS(t, nc, executor.WithPoolConfig(pc))
+	ex := newNATS(t, nc, executor.NATSPoolConfig(pc))
 	stuck := make(chan struct{})
 	started := make(chan struct{}, 1)
 	reg := task.NewRegistry()
@@ -275,7 +275,7 @@ func TestGoneWorkersChunkRunsAgainAtOnce(t *testing.T) {
 // not after the 30s lease of a pool of remote workers.
 func TestProcessPoolRerunsADeadProcessesChunks(t *testing.T) {
 	pc := broker.PoolConfig{Grace: 30 * time.Second}
-	p, err := executor.NewProcessPool(context.Background(), 2, executor.ProcessPoolConfig(pc))
+	p, err := executor.NewProcessPool(context.Background(), 2, executor.NATSPoolConfig(pc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func connectAs(t *testing.T, srv *broker.Embedded, user, password string) (*nats
 func producerAs(t *testing.T, srv *broker.Embedded, user string) (*executor.NATS, *nats.Conn, <-chan error) {
 	t.Helper()
 	nc, errs := connectAs(t, srv, user, user+"-secret")
-	return newNATS(t, nc, executor.WithPool("batch"), executor.WithName(user)), nc, errs
+	return newNATS(t, nc, executor.NATSPool("batch"), executor.NATSName(user)), nc, errs
 }
 
 func wantViolation(t *testing.T, errs <-chan error, what string) {
@@ -91,7 +91,7 @@ func TestSecurityPoolRunsWithLeastPrivilege(t *testing.T) {
 	i := 0
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for v, err := range executor.Map(ctx, ex, Square, slices.Values([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}), executor.Chunksize(3)) {
+	for v, err := range executor.Map(ctx, ex, Square, slices.Values([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}), executor.MapChunksize(3)) {
 		if err != nil || v != i*i {
 			t.Fatalf("result %d = %d, %v", i, v, err)
 		}

@@ -44,7 +44,7 @@ func TestTraceContextReachesHandler(t *testing.T) {
 	if got, err := f.Result(context.Background()); err != nil || got != want {
 		t.Fatalf("Submit: handler saw %q, %v; want %q", got, err, want)
 	}
-	for got, err := range executor.Map(ctx, ex, traced, slices.Values([]int{1, 2, 3}), executor.Chunksize(2)) {
+	for got, err := range executor.Map(ctx, ex, traced, slices.Values([]int{1, 2, 3}), executor.MapChunksize(2)) {
 		if err != nil || got != want {
 			t.Fatalf("Map: handler saw %q, %v; want %q", got, err, want)
 		}
@@ -58,7 +58,7 @@ func TestTraceContextReachesHandler(t *testing.T) {
 	}
 }
 
-// TestTraceContextOfGatheredSubmits: a chunk gathered by WithAutoBatch
+// TestTraceContextOfGatheredSubmits: a chunk gathered by NATSAutoBatch
 // carries its first Submit's span, even when that Submit's ctx has ended
 // before the chunk goes out.
 func TestTraceContextOfGatheredSubmits(t *testing.T) {
@@ -67,7 +67,7 @@ func TestTraceContextOfGatheredSubmits(t *testing.T) {
 	task.Handle(reg, traced, func(ctx context.Context, _ int) (string, error) {
 		return trace.SpanContextFromContext(ctx).TraceID().String(), nil
 	})
-	ex := newNATS(t, nc, executor.WithAutoBatch(16))
+	ex := newNATS(t, nc, executor.NATSAutoBatch(16))
 	startWorker(t, connect(t, nc.ConnectedUrl()), reg, worker.Config{})
 
 	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")

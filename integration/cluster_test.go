@@ -183,7 +183,7 @@ func (c *cluster) producerOn(nc *nats.Conn) *executor.NATS {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		var err error
-		ex, err = executor.NewNATS(ctx, nc, executor.WithPoolConfig(clusterPool))
+		ex, err = executor.NewNATS(ctx, nc, executor.NATSPoolConfig(clusterPool))
 		cancel()
 		if err == nil {
 			break

@@ -95,7 +95,7 @@ func TestClusterMap(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	got := 0
-	for v, err := range executor.Map(ctx, ex, builtin.Square, ints(n), executor.Chunksize(100)) {
+	for v, err := range executor.Map(ctx, ex, builtin.Square, ints(n), executor.MapChunksize(100)) {
 		if err != nil {
 			t.Fatalf("result %d: %v", got, err)
 		}
@@ -337,7 +337,7 @@ func TestScaleOut(t *testing.T) {
 	result := make(chan error, 1)
 	go func() {
 		i := 0
-		for v, err := range executor.Map(ctx, ex, builtin.Sleep, naps(n, 45), executor.Buffersize(64)) {
+		for v, err := range executor.Map(ctx, ex, builtin.Sleep, naps(n, 45), executor.MapBuffersize(64)) {
 			if err != nil {
 				result <- err
 				return
@@ -399,7 +399,7 @@ func TestProducersNodeStoppedThenKilledDuringMap(t *testing.T) {
 	}
 	start := time.Now()
 	got, wrong := 0, 0
-	for v, err := range executor.Map(ctx, ex, builtin.Sleep, naps(n, 5), executor.Chunksize(50), executor.Buffersize(16)) {
+	for v, err := range executor.Map(ctx, ex, builtin.Sleep, naps(n, 5), executor.MapChunksize(50), executor.MapBuffersize(16)) {
 		if err != nil {
 			t.Fatalf("result %d of %d: %v", got, n, err)
 		}

@@ -47,7 +47,7 @@ func ExampleServedKinds() {
 		panic(err)
 	}
 	defer pc.Close()
-	ex, err := executor.NewNATS(context.Background(), pc, executor.WithLogger(quiet))
+	ex, err := executor.NewNATS(context.Background(), pc, executor.NATSLogger(quiet))
 	if err != nil {
 		panic(err)
 	}

@@ -49,7 +49,7 @@ func ExampleWorker_Run() {
 		panic(err)
 	}
 	defer pc.Close()
-	ex, err := executor.NewNATS(context.Background(), pc, executor.WithLogger(quiet))
+	ex, err := executor.NewNATS(context.Background(), pc, executor.NATSLogger(quiet))
 	if err != nil {
 		panic(err)
 	}

@@ -33,7 +33,7 @@ func remoteLocal(t *testing.T, h *executortest.Harness, workers int, retry task.
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	ex, err := executor.NewLocal(reg, executor.MaxWorkers(workers), executor.Retry(retry))
+	ex, err := executor.NewLocal(reg, executor.LocalMaxWorkers(workers), executor.LocalRetry(retry))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestServeStopAnswersWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := executor.NewLocal(reg, executor.MaxWorkers(1))
+	ex, err := executor.NewLocal(reg, executor.LocalMaxWorkers(1))
 	if err != nil {
 		t.Fatal(err)
 	}

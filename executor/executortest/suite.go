@@ -215,7 +215,7 @@ func testMapInOrder(t *testing.T, e *env) {
 	ex := e.start(t, 4)
 	for _, chunk := range []int{1, 3, 50} {
 		var got []int
-		for v, err := range executor.Map(ctxT(t), ex, Square, slices.Values(nums(100, 0, 0)), executor.Chunksize(chunk), executor.Buffersize(2)) {
+		for v, err := range executor.Map(ctxT(t), ex, Square, slices.Values(nums(100, 0, 0)), executor.MapChunksize(chunk), executor.MapBuffersize(2)) {
 			if err != nil {
 				t.Fatalf("chunksize %d: %v", chunk, err)
 			}
@@ -239,7 +239,7 @@ func testMapTimeout(t *testing.T, e *env) {
 	start := time.Now()
 	var got []int
 	var gotErr error
-	for v, err := range executor.Map(ctxT(t), ex, Square, slices.Values(nums(10, 5, 10_000)), executor.Chunksize(1), executor.Timeout(2*time.Second)) {
+	for v, err := range executor.Map(ctxT(t), ex, Square, slices.Values(nums(10, 5, 10_000)), executor.MapChunksize(1), executor.MapTimeout(2*time.Second)) {
 		if err != nil {
 			gotErr = err
 			continue
@@ -262,7 +262,7 @@ func testMapEarlyStop(t *testing.T, e *env) {
 	ex := e.start(t, 1)
 	ids := []string{"g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7"}
 	e.h.Open("g0")
-	for v, err := range executor.Map(ctxT(t), ex, Gate, slices.Values(ids), executor.Buffersize(len(ids))) {
+	for v, err := range executor.Map(ctxT(t), ex, Gate, slices.Values(ids), executor.MapBuffersize(len(ids))) {
 		if err != nil || v != "g0" {
 			t.Fatalf("first result (%q, %v), want (g0, nil)", v, err)
 		}
@@ -296,7 +296,7 @@ func testMapBounded(t *testing.T, e *env) {
 			}
 		}
 	}
-	for v, err := range executor.Map(ctxT(t), ex, Square, inputs, executor.Chunksize(chunk), executor.Buffersize(buffer)) {
+	for v, err := range executor.Map(ctxT(t), ex, Square, inputs, executor.MapChunksize(chunk), executor.MapBuffersize(buffer)) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +336,7 @@ func testMapErrorsInPlace(t *testing.T, e *env) {
 
 func testInvalidOptions(t *testing.T, e *env) {
 	ex := e.start(t, 1)
-	for _, opt := range []executor.MapOption{executor.Chunksize(0), executor.Buffersize(-1), executor.Timeout(0)} {
+	for _, opt := range []executor.MapOption{executor.MapChunksize(0), executor.MapBuffersize(-1), executor.MapTimeout(0)} {
 		n := 0
 		for _, err := range executor.Map(ctxT(t), ex, Square, slices.Values(nums(3, 0, 0)), opt) {
 			n++
@@ -348,7 +348,7 @@ func testInvalidOptions(t *testing.T, e *env) {
 			t.Errorf("Map with an invalid option yielded %d pairs, want 1", n)
 		}
 	}
-	if _, err := executor.Submit(ctxT(t), ex, Square, Num{}, executor.WithTimeout(-time.Second)); !errors.Is(err, executor.ErrInvalidOption) {
+	if _, err := executor.Submit(ctxT(t), ex, Square, Num{}, executor.SubmitTimeout(-time.Second)); !errors.Is(err, executor.ErrInvalidOption) {
 		t.Errorf("Submit with a negative timeout: %v, want ErrInvalidOption", err)
 	}
 }
@@ -712,7 +712,7 @@ func testTaskDeadline(t *testing.T, e *env) {
 	ex := e.start(t, 1)
 	block := submit(t, ex, Gate, "block")
 	within(t, e.h.Started("block"), "block to start")
-	late := submit(t, ex, Record, "late", executor.WithTimeout(50*time.Millisecond))
+	late := submit(t, ex, Record, "late", executor.SubmitTimeout(50*time.Millisecond))
 	time.Sleep(100 * time.Millisecond)
 	e.h.Open("block")
 	mustResult(t, block)
@@ -722,7 +722,7 @@ func testTaskDeadline(t *testing.T, e *env) {
 	if n := e.h.Ran("late"); n != 0 {
 		t.Fatalf("expired task ran %d times", n)
 	}
-	_, err := result(t, submit(t, ex, Square, Num{N: 2, SleepMs: 10_000}, executor.WithTimeout(200*time.Millisecond)))
+	_, err := result(t, submit(t, ex, Square, Num{N: 2, SleepMs: 10_000}, executor.SubmitTimeout(200*time.Millisecond)))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("handler past its deadline: %v, want context.DeadlineExceeded", err)
 	}
@@ -737,7 +737,7 @@ func testQueuedDeadline(t *testing.T, e *env) {
 	block := submit(t, ex, Gate, "block")
 	within(t, e.h.Started("block"), "block to start")
 	start := time.Now()
-	late := submit(t, ex, Record, "late", executor.WithTimeout(timeout))
+	late := submit(t, ex, Record, "late", executor.SubmitTimeout(timeout))
 	ctx, cancel := context.WithTimeout(ctxT(t), timeout+slack)
 	defer cancel()
 	_, err := late.Result(ctx)

@@ -128,7 +128,7 @@ func SubmitThroughput(ctx context.Context, ex executor.Executor, n int) (Figure,
 func MapThroughput(ctx context.Context, ex executor.Executor, n, chunk int) (Figure, error) {
 	start := time.Now()
 	i := 0
-	for v, err := range executor.Map(ctx, ex, builtin.Square, count(n), executor.Chunksize(chunk)) {
+	for v, err := range executor.Map(ctx, ex, builtin.Square, count(n), executor.MapChunksize(chunk)) {
 		if err != nil {
 			return Figure{}, err
 		}
@@ -192,7 +192,7 @@ func Scaling(ctx context.Context, ex executor.Executor, sleep task.Task[int, int
 		}
 	}
 	start := time.Now()
-	for _, err := range executor.Map(ctx, ex, sleep, times(ScalingMs, n), executor.Chunksize(chunk), executor.Buffersize(4*procs*slots)) {
+	for _, err := range executor.Map(ctx, ex, sleep, times(ScalingMs, n), executor.MapChunksize(chunk), executor.MapBuffersize(4*procs*slots)) {
 		if err != nil {
 			return nil, err
 		}

@@ -153,12 +153,12 @@ func benchOnce(ctx context.Context, o benchOptions, io IO) int {
 			return one(submit, err)
 		},
 		func() ([]bench.Figure, error) {
-			ex, err := env.NewExecutor(ctx, executor.WithAutoBatch(o.chunk))
+			ex, err := env.NewExecutor(ctx, executor.NATSAutoBatch(o.chunk))
 			if err != nil {
 				return nil, err
 			}
 			batched, err = bench.SubmitThroughput(ctx, ex, o.tasks)
-			batched.Name = fmt.Sprintf("submit->result, WithAutoBatch(%d)", o.chunk)
+			batched.Name = fmt.Sprintf("submit->result, NATSAutoBatch(%d)", o.chunk)
 			return one(batched, err)
 		},
 		func() (figs []bench.Figure, err error) {
@@ -233,7 +233,7 @@ func runPython(ctx context.Context, script string, tasks, items, chunk int) ([]b
 // time with the ideal n*10ms/64.
 func benchScaling(ctx context.Context, n int) ([]bench.Figure, error) {
 	const procs, slots = 4, 16
-	p, err := executor.NewProcessPool(ctx, procs, executor.Concurrency(slots))
+	p, err := executor.NewProcessPool(ctx, procs, executor.ProcessConcurrency(slots))
 	if err != nil {
 		return nil, err
 	}

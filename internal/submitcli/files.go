@@ -178,7 +178,7 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 	defer s.close()
 	var opts []executor.MapOption
 	if f.timeout > 0 {
-		opts = append(opts, executor.Timeout(f.timeout))
+		opts = append(opts, executor.MapTimeout(f.timeout))
 	}
 	bar := newProgress(io, len(inputs), !f.quiet && io.Terminal)
 	defer bar.finish()

@@ -90,13 +90,13 @@ func (f *mapFlags) runMap(ctx context.Context, args []string, io IO) int {
 		fmt.Fprintln(io.Err, "submit map:", err)
 		return ExitUsage
 	}
-	opts := []executor.MapOption{executor.Chunksize(max(f.chunksize, 0)), executor.Buffersize(max(f.buffersize, 0))}
+	opts := []executor.MapOption{executor.MapChunksize(max(f.chunksize, 0)), executor.MapBuffersize(max(f.buffersize, 0))}
 	if f.chunksize < 1 || f.buffersize < 1 || f.timeout < 0 {
 		fmt.Fprintln(io.Err, "submit map: --chunksize and --buffersize must be at least 1 and --timeout not negative")
 		return ExitUsage
 	}
 	if f.timeout > 0 {
-		opts = append(opts, executor.Timeout(f.timeout))
+		opts = append(opts, executor.MapTimeout(f.timeout))
 	}
 
 	var inputs iter.Seq[any]
@@ -205,7 +205,7 @@ func (f *mapFlags) runOne(ctx context.Context, args []string, io IO) int {
 	var opts []executor.SubmitOption
 	wait := ctx
 	if f.timeout > 0 {
-		opts = append(opts, executor.WithTimeout(f.timeout))
+		opts = append(opts, executor.SubmitTimeout(f.timeout))
 		var cancel context.CancelFunc
 		wait, cancel = context.WithTimeout(ctx, f.timeout)
 		defer cancel()
@@ -260,8 +260,8 @@ func open(ctx context.Context, c *common, io IO) (*session, int) {
 			fmt.Fprintf(io.Err, "submit: --workers must be from 1 to %d and --worker-concurrency at least 1\n", executor.MaxProcesses)
 			return nil, ExitUsage
 		}
-		p, err := executor.NewProcessPool(ctx, c.workers, executor.Concurrency(c.perWorker),
-			executor.StoreDir(c.storeDir), executor.ProcessPoolConfig(c.poolConfig()))
+		p, err := executor.NewProcessPool(ctx, c.workers, executor.ProcessConcurrency(c.perWorker),
+			executor.ProcessStoreDir(c.storeDir), executor.NATSPoolConfig(c.poolConfig()))
 		if err != nil {
 			fmt.Fprintln(io.Err, "submit: start embedded pool:", err)
 			if errors.Is(err, executor.ErrInvalidOption) {
@@ -290,9 +290,9 @@ func open(ctx context.Context, c *common, io IO) (*session, int) {
 		}
 		return nil, ExitUnavailable
 	}
-	opts := []executor.NATSOption{executor.WithPool(c.pool), executor.WithPrefix(c.prefix), executor.WithPoolConfig(c.poolConfig())}
+	opts := []executor.NATSOption{executor.NATSPool(c.pool), executor.NATSPrefix(c.prefix), executor.NATSPoolConfig(c.poolConfig())}
 	if c.name != "" {
-		opts = append(opts, executor.WithName(c.name))
+		opts = append(opts, executor.NATSName(c.name))
 	}
 	ex, err := executor.NewNATS(ctx, nc, opts...)
 	if err != nil {

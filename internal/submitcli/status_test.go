@@ -19,7 +19,7 @@ func TestStatusListsUnservedKinds(t *testing.T) {
 	if code, _, errOut := run(t, "", "run", "square", "2"); code != ExitOK {
 		t.Fatalf("run square 2: exit %d, %s", code, errOut)
 	}
-	ex, err := executor.NewNATS(context.Background(), conn(t, url), executor.WithPoolConfig(testPool))
+	ex, err := executor.NewNATS(context.Background(), conn(t, url), executor.NATSPoolConfig(testPool))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,7 +187,7 @@ func TestBenchRuns(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(summary), "\n")
 	want := []string{
 		"raw ceiling: publish->pull->ack->reply", "raw ceiling latency p50", "raw ceiling latency p99",
-		"submit->result, chunk 1", "submit->result, WithAutoBatch(10)", "map 200 ints, chunksize 10",
+		"submit->result, chunk 1", "submit->result, NATSAutoBatch(10)", "map 200 ints, chunksize 10",
 		"submit->result latency p50", "submit->result latency p99",
 		"submit throughput / raw ceiling", "latency p50 / raw ceiling p50",
 	}
@@ -520,7 +520,7 @@ func TestStatusListsWorkersAndQueues(t *testing.T) {
 func TestCancelPendingWork(t *testing.T) {
 	url := startBroker(t)
 	nc := conn(t, url)
-	ex, err := executor.NewNATS(context.Background(), nc, executor.WithPoolConfig(testPool))
+	ex, err := executor.NewNATS(context.Background(), nc, executor.NATSPoolConfig(testPool))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -299,7 +299,7 @@ func newExecutor(t *testing.T, url string) *executor.NATS {
 	t.Cleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	ex, err := executor.NewNATS(ctx, nc, executor.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	ex, err := executor.NewNATS(ctx, nc, executor.NATSLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
