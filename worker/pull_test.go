@@ -109,9 +109,18 @@ func TestPullerBatchIsBounded(t *testing.T) {
 	if err != nil || len(msgs) != 4 || p.idle {
 		t.Fatalf("4 of 10: %d chunks, idle %v, %v", len(msgs), p.idle, err)
 	}
-	msgs, err = fetch(t, p, 100, 0)
-	if err != nil || len(msgs) != 6 {
-		t.Fatalf("the rest: %d chunks, %v", len(msgs), err)
+	// Under load the server may end a no-wait request before it delivered
+	// what is there (a spurious "no messages"); the next request gets it.
+	msgs = nil
+	for try := 0; try < 3 && len(msgs) < 6; try++ {
+		got, err := fetch(t, p, 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, got...)
+	}
+	if len(msgs) != 6 {
+		t.Fatalf("the rest: %d chunks, want 6", len(msgs))
 	}
 	if string(msgs[0].Data) != "4" {
 		t.Errorf("first of the rest is %q, want 4", msgs[0].Data)
