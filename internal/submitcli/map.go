@@ -392,7 +392,7 @@ func errorJSON(te *task.Error) map[string]any {
 func writeJSON(w interface{ Write([]byte) (int, error) }, v any) {
 	b, err := json.Marshal(jsonable(v))
 	if err != nil {
-		b, _ = json.Marshal(map[string]any{"error": map[string]any{"type": "encode", "message": err.Error()}})
+		b, _ = json.Marshal(map[string]any{"error": map[string]any{"type": task.TypeEncode, "message": err.Error()}})
 	}
 	w.Write(append(b, '\n'))
 }
