@@ -348,7 +348,7 @@ func parseJSON(b []byte) (any, error) {
 		if isBareWord(b) {
 			return string(b), nil
 		}
-		return nil, fmt.Errorf("not JSON: %v", err)
+		return nil, fmt.Errorf("not JSON: %w", err)
 	}
 	if d.More() {
 		return nil, errors.New("more than one JSON value")
