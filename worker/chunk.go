@@ -56,8 +56,7 @@ func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg, sl *slot
 		return
 	}
 	if meta.NumDelivered > 1 {
-		w.stats.redelivered.Add(1)
-		m.redelivered.Inc()
+		m.redelivered.Add(1)
 	}
 	asked := time.Now()
 	reply, outcome := w.askStart(ctx, &c, meta.NumDelivered, msg, src.ackWait, sl)
@@ -75,23 +74,17 @@ func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg, sl *slot
 	}
 	switch reply.Verdict {
 	case broker.VerdictDrop:
-		w.stats.dropped.Add(1)
-		m.dropped.Inc()
+		m.dropped.Add(1)
 		msg.Ack()
 		return
 	case broker.VerdictBusy:
-		w.stats.busy.Add(1)
+		m.busy.Add(1)
 		msg.NakWithDelay(src.ackWait)
 		return
 	}
-	w.stats.started.Add(1)
-	m.chunksStarted.Inc()
-	w.stats.inflight.Add(1)
-	m.inFlight.Inc()
-	defer func() {
-		w.stats.inflight.Add(-1)
-		m.inFlight.Dec()
-	}()
+	m.chunksStarted.Add(1)
+	m.inFlight.Add(1)
+	defer m.inFlight.Add(-1)
 	// Checked first: the arguments alone would cost allocations per chunk.
 	if w.log.Enabled(ctx, slog.LevelDebug) {
 		w.log.Debug("worker: chunk started", "kind", c.Kind, "executor", c.Executor, "chunk", c.ID,
@@ -101,8 +94,7 @@ func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg, sl *slot
 }
 
 func (w *Worker) terminate(m *kindMetrics, msg *nats.Msg) {
-	w.stats.terminated.Add(1)
-	m.terminated.Inc()
+	m.terminated.Add(1)
 	msg.Term()
 }
 
@@ -354,11 +346,9 @@ func (w *Worker) run(c *broker.Chunk, deadline time.Time, reply broker.StartRepl
 			}
 		}
 		if res.Err != nil {
-			w.stats.failed.Add(1)
-			m.failed.Inc()
+			m.failed.Add(1)
 		} else {
-			w.stats.succeeded.Add(1)
-			m.succeeded.Inc()
+			m.succeeded.Add(1)
 		}
 		if rep.add(res, i < len(reply.Items)-1, now) {
 			out = out[:0]
@@ -400,7 +390,7 @@ func (w *Worker) runItem(r *chunkRun, kind string, h task.Handler, seq uint32, a
 		return failed(seq, task.TypeInterrupted, "interrupted before it started"), out, false
 	}
 	defer r.end()
-	m.started.Inc()
+	m.started.Add(1)
 	var (
 		value []byte
 		err   error
@@ -432,8 +422,7 @@ func (w *Worker) retry(ctx context.Context, h task.Handler, args []byte, err err
 			first = false
 			return err
 		}
-		w.stats.retried.Add(1)
-		m.retried.Inc()
+		m.retried.Add(1)
 		out, err = h.CallRaw(ctx, args)
 		return err
 	})

@@ -32,19 +32,6 @@ import (
 // ErrRunning is returned by Run on a worker that is already running.
 var ErrRunning = errors.New("worker: already running")
 
-// Stats counts what a worker did. All counters only grow, but InFlight.
-type Stats struct {
-	ChunksStarted    int64 // chunks the producer let this worker run
-	ChunksDropped    int64 // chunks the producer said to drop (cancelled or done)
-	ChunksTerminated int64 // malformed, expired, or their producer gone
-	ChunksBusy       int64 // chunks another live attempt held
-	Redelivered      int64 // chunks delivered more than once
-	TasksSucceeded   int64
-	TasksFailed      int64
-	TasksRetried     int64 // handler calls after the first of a task
-	InFlight         int64 // chunks running now
-}
-
 // Worker serves a pool. Create it with [New] and run it with [Worker.Run].
 type Worker struct {
 	nc   *nats.Conn
@@ -66,11 +53,6 @@ type Worker struct {
 	mu      sync.Mutex
 	running map[chunkKey][]*chunkRun // granted chunks, for interrupts
 	silent  map[string]time.Time     // producers not answering, by start subject, since when
-
-	stats struct {
-		started, dropped, terminated, busy, redelivered atomic.Int64
-		succeeded, failed, retried, inflight            atomic.Int64
-	}
 }
 
 // New checks cfg and returns a worker serving reg's handlers over nc. It starts
@@ -114,22 +96,6 @@ func (w *Worker) Ready() bool { return w.ready.Load() && w.nc.IsConnected() }
 
 // Kinds returns the kinds the worker serves.
 func (w *Worker) Kinds() []string { return append([]string(nil), w.cfg.Kinds...) }
-
-// Stats returns a snapshot of the worker's counters. It is safe to call at
-// any time, also while Run runs.
-func (w *Worker) Stats() Stats {
-	return Stats{
-		ChunksStarted:    w.stats.started.Load(),
-		ChunksDropped:    w.stats.dropped.Load(),
-		ChunksTerminated: w.stats.terminated.Load(),
-		ChunksBusy:       w.stats.busy.Load(),
-		Redelivered:      w.stats.redelivered.Load(),
-		TasksSucceeded:   w.stats.succeeded.Load(),
-		TasksFailed:      w.stats.failed.Load(),
-		TasksRetried:     w.stats.retried.Load(),
-		InFlight:         w.stats.inflight.Load(),
-	}
-}
 
 // source is one kind's consumer.
 type source struct {
@@ -197,7 +163,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker serving", "pool", w.subj.Pool(), "kinds", w.cfg.Kinds, "concurrency", w.cfg.Concurrency,
 		"status_subject", w.StatusSubject())
 	pullers.Wait()
-	w.log.Info("worker draining", "in_flight", w.stats.inflight.Load())
+	w.log.Info("worker draining", "in_flight", w.metrics.stats().InFlight)
 	chunks.Wait()
 	if err := w.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		w.log.Warn("worker: flush results after drain", "err", err)
