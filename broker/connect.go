@@ -61,7 +61,7 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 		url = nats.DefaultURL
 	}
 	if err := CheckServers(o.URL); err != nil {
-		return nil, fmt.Errorf("%w: server: %v", ErrInvalidConnect, err)
+		return nil, fmt.Errorf("%w: server: %w", ErrInvalidConnect, err)
 	}
 	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	if o.Name != "" {
@@ -85,7 +85,7 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			return nil, fmt.Errorf("%w: %s file: %v", ErrInvalidConnect, f.name, err)
+			return nil, fmt.Errorf("%w: %s file: %w", ErrInvalidConnect, f.name, err)
 		}
 	}
 	if o.Creds != "" {
@@ -94,7 +94,7 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 	if o.NKey != "" {
 		opt, err := nats.NkeyOptionFromSeed(o.NKey)
 		if err != nil {
-			return nil, fmt.Errorf("%w: nkey: %v", ErrInvalidConnect, err)
+			return nil, fmt.Errorf("%w: nkey: %w", ErrInvalidConnect, err)
 		}
 		opts = append(opts, opt)
 	}

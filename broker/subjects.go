@@ -19,14 +19,16 @@ type Subjects struct {
 	prefix, pool string
 }
 
-// NewSubjects validates prefix and pool (each a kind-like token: letters,
-// digits, '-', '_') and returns the pool's names.
+// NewSubjects validates prefix and pool (each a name as task.ValidateName
+// has it: letters, digits, '-', '_') and returns the pool's names. An
+// invalid name gives an error matching both ErrInvalidName and
+// task.ErrInvalidName.
 func NewSubjects(prefix, pool string) (Subjects, error) {
-	if err := task.ValidateKind(prefix); err != nil {
-		return Subjects{}, fmt.Errorf("%w: prefix: %v", ErrInvalidName, err)
+	if err := task.ValidateName(prefix); err != nil {
+		return Subjects{}, fmt.Errorf("%w: prefix: %w", ErrInvalidName, err)
 	}
-	if err := task.ValidateKind(pool); err != nil {
-		return Subjects{}, fmt.Errorf("%w: pool: %v", ErrInvalidName, err)
+	if err := task.ValidateName(pool); err != nil {
+		return Subjects{}, fmt.Errorf("%w: pool: %w", ErrInvalidName, err)
 	}
 	return Subjects{prefix: prefix, pool: pool}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/jetpool/jetpool/task"
 )
 
 func TestSubjectNames(t *testing.T) {
@@ -44,11 +46,11 @@ func TestTaskKind(t *testing.T) {
 
 func TestInvalidNames(t *testing.T) {
 	for _, name := range []string{"", " ", "a b", "a.b", "a*", ">", "a>b", "tab\there", "nul\x00", "é", strings.Repeat("x", 65)} {
-		if _, err := NewSubjects(name, "default"); !errors.Is(err, ErrInvalidName) {
-			t.Errorf("prefix %q: %v, want ErrInvalidName", name, err)
+		if _, err := NewSubjects(name, "default"); !errors.Is(err, ErrInvalidName) || !errors.Is(err, task.ErrInvalidName) {
+			t.Errorf("prefix %q: %v, want ErrInvalidName and task.ErrInvalidName", name, err)
 		}
-		if _, err := NewSubjects("jetpool", name); !errors.Is(err, ErrInvalidName) {
-			t.Errorf("pool %q: %v, want ErrInvalidName", name, err)
+		if _, err := NewSubjects("jetpool", name); !errors.Is(err, ErrInvalidName) || !errors.Is(err, task.ErrInvalidName) {
+			t.Errorf("pool %q: %v, want ErrInvalidName and task.ErrInvalidName", name, err)
 		}
 	}
 }

@@ -85,7 +85,7 @@ func sayHi(ctx context.Context, name string) (Greeting, error) {
 
 func sleep(ctx context.Context, ms int) (int, error) {
 	if ms < 0 {
-		return 0, kindError{"bad_input", "sleep: negative duration"}
+		return 0, kindError{task.TypeBadInput, "sleep: negative duration"}
 	}
 	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
 	defer t.Stop()
@@ -96,6 +96,34 @@ func sleep(ctx context.Context, ms int) (int, error) {
 		return 0, ctx.Err()
 	}
 }
+
+// Error types of the built-in tasks' failures, the Type of the task.Error a
+// producer gets. Arguments a task refuses (a negative sleep, a URL that is
+// not http(s), a path that names no file) fail with task.TypeBadInput.
+const (
+	// TypeNetwork marks a download whose server could not be reached or
+	// broke off; retryable when the network failed.
+	TypeNetwork = "network"
+	// TypeHTTPStatus marks a download answered with a status other than
+	// 2xx; retryable for 5xx and 429.
+	TypeHTTPStatus = "http_status"
+	// TypeTooLarge marks a download above Config.MaxDownloadBytes.
+	TypeTooLarge = "too_large"
+	// TypeNotFound marks a copy whose source does not exist.
+	TypeNotFound = "not_found"
+	// TypeNotRegular marks a copy whose source is a directory or another
+	// file that is not a regular one.
+	TypeNotRegular = "not_regular"
+	// TypeNotDirectory marks a destination that exists and is no directory.
+	TypeNotDirectory = "not_directory"
+	// TypeExists marks a destination file of the same name with other
+	// contents, which is never replaced.
+	TypeExists = "exists"
+	// TypeForbiddenPath marks a path outside Config.AllowedRoot.
+	TypeForbiddenPath = "forbidden_path"
+	// TypeIO marks a file system failure.
+	TypeIO = "io"
+)
 
 // kindError is an error that names its type for task.Error.
 type kindError struct{ typ, msg string }

@@ -37,12 +37,12 @@ func (a DownloadArgs) FileName() (string, error) {
 	if name == "" {
 		u, err := url.Parse(a.URL)
 		if err != nil {
-			return "", kindError{"bad_input", fmt.Sprintf("download: %q is not a URL", a.URL)}
+			return "", kindError{task.TypeBadInput, fmt.Sprintf("download: %q is not a URL", a.URL)}
 		}
 		name = path.Base(u.Path)
 	}
 	if name == "" || name == "." || name == "/" || name == ".." || strings.ContainsAny(name, `/\`) {
-		return "", kindError{"bad_input", fmt.Sprintf("download: cannot name a file %q", name)}
+		return "", kindError{task.TypeBadInput, fmt.Sprintf("download: cannot name a file %q", name)}
 	}
 	return name, nil
 }
@@ -58,7 +58,7 @@ type CopyArgs struct {
 func (a CopyArgs) FileName() (string, error) {
 	name := filepath.Base(filepath.Clean(a.Src))
 	if a.Src == "" || name == "." || name == ".." || name == string(filepath.Separator) {
-		return "", kindError{"bad_input", fmt.Sprintf("copy: %q names no file", a.Src)}
+		return "", kindError{task.TypeBadInput, fmt.Sprintf("copy: %q names no file", a.Src)}
 	}
 	return name, nil
 }
@@ -78,7 +78,7 @@ func download(ctx context.Context, cfg Config, a DownloadArgs) (FileResult, erro
 	start := time.Now()
 	u, err := url.Parse(a.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return FileResult{}, kindError{"bad_input", fmt.Sprintf("download: %q is not an http(s) URL", a.URL)}
+		return FileResult{}, kindError{task.TypeBadInput, fmt.Sprintf("download: %q is not an http(s) URL", a.URL)}
 	}
 	name, err := a.FileName()
 	if err != nil {
@@ -90,7 +90,7 @@ func download(ctx context.Context, cfg Config, a DownloadArgs) (FileResult, erro
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL, nil)
 	if err != nil {
-		return FileResult{}, kindError{"bad_input", "download: " + err.Error()}
+		return FileResult{}, kindError{task.TypeBadInput, "download: " + err.Error()}
 	}
 	resp, err := cfg.HTTPClient.Do(req)
 	if err != nil {
@@ -99,20 +99,20 @@ func download(ctx context.Context, cfg Config, a DownloadArgs) (FileResult, erro
 		}
 		var ne net.Error
 		if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return FileResult{}, task.Retryable(kindError{"network", "download: " + err.Error()})
+			return FileResult{}, task.Retryable(kindError{TypeNetwork, "download: " + err.Error()})
 		}
-		return FileResult{}, kindError{"network", "download: " + err.Error()}
+		return FileResult{}, kindError{TypeNetwork, "download: " + err.Error()}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		err := kindError{"http_status", fmt.Sprintf("GET %s: %s", a.URL, resp.Status)}
+		err := kindError{TypeHTTPStatus, fmt.Sprintf("GET %s: %s", a.URL, resp.Status)}
 		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 			return FileResult{}, task.Retryable(err)
 		}
 		return FileResult{}, err
 	}
 	if resp.ContentLength > cfg.MaxDownloadBytes {
-		return FileResult{}, kindError{"too_large", fmt.Sprintf("download: %s is %d bytes, the limit is %d", a.URL, resp.ContentLength, cfg.MaxDownloadBytes)}
+		return FileResult{}, kindError{TypeTooLarge, fmt.Sprintf("download: %s is %d bytes, the limit is %d", a.URL, resp.ContentLength, cfg.MaxDownloadBytes)}
 	}
 	res, err := writeNew("download", dir, name, io.LimitReader(resp.Body, cfg.MaxDownloadBytes+1), 0o644, cfg.MaxDownloadBytes)
 	if err != nil {
@@ -141,16 +141,16 @@ func copyFile(ctx context.Context, cfg Config, a CopyArgs) (FileResult, error) {
 	}
 	st, err := os.Stat(src)
 	if errors.Is(err, fs.ErrNotExist) {
-		return FileResult{}, kindError{"not_found", fmt.Sprintf("copy: %s does not exist", a.Src)}
+		return FileResult{}, kindError{TypeNotFound, fmt.Sprintf("copy: %s does not exist", a.Src)}
 	}
 	if err != nil {
-		return FileResult{}, kindError{"io", "copy: " + err.Error()}
+		return FileResult{}, kindError{TypeIO, "copy: " + err.Error()}
 	}
 	if st.IsDir() {
-		return FileResult{}, kindError{"not_regular", fmt.Sprintf("copy: %s is a directory; copy copies files", a.Src)}
+		return FileResult{}, kindError{TypeNotRegular, fmt.Sprintf("copy: %s is a directory; copy copies files", a.Src)}
 	}
 	if !st.Mode().IsRegular() {
-		return FileResult{}, kindError{"not_regular", fmt.Sprintf("copy: %s is not a regular file", a.Src)}
+		return FileResult{}, kindError{TypeNotRegular, fmt.Sprintf("copy: %s is not a regular file", a.Src)}
 	}
 	name, err := CopyArgs{Src: src}.FileName()
 	if err != nil {
@@ -158,7 +158,7 @@ func copyFile(ctx context.Context, cfg Config, a CopyArgs) (FileResult, error) {
 	}
 	f, err := os.Open(src)
 	if err != nil {
-		return FileResult{}, kindError{"io", "copy: " + err.Error()}
+		return FileResult{}, kindError{TypeIO, "copy: " + err.Error()}
 	}
 	defer f.Close()
 	res, err := writeNew("copy", dir, name, ctxReader{ctx, f}, st.Mode().Perm(), -1)
@@ -184,9 +184,9 @@ func destDir(cfg Config, op, dest string) (string, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return dir, nil
 	case errors.Is(err, syscall.ENOTDIR) || err == nil && !st.IsDir():
-		return "", kindError{"not_directory", fmt.Sprintf("%s: destination %s is not a directory", op, dest)}
+		return "", kindError{TypeNotDirectory, fmt.Sprintf("%s: destination %s is not a directory", op, dest)}
 	case err != nil:
-		return "", kindError{"io", op + ": " + err.Error()}
+		return "", kindError{TypeIO, op + ": " + err.Error()}
 	}
 	return dir, nil
 }
@@ -194,23 +194,23 @@ func destDir(cfg Config, op, dest string) (string, error) {
 // allowed cleans p and checks it lies inside cfg.AllowedRoot, if set.
 func allowed(cfg Config, p string) (string, error) {
 	if p == "" {
-		return "", kindError{"bad_input", "empty path"}
+		return "", kindError{task.TypeBadInput, "empty path"}
 	}
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", kindError{"bad_input", err.Error()}
+		return "", kindError{task.TypeBadInput, err.Error()}
 	}
 	if cfg.AllowedRoot == "" {
 		return abs, nil
 	}
 	root, err := filepath.Abs(cfg.AllowedRoot)
 	if err != nil {
-		return "", kindError{"forbidden_path", err.Error()}
+		return "", kindError{TypeForbiddenPath, err.Error()}
 	}
 	// Compared with links resolved, so a link inside the root cannot lead
 	// outside it.
 	if rel, err := filepath.Rel(resolve(root), resolve(abs)); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return "", kindError{"forbidden_path", fmt.Sprintf("%s is outside %s", p, cfg.AllowedRoot)}
+		return "", kindError{TypeForbiddenPath, fmt.Sprintf("%s is outside %s", p, cfg.AllowedRoot)}
 	}
 	return abs, nil
 }
@@ -245,13 +245,13 @@ func resolve(p string) string {
 func writeNew(op, dir, name string, r io.Reader, mode fs.FileMode, limit int64) (FileResult, error) {
 	if err := makeDir(dir); err != nil {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
-			return FileResult{}, kindError{"not_directory", fmt.Sprintf("%s: destination %s is not a directory", op, dir)}
+			return FileResult{}, kindError{TypeNotDirectory, fmt.Sprintf("%s: destination %s is not a directory", op, dir)}
 		}
-		return FileResult{}, kindError{"io", op + ": " + err.Error()}
+		return FileResult{}, kindError{TypeIO, op + ": " + err.Error()}
 	}
 	tmp, err := os.CreateTemp(dir, "."+name+".part-*")
 	if err != nil {
-		return FileResult{}, kindError{"io", op + ": " + err.Error()}
+		return FileResult{}, kindError{TypeIO, op + ": " + err.Error()}
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
@@ -266,25 +266,25 @@ func writeNew(op, dir, name string, r io.Reader, mode fs.FileMode, limit int64) 
 		err = cerr
 	}
 	if err != nil {
-		return FileResult{}, kindError{"io", op + ": " + err.Error()}
+		return FileResult{}, kindError{TypeIO, op + ": " + err.Error()}
 	}
 	if limit >= 0 && n > limit {
-		return FileResult{}, kindError{"too_large", fmt.Sprintf("%s: more than %d bytes", op, limit)}
+		return FileResult{}, kindError{TypeTooLarge, fmt.Sprintf("%s: more than %d bytes", op, limit)}
 	}
 	res := FileResult{Path: filepath.Join(dir, name), Bytes: n, SHA256: hex.EncodeToString(h.Sum(nil))}
 	if err := os.Link(tmp.Name(), res.Path); errors.Is(err, fs.ErrExist) {
 		same, err := holds(res.Path, res.Bytes, res.SHA256)
 		if err != nil {
-			return FileResult{}, kindError{"io", op + ": " + err.Error()}
+			return FileResult{}, kindError{TypeIO, op + ": " + err.Error()}
 		}
 		if !same {
-			return FileResult{}, kindError{"exists", fmt.Sprintf("%s: %s exists with other contents; it is not replaced", op, res.Path)}
+			return FileResult{}, kindError{TypeExists, fmt.Sprintf("%s: %s exists with other contents; it is not replaced", op, res.Path)}
 		}
 	} else if err != nil {
-		return FileResult{}, kindError{"io", op + ": " + err.Error()}
+		return FileResult{}, kindError{TypeIO, op + ": " + err.Error()}
 	}
 	if err := syncDir(dir); err != nil {
-		return FileResult{}, kindError{"io", op + ": " + err.Error()}
+		return FileResult{}, kindError{TypeIO, op + ": " + err.Error()}
 	}
 	return res, nil
 }

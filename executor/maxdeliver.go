@@ -31,7 +31,7 @@ func (n *NATS) onMaxDeliveries(m *nats.Msg) {
 	if rc == nil {
 		return
 	}
-	n.failChunk(rc, &task.Error{Kind: rc.b.codec.Kind, Type: "max_deliveries",
+	n.failChunk(rc, &task.Error{Kind: rc.b.codec.Kind, Type: task.TypeMaxDeliveries,
 		Message: fmt.Sprintf("chunk delivered %d times without completing", adv.Deliveries)})
 	if n.noDelete.Load() {
 		return

@@ -49,7 +49,7 @@ func (n *NATS) result(r *broker.Result) {
 		}
 		v, err := rc.b.codec.DecodeOut(it.Value)
 		if err != nil {
-			err = &task.Error{Kind: kind, Type: "bad_output", Message: err.Error()}
+			err = &task.Error{Kind: kind, Type: task.TypeBadOutput, Message: err.Error()}
 		}
 		s.resolve(v, err)
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 )
 
-// Error types with a meaning of their own on both sides of the wire.
+// Error types the framework gives, with a meaning of their own on both
+// sides of the wire. A handler's own errors carry their Go type name or
+// their ErrorType() instead.
 const (
 	// TypePanic marks a handler that panicked; Stack holds its goroutine stack.
 	TypePanic = "panic"
@@ -15,10 +17,22 @@ const (
 	// TypeInterrupted marks a running handler whose context was cancelled by
 	// an interrupt from the producer.
 	TypeInterrupted = "interrupted"
-	// TypeBadInput marks arguments the worker could not decode for the kind.
+	// TypeBadInput marks arguments the worker could not decode for the kind,
+	// or that the handler refused.
 	TypeBadInput = "bad_input"
 	// TypeUnknownKind marks a chunk that reached a worker with no handler.
 	TypeUnknownKind = "unknown_kind"
+	// TypeEncode marks a handler's output that could not be encoded.
+	TypeEncode = "encode"
+	// TypeBadOutput marks a result the producer could not decode into the
+	// task's output type.
+	TypeBadOutput = "bad_output"
+	// TypeResultTooLarge marks a result that did not fit in one message
+	// under the server's maximum payload; the value is dropped.
+	TypeResultTooLarge = "result_too_large"
+	// TypeMaxDeliveries marks the tasks of a chunk that JetStream delivered
+	// as often as the pool allows without it completing.
+	TypeMaxDeliveries = "max_deliveries"
 )
 
 // Error is the failure of one task, as the producer sees it. It carries the

@@ -153,7 +153,7 @@ func (h *handler[In, Out]) AppendRaw(ctx context.Context, dst, raw []byte) ([]by
 	}
 	b, err := h.encode(dst, out)
 	if err != nil {
-		return dst, &Error{Kind: h.kind, Type: "encode", Message: err.Error()}
+		return dst, &Error{Kind: h.kind, Type: TypeEncode, Message: err.Error()}
 	}
 	return b, nil
 }

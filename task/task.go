@@ -20,12 +20,20 @@ import (
 	"github.com/jetpool/jetpool/internal/mpcheck"
 )
 
-// MaxKindLen is the longest kind accepted by [ValidateKind].
-const MaxKindLen = 64
+// MaxNameLen is the longest name accepted by [ValidateName].
+const MaxNameLen = 64
 
-// ErrInvalidKind is matched by errors for kinds that are empty, too long or
-// contain characters other than letters, digits, '-' and '_'.
-var ErrInvalidKind = errors.New("task: invalid kind")
+// MaxKindLen is the longest kind accepted by [ValidateKind].
+const MaxKindLen = MaxNameLen
+
+var (
+	// ErrInvalidName is matched by errors for names that are empty, too long
+	// or contain characters other than letters, digits, '-' and '_'.
+	ErrInvalidName = errors.New("task: invalid name")
+	// ErrInvalidKind is matched by errors for kinds that are empty, too long
+	// or contain characters other than letters, digits, '-' and '_'.
+	ErrInvalidKind = errors.New("task: invalid kind")
+)
 
 // Task is a typed handle on a kind. Its zero value is not usable; create one
 // with [New].
@@ -109,22 +117,41 @@ type Codec struct {
 	DecodeOut func(raw []byte) (any, error)
 }
 
-// ValidateKind reports whether kind can name a task. A kind is 1 to
-// [MaxKindLen] characters of ASCII letters, digits, '-' and '_', so it is
-// always a single NATS subject token and a valid consumer name.
-func ValidateKind(kind string) error {
-	if kind == "" {
-		return fmt.Errorf("%w: empty", ErrInvalidKind)
-	}
-	if len(kind) > MaxKindLen {
-		return fmt.Errorf("%w: %d characters, at most %d", ErrInvalidKind, len(kind), MaxKindLen)
-	}
-	for i := 0; i < len(kind); i++ {
-		if !tokenChar(kind[i]) {
-			return fmt.Errorf("%w: %q has %q at %d (allowed: letters, digits, '-', '_')", ErrInvalidKind, kind, kind[i], i)
-		}
+// ValidateName reports whether name can name a kind, a pool, a subject
+// prefix, a worker or a producer: 1 to [MaxNameLen] characters of ASCII
+// letters, digits, '-' and '_', so that it is always a single NATS subject
+// token and a valid JetStream stream or consumer name. Its errors match
+// [ErrInvalidName].
+func ValidateName(name string) error {
+	if why := invalid(name); why != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidName, why)
 	}
 	return nil
+}
+
+// ValidateKind reports whether kind can name a task: whether it is a valid
+// name (see [ValidateName]). Its errors match [ErrInvalidKind].
+func ValidateKind(kind string) error {
+	if why := invalid(kind); why != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidKind, why)
+	}
+	return nil
+}
+
+// invalid says what makes name no valid name, or "" if it is one.
+func invalid(name string) string {
+	if name == "" {
+		return "empty"
+	}
+	if len(name) > MaxNameLen {
+		return fmt.Sprintf("%d characters, at most %d", len(name), MaxNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if !tokenChar(name[i]) {
+			return fmt.Sprintf("%q has %q at %d (allowed: letters, digits, '-', '_')", name, name[i], i)
+		}
+	}
+	return ""
 }
 
 func tokenChar(c byte) bool {

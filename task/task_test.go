@@ -31,6 +31,26 @@ func TestValidateKind(t *testing.T) {
 	}
 }
 
+// TestValidateName: pools, prefixes, workers and producers are named by the
+// rules of kinds, and their errors say name, not kind.
+func TestValidateName(t *testing.T) {
+	for _, ok := range []string{"a", "default", "say-hi", "snake_case", "K9", strings.Repeat("x", task.MaxNameLen)} {
+		if err := task.ValidateName(ok); err != nil {
+			t.Errorf("ValidateName(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", " ", "a b", "a.b", "a*", ">", "ü", "tab\t", strings.Repeat("x", task.MaxNameLen+1)} {
+		err := task.ValidateName(bad)
+		if !errors.Is(err, task.ErrInvalidName) || errors.Is(err, task.ErrInvalidKind) {
+			t.Errorf("ValidateName(%q): %v, want ErrInvalidName", bad, err)
+		}
+		kerr := task.ValidateKind(bad)
+		if want := strings.Replace(err.Error(), "invalid name", "invalid kind", 1); kerr.Error() != want {
+			t.Errorf("ValidateKind(%q) = %q, want %q", bad, kerr, want)
+		}
+	}
+}
+
 func TestNewPanicsOnAnInvalidKind(t *testing.T) {
 	defer func() {
 		if p := recover(); p == nil {

@@ -22,7 +22,7 @@ const startTimeout = 2 * time.Second
 // registry, and malformed chunks are terminated. ctx is Run's: once it ends,
 // a chunk not yet granted goes back to the stream, while a granted one runs
 // to its end. sl is the slot the chunk holds; while its producer does not
-// answer, the chunk gives it back (see askStart).
+// answer, the chunk gives it back (see chunkRun.askStart).
 func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg, sl *slot) {
 	m := w.metrics.kind(src.kind)
 	var c broker.Chunk
@@ -56,67 +56,73 @@ func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg, sl *slot
 		return
 	}
 	if meta.NumDelivered > 1 {
-		w.stats.redelivered.Add(1)
-		m.redelivered.Inc()
+		m.redelivered.Add(1)
 	}
-	asked := time.Now()
-	reply, outcome := w.askStart(ctx, &c, meta.NumDelivered, msg, src.ackWait, sl)
-	if outcome == answered {
-		m.startWait.Observe(time.Since(asked).Seconds())
-	}
-	switch outcome {
-	case drained:
-		msg.Nak()
-		return
-	case silent:
-		w.log.Warn("worker: producer did not answer within the grace period; chunk terminated", "executor", c.Executor, "chunk", c.ID)
-		w.terminate(m, msg)
-		return
-	}
-	switch reply.Verdict {
-	case broker.VerdictDrop:
-		w.stats.dropped.Add(1)
-		m.dropped.Inc()
-		msg.Ack()
-		return
-	case broker.VerdictBusy:
-		w.stats.busy.Add(1)
-		msg.NakWithDelay(src.ackWait)
-		return
-	}
-	w.stats.started.Add(1)
-	m.chunksStarted.Inc()
-	w.stats.inflight.Add(1)
-	m.inFlight.Inc()
-	defer func() {
-		w.stats.inflight.Add(-1)
-		m.inFlight.Dec()
-	}()
-	// Checked first: the arguments alone would cost allocations per chunk.
-	if w.log.Enabled(ctx, slog.LevelDebug) {
-		w.log.Debug("worker: chunk started", "kind", c.Kind, "executor", c.Executor, "chunk", c.ID,
-			"items", len(reply.Items), "delivery", meta.NumDelivered)
-	}
-	w.run(&c, deadline, reply, msg, src.ackWait, m)
+	r := &chunkRun{w: w, c: &c, msg: msg, m: m, delivery: meta.NumDelivered, ackWait: src.ackWait, deadline: deadline}
+	r.start(ctx, sl)
 }
 
+// start asks the producer for leave to run the chunk (see askStart) and does
+// as it says: a chunk granted runs, one to drop is acked, one another
+// attempt holds is nakked with a delay of the consumer's AckWait. A chunk
+// whose producer stayed silent is terminated, and one still waiting for a
+// verdict when ctx ended goes back to the stream.
+func (r *chunkRun) start(ctx context.Context, sl *slot) {
+	asked := time.Now()
+	reply, outcome := r.askStart(ctx, sl)
+	switch outcome {
+	case drained:
+		r.msg.Nak()
+		return
+	case silent:
+		r.w.log.Warn("worker: producer did not answer within the grace period; chunk terminated", "executor", r.c.Executor, "chunk", r.c.ID)
+		r.w.terminate(r.m, r.msg)
+		return
+	}
+	r.m.startWait.Observe(time.Since(asked).Seconds())
+	switch reply.Verdict {
+	case broker.VerdictDrop:
+		r.m.dropped.Add(1)
+		r.msg.Ack()
+		return
+	case broker.VerdictBusy:
+		r.m.busy.Add(1)
+		r.msg.NakWithDelay(r.ackWait)
+		return
+	}
+	r.m.chunksStarted.Add(1)
+	r.m.inFlight.Add(1)
+	defer r.m.inFlight.Add(-1)
+	// Checked first: the arguments alone would cost allocations per chunk.
+	if r.w.log.Enabled(ctx, slog.LevelDebug) {
+		r.w.log.Debug("worker: chunk started", "kind", r.c.Kind, "executor", r.c.Executor, "chunk", r.c.ID,
+			"items", len(reply.Items), "delivery", r.delivery)
+	}
+	r.run(reply)
+}
+
+// terminate ends a chunk that can never run, counted in m: JetStream does
+// not deliver it again.
 func (w *Worker) terminate(m *kindMetrics, msg *nats.Msg) {
-	w.stats.terminated.Add(1)
-	m.terminated.Inc()
+	m.terminated.Add(1)
 	msg.Term()
 }
 
-// Outcomes of askStart.
+// startOutcome is what came of asking a chunk's producer for leave to start
+// it.
+type startOutcome int
+
 const (
-	answered = iota
-	silent   // the producer did not answer within the grace period
-	drained  // Run's ctx ended before the producer answered
+	answered startOutcome = iota // the producer gave its verdict
+	silent                       // the producer did not answer within the grace period
+	drained                      // Run's ctx ended before the producer answered
 )
 
-// askStart requests leave to start c, together with whatever other chunks
-// of the same producer are asking at the time (see startBatcher). The Start
-// carries the digest of msg, which proves to the producer that this is the
-// chunk it published, and msg's ack subject, on which the producer acks it.
+// askStart requests leave to start the chunk, together with whatever other
+// chunks of the same producer are asking at the time (see startBatcher). The
+// Start carries the digest of the chunk's message, which proves to the
+// producer that this is the chunk it published, and the message's ack
+// subject, on which the producer acks it.
 //
 // While the producer does not answer (it may be reconnecting), the chunk
 // gives its slot back, so that a silent producer never keeps other work
@@ -127,9 +133,10 @@ const (
 // longer than that gets a single try, so the chunks of a producer that is
 // gone for good are terminated at once. If ctx ends first, it gives up with
 // drained.
-func (w *Worker) askStart(ctx context.Context, c *broker.Chunk, delivery uint64, msg *nats.Msg, ackWait time.Duration, sl *slot) (broker.StartReply, int) {
+func (r *chunkRun) askStart(ctx context.Context, sl *slot) (broker.StartReply, startOutcome) {
+	w, c, msg, ackWait := r.w, r.c, r.msg, r.ackWait
 	digest := broker.Digest(msg.Data)
-	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.interrupts, Delivery: delivery, Digest: digest[:], Ack: msg.Reply}
+	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.interrupts, Delivery: r.delivery, Digest: digest[:], Ack: msg.Reply}
 	subject := c.Control + broker.StartSuffix
 	var giveUp time.Time
 	backoff := 50 * time.Millisecond
@@ -226,15 +233,28 @@ type chunkKey struct {
 	chunk    uint64
 }
 
-// chunkRun is a granted chunk while it runs. Its items share one context,
-// derived from base, until an interrupt ends it for the running item; the
-// next item gets a fresh one. An interrupt for a later item marks it so that
-// it never begins.
+// chunkRun is one delivery of a chunk on its way through the protocol: it
+// asks the producer for leave to start (start, askStart), then runs the
+// granted items and reports their results (run, runItem).
+//
+// While granted items run, they share one context, derived from base, until
+// an interrupt ends it for the running item; the next item gets a fresh one.
+// An interrupt for a later item marks it so that it never begins.
 type chunkRun struct {
-	grant uint64 // the attempt's; an interrupt must carry it
-	items int    // granted items; bounds the marks
-	base  context.Context
-	beats heartbeat
+	w        *Worker
+	c        *broker.Chunk
+	msg      *nats.Msg
+	m        *kindMetrics  // the kind's counts
+	delivery uint64        // JetStream's delivery count
+	ackWait  time.Duration // the consumer's
+	deadline time.Time     // the chunk's; zero: none
+
+	// Set by run before the chunk is registered for interrupts.
+	grant   uint64 // the attempt's; an interrupt must carry it
+	items   int    // granted items; bounds the marks
+	handler task.Handler
+	base    context.Context
+	beats   heartbeat
 
 	mu          sync.Mutex
 	seq         uint32
@@ -307,28 +327,29 @@ func (w *Worker) unregister(key chunkKey, r *chunkRun) {
 	}
 }
 
-// run executes the granted items of c in the order granted and reports their
+// run executes the granted items in the order granted and reports their
 // results, the last report marked final; the producer acks the message once
-// it has every result. A handler's context ends at c's deadline, on an
-// interrupt, or once the chunk has run, never with Run's, and carries the
+// it has every result. A handler's context ends at the chunk's deadline, on
+// an interrupt, or once the chunk has run, never with Run's, and carries the
 // producer's span context when the message has a traceparent header.
-func (w *Worker) run(c *broker.Chunk, deadline time.Time, reply broker.StartReply, msg *nats.Msg, ackWait time.Duration, m *kindMetrics) {
+func (r *chunkRun) run(reply broker.StartReply) {
+	w, c := r.w, r.c
 	key := chunkKey{c.Executor, c.ID}
-	base := broker.ExtractTrace(task.WithWorker(context.Background(), w.cfg.ID), msg.Header)
-	if !deadline.IsZero() {
+	base := broker.ExtractTrace(task.WithWorker(context.Background(), w.cfg.ID), r.msg.Header)
+	if !r.deadline.IsZero() {
 		var cancel context.CancelFunc
-		base, cancel = context.WithDeadline(base, deadline)
+		base, cancel = context.WithDeadline(base, r.deadline)
 		defer cancel()
 	}
-	r := &chunkRun{grant: reply.Grant, items: len(reply.Items), base: base}
+	h, known := w.reg.Lookup(c.Kind)
+	r.grant, r.items, r.handler, r.base = reply.Grant, len(reply.Items), h, base
 	defer r.close()
 	w.register(key, r)
 	defer w.unregister(key, r)
-	r.beats = heartbeat{w: w, c: c, msg: msg, grant: reply.Grant}
-	r.beats.start(reply.LeaseMs, ackWait)
+	r.beats = heartbeat{w: w, c: c, msg: r.msg, grant: reply.Grant}
+	r.beats.start(reply.LeaseMs, r.ackWait)
 	defer r.beats.stop()
 
-	h, known := w.reg.Lookup(c.Kind)
 	rep := newReporter(w, c, reply.Grant, len(reply.Items))
 	// The items' outputs are appended to one buffer, reused once the
 	// results referring to it have been sent. An item's clock starts when
@@ -343,22 +364,20 @@ func (w *Worker) run(c *broker.Chunk, deadline time.Time, reply broker.StartRepl
 			res = failed(seq, task.TypeUnknownKind, "no handler for kind "+c.Kind+" on worker "+w.cfg.ID)
 		case !ok:
 			res = failed(seq, task.TypeBadInput, "the producer granted an item the chunk does not hold")
-		case !deadline.IsZero() && !now.Before(deadline):
+		case !r.deadline.IsZero() && !now.Before(r.deadline):
 			res = failed(seq, task.TypeDeadline, "deadline passed before the task started")
 		default:
 			var ran bool
-			if res, out, ran = w.runItem(r, c.Kind, h, seq, args, m, out); ran {
+			if res, out, ran = r.runItem(seq, args, out); ran {
 				began := now
 				now = time.Now()
-				m.duration.Observe(now.Sub(began).Seconds())
+				r.m.duration.Observe(now.Sub(began).Seconds())
 			}
 		}
 		if res.Err != nil {
-			w.stats.failed.Add(1)
-			m.failed.Inc()
+			r.m.failed.Add(1)
 		} else {
-			w.stats.succeeded.Add(1)
-			m.succeeded.Inc()
+			r.m.succeeded.Add(1)
 		}
 		if rep.add(res, i < len(reply.Items)-1, now) {
 			out = out[:0]
@@ -391,50 +410,49 @@ type appender interface {
 	AppendRaw(ctx context.Context, dst, raw []byte) ([]byte, error)
 }
 
-// runItem calls the handler on one item, retrying errors marked retryable,
-// and returns its result, out, to which the handler may have appended the
-// result's value, and whether the handler was called at all.
-func (w *Worker) runItem(r *chunkRun, kind string, h task.Handler, seq uint32, args []byte, m *kindMetrics, out []byte) (broker.ItemResult, []byte, bool) {
+// runItem calls the handler on item seq's args, retrying errors marked
+// retryable, and returns its result, out, to which the handler may have
+// appended the result's value, and whether the handler was called at all.
+func (r *chunkRun) runItem(seq uint32, args, out []byte) (broker.ItemResult, []byte, bool) {
 	ctx, ok := r.begin(seq)
 	if !ok {
 		return failed(seq, task.TypeInterrupted, "interrupted before it started"), out, false
 	}
 	defer r.end()
-	m.started.Inc()
+	r.m.started.Add(1)
 	var (
 		value []byte
 		err   error
 	)
-	if a, ok := h.(appender); ok {
+	if a, ok := r.handler.(appender); ok {
 		start := len(out)
 		if out, err = a.AppendRaw(ctx, out, args); err == nil {
 			value = out[start:len(out):len(out)]
 		}
 	} else {
-		value, err = h.CallRaw(ctx, args)
+		value, err = r.handler.CallRaw(ctx, args)
 	}
-	if err != nil && w.cfg.Retry.Attempts > 1 && task.IsRetryable(err) {
-		value, err = w.retry(ctx, h, args, err, m)
+	if err != nil && r.w.cfg.Retry.Attempts > 1 && task.IsRetryable(err) {
+		value, err = r.retry(ctx, args, err)
 	}
 	if err != nil {
-		return broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(kind, err)}, out, true
+		return broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(r.c.Kind, err)}, out, true
 	}
 	return broker.ItemResult{Seq: seq, Value: value}, out, true
 }
 
 // retry calls the handler again after a first call failed with err, as the
 // worker's retry policy says.
-func (w *Worker) retry(ctx context.Context, h task.Handler, args []byte, err error, m *kindMetrics) ([]byte, error) {
+func (r *chunkRun) retry(ctx context.Context, args []byte, err error) ([]byte, error) {
 	var out []byte
 	first := true
-	err = w.cfg.Retry.Do(ctx, func() error {
+	err = r.w.cfg.Retry.Do(ctx, func() error {
 		if first {
 			first = false
 			return err
 		}
-		w.stats.retried.Add(1)
-		m.retried.Inc()
-		out, err = h.CallRaw(ctx, args)
+		r.m.retried.Add(1)
+		out, err = r.handler.CallRaw(ctx, args)
 		return err
 	})
 	return out, err

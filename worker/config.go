@@ -26,7 +26,8 @@ type Config struct {
 	// Pool to serve; default broker.DefaultPool.
 	Pool string
 	// ID names the worker in start requests, results and logs, and its
-	// interrupt inbox: letters, digits, '-' and '_'. Default: the host name
+	// interrupt inbox: a name as task.ValidateName has it, 1 to
+	// task.MaxNameLen letters, digits, '-' and '_'. Default: the host name
 	// (reduced to those characters), the pid and a random suffix.
 	ID string
 	// Concurrency is how many chunks run at once across all kinds; default
@@ -69,12 +70,12 @@ func (c Config) withDefaults(reg *task.Registry) (Config, broker.Subjects, error
 	}
 	subj, err := broker.NewSubjects(c.Prefix, c.Pool)
 	if err != nil {
-		return c, subj, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		return c, subj, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if c.ID == "" {
 		c.ID = defaultID()
-	} else if err := task.ValidateKind(c.ID); err != nil {
-		return c, subj, fmt.Errorf("%w: id %q: want 1 to %d letters, digits, '-' or '_'", ErrInvalidConfig, c.ID, task.MaxKindLen)
+	} else if err := task.ValidateName(c.ID); err != nil {
+		return c, subj, fmt.Errorf("%w: id: %w", ErrInvalidConfig, err)
 	}
 	switch {
 	case c.Concurrency < 0:
@@ -83,7 +84,7 @@ func (c Config) withDefaults(reg *task.Registry) (Config, broker.Subjects, error
 		c.Concurrency = runtime.GOMAXPROCS(0)
 	}
 	if err := c.PoolConfig.Validate(); err != nil {
-		return c, subj, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		return c, subj, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	c.PoolConfig = c.PoolConfig.WithDefaults()
 	switch {

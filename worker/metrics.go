@@ -1,6 +1,9 @@
 package worker
 
 import (
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -20,94 +23,173 @@ const (
 	MetricStartWait         = "jetpool_worker_start_wait_seconds"
 )
 
-// metrics are a worker's Prometheus instruments. They are created
-// unregistered with the worker; [Worker.Collector] exposes them.
-type metrics struct {
-	vecs  []prometheus.Collector
-	kinds map[string]*kindMetrics // read-only after newMetrics
+// Stats is a worker's load and counters: what [Worker.Stats] returns, and,
+// as JSON, what its status endpoint and $SRV.STATS replies carry (see
+// [Status]). All counters only grow, but InFlight.
+type Stats struct {
+	InFlight         int64 `json:"in_flight"`         // chunks running now
+	Concurrency      int   `json:"concurrency"`       // chunks it runs at once
+	ChunksStarted    int64 `json:"chunks_started"`    // chunks the producer let this worker run
+	ChunksDropped    int64 `json:"chunks_dropped"`    // chunks the producer said to drop (cancelled or done)
+	ChunksTerminated int64 `json:"chunks_terminated"` // malformed, expired, or their producer gone
+	ChunksBusy       int64 `json:"-"`                 // chunks another live attempt held; not in the status
+	Redelivered      int64 `json:"redelivered"`       // chunks delivered more than once
+	TasksSucceeded   int64 `json:"tasks_succeeded"`
+	TasksFailed      int64 `json:"tasks_failed"`
+	TasksRetried     int64 `json:"tasks_retried"` // handler calls after the first of a task
 }
 
-// kindMetrics are one kind's series, resolved once so that counting costs an
-// atomic add and no label lookup.
+// Status is the name [Stats] goes by where the worker's service reports it:
+// as JSON it is the data of the status endpoint and of $SRV.STATS replies,
+// which leave ChunksBusy out (so a Status decoded from them has it at 0).
+type Status = Stats
+
+// Stats returns a snapshot of the worker's load and counters. It is safe to
+// call at any time, also while Run runs, and costs an atomic load per
+// counter and kind.
+func (w *Worker) Stats() Stats {
+	s := w.metrics.stats()
+	s.Concurrency = w.cfg.Concurrency
+	return s
+}
+
+// metrics are a worker's counts, the one place it counts what it does:
+// [Worker.Stats] sums them over the kinds and [Worker.Collector] exports
+// them, so the two never disagree.
+type metrics struct {
+	kinds map[string]*kindMetrics // read-only after newMetrics
+
+	// Series exported from the counts; the created time of every counter
+	// is the worker's.
+	series  []series
+	created time.Time
+	// The histograms have no counterpart in Stats and are Prometheus'.
+	duration, startWait *prometheus.HistogramVec
+}
+
+// kindMetrics are one kind's counts, so that counting costs an atomic add
+// and no label lookup.
 type kindMetrics struct {
-	started, succeeded, failed, retried prometheus.Counter
-	duration                            prometheus.Observer
-	chunksStarted, dropped, terminated  prometheus.Counter
-	redelivered                         prometheus.Counter
-	inFlight                            prometheus.Gauge
-	startWait                           prometheus.Observer
+	started, succeeded, failed, retried      atomic.Int64 // tasks
+	chunksStarted, dropped, terminated, busy atomic.Int64
+	redelivered                              atomic.Int64
+	inFlight                                 atomic.Int64
+	duration, startWait                      prometheus.Observer
+}
+
+// series is one count of every kind exported as a Prometheus series.
+type series struct {
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+	count func(*kindMetrics) *atomic.Int64
 }
 
 func newMetrics(pool string, kinds []string) *metrics {
 	pl := prometheus.Labels{"pool": pool}
-	counter := func(name, help string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: pl}, []string{"kind"})
+	counter := func(name, help string, count func(*kindMetrics) *atomic.Int64) series {
+		return series{prometheus.NewDesc(name, help, []string{"kind"}, pl), prometheus.CounterValue, count}
 	}
-	started := counter(MetricTasksStarted, "Tasks whose handler was called, counted once however often it was retried.")
-	succeeded := counter(MetricTasksSucceeded, "Tasks whose result was a value.")
-	failed := counter(MetricTasksFailed, "Tasks whose result was an error, including tasks that never started (deadline passed, interrupted before their turn).")
-	retried := counter(MetricTasksRetried, "Handler calls after the first of a task, for errors marked retryable.")
-	chunksStarted := counter(MetricChunksStarted, "Chunks the producer let this worker run.")
-	dropped := counter(MetricChunksDropped, "Chunks the producer said to drop: cancelled or already done.")
-	terminated := counter(MetricChunksTerminated, "Chunks terminated: malformed, expired, or their producer gone.")
-	redelivered := counter(MetricChunksRedelivered, "Chunks delivered to this worker that JetStream had delivered before.")
-	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: MetricTaskDuration, Help: "Time from a task's first handler call to its result, retries and their backoff included.",
-		// A millisecond to about four minutes, by fours: tasks range from a
-		// multiplication to a download.
-		ConstLabels: pl, Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
-	}, []string{"kind"})
-	startWait := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: MetricStartWait, Help: "Time from a chunk taking a slot to its producer's verdict: the start round trip, with any wait for a batched request.",
-		// 100µs to about three seconds, by twos: a round trip on one host
-		// takes a fraction of a millisecond; a producer that is overloaded
-		// or far away shows here first.
-		ConstLabels: pl, Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-	}, []string{"kind"})
-	inFlight := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: MetricChunksInFlight, Help: "Chunks running now.", ConstLabels: pl,
-	}, []string{"kind"})
-
 	m := &metrics{
-		vecs:  []prometheus.Collector{started, succeeded, failed, retried, duration, chunksStarted, dropped, terminated, redelivered, inFlight, startWait},
-		kinds: make(map[string]*kindMetrics, len(kinds)),
+		kinds:   make(map[string]*kindMetrics, len(kinds)),
+		created: time.Now(),
+		series: []series{
+			counter(MetricTasksStarted, "Tasks whose handler was called, counted once however often it was retried.",
+				func(k *kindMetrics) *atomic.Int64 { return &k.started }),
+			counter(MetricTasksSucceeded, "Tasks whose result was a value.",
+				func(k *kindMetrics) *atomic.Int64 { return &k.succeeded }),
+			counter(MetricTasksFailed, "Tasks whose result was an error, including tasks that never started (deadline passed, interrupted before their turn).",
+				func(k *kindMetrics) *atomic.Int64 { return &k.failed }),
+			counter(MetricTasksRetried, "Handler calls after the first of a task, for errors marked retryable.",
+				func(k *kindMetrics) *atomic.Int64 { return &k.retried }),
+			counter(MetricChunksStarted, "Chunks the producer let this worker run.",
+				func(k *kindMetrics) *atomic.Int64 { return &k.chunksStarted }),
+			counter(MetricChunksDropped, "Chunks the producer said to drop: cancelled or already done.",
+				func(k *kindMetrics) *atomic.Int64 { return &k.dropped }),
+			counter(MetricChunksTerminated, "Chunks terminated: malformed, expired, or their producer gone.",
+				func(k *kindMetrics) *atomic.Int64 { return &k.terminated }),
+			counter(MetricChunksRedelivered, "Chunks delivered to this worker that JetStream had delivered before.",
+				func(k *kindMetrics) *atomic.Int64 { return &k.redelivered }),
+			{
+				prometheus.NewDesc(MetricChunksInFlight, "Chunks running now.", []string{"kind"}, pl), prometheus.GaugeValue,
+				func(k *kindMetrics) *atomic.Int64 { return &k.inFlight },
+			},
+		},
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: MetricTaskDuration, Help: "Time from a task's first handler call to its result, retries and their backoff included.",
+			// A millisecond to about four minutes, by fours: tasks range from a
+			// multiplication to a download.
+			ConstLabels: pl, Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"kind"}),
+		startWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: MetricStartWait, Help: "Time from a chunk taking a slot to its producer's verdict: the start round trip, with any wait for a batched request.",
+			// 100µs to about three seconds, by twos: a round trip on one host
+			// takes a fraction of a millisecond; a producer that is overloaded
+			// or far away shows here first.
+			ConstLabels: pl, Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"kind"}),
 	}
-	// Resolving every kind's series up front also exports them at zero, so
-	// rates over them are defined from the worker's first scrape.
+	// Every kind's series are there up front and exported at zero, so rates
+	// over them are defined from the worker's first scrape.
 	for _, k := range kinds {
 		m.kinds[k] = &kindMetrics{
-			started:       started.WithLabelValues(k),
-			succeeded:     succeeded.WithLabelValues(k),
-			failed:        failed.WithLabelValues(k),
-			retried:       retried.WithLabelValues(k),
-			duration:      duration.WithLabelValues(k),
-			chunksStarted: chunksStarted.WithLabelValues(k),
-			dropped:       dropped.WithLabelValues(k),
-			terminated:    terminated.WithLabelValues(k),
-			redelivered:   redelivered.WithLabelValues(k),
-			inFlight:      inFlight.WithLabelValues(k),
-			startWait:     startWait.WithLabelValues(k),
+			duration:  m.duration.WithLabelValues(k),
+			startWait: m.startWait.WithLabelValues(k),
 		}
 	}
 	return m
 }
 
-// kind returns kind's series. Only the worker's own kinds reach it: chunks
+// kind returns kind's counts. Only the worker's own kinds reach it: chunks
 // come from their consumers.
 func (m *metrics) kind(kind string) *kindMetrics { return m.kinds[kind] }
 
-// Describe implements prometheus.Collector.
-func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range m.vecs {
-		c.Describe(ch)
+// stats sums the counts of every kind. Concurrency is left to the caller.
+func (m *metrics) stats() Stats {
+	var s Stats
+	for _, k := range m.kinds {
+		s.InFlight += k.inFlight.Load()
+		s.ChunksStarted += k.chunksStarted.Load()
+		s.ChunksDropped += k.dropped.Load()
+		s.ChunksTerminated += k.terminated.Load()
+		s.ChunksBusy += k.busy.Load()
+		s.Redelivered += k.redelivered.Load()
+		s.TasksSucceeded += k.succeeded.Load()
+		s.TasksFailed += k.failed.Load()
+		s.TasksRetried += k.retried.Load()
 	}
+	return s
 }
 
-// Collect implements prometheus.Collector.
-func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range m.vecs {
-		c.Collect(ch)
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, s := range m.series {
+		ch <- s.desc
 	}
+	m.duration.Describe(ch)
+	m.startWait.Describe(ch)
+}
+
+// Collect implements prometheus.Collector. It reads the counts as they are
+// at the time, and takes no lock the worker's chunks wait on.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range m.series {
+		for kind, k := range m.kinds {
+			v := float64(s.count(k).Load())
+			var metric prometheus.Metric
+			var err error
+			if s.typ == prometheus.CounterValue {
+				metric, err = prometheus.NewConstMetricWithCreatedTimestamp(s.desc, s.typ, v, m.created, kind)
+			} else {
+				metric, err = prometheus.NewConstMetric(s.desc, s.typ, v, kind)
+			}
+			if err != nil {
+				metric = prometheus.NewInvalidMetric(s.desc, err)
+			}
+			ch <- metric
+		}
+	}
+	m.duration.Collect(ch)
+	m.startWait.Collect(ch)
 }
 
 // Collector returns the worker's Prometheus metrics, to be registered with a
@@ -122,5 +204,6 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 // every kind the worker serves is exported from the start, at zero. Two
 // workers of the same pool need separate registries, as their series would
 // have the same labels. Counting is always on and costs an atomic add per
-// event; collecting takes no lock the worker's chunks wait on.
+// event; collecting takes no lock the worker's chunks wait on. The counters
+// are the ones [Worker.Stats] sums.
 func (w *Worker) Collector() prometheus.Collector { return w.metrics }

@@ -77,7 +77,8 @@ func TestMetrics(t *testing.T) {
 		return 1, nil
 	})
 	w := e.startWorker(reg, worker.Config{Retry: task.RetryPolicy{Attempts: 3, Backoff: time.Millisecond}})
-	pr := prometheus.NewRegistry()
+	// Pedantic: what Collect sends must match what Describe declares.
+	pr := prometheus.NewPedanticRegistry()
 	if err := pr.Register(w.Collector()); err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +152,31 @@ func TestMetrics(t *testing.T) {
 		return v == 0
 	})
 	want("jetpool_worker_tasks_succeeded_total", Block.Kind(), 1)
+
+	// Stats sums the very counts the series export.
+	st := w.Stats()
+	for name, got := range map[string]int64{
+		"jetpool_worker_chunks_in_flight":         st.InFlight,
+		"jetpool_worker_chunks_started_total":     st.ChunksStarted,
+		"jetpool_worker_chunks_dropped_total":     st.ChunksDropped,
+		"jetpool_worker_chunks_terminated_total":  st.ChunksTerminated,
+		"jetpool_worker_chunks_redelivered_total": st.Redelivered,
+		"jetpool_worker_tasks_succeeded_total":    st.TasksSucceeded,
+		"jetpool_worker_tasks_failed_total":       st.TasksFailed,
+		"jetpool_worker_tasks_retried_total":      st.TasksRetried,
+	} {
+		var sum float64
+		for _, k := range []string{Square.Kind(), Block.Kind(), flaky.Kind()} {
+			v, _ := sample(t, pr, name, lbl(k))
+			sum += v
+		}
+		if int64(sum) != got {
+			t.Errorf("%s sums to %v over the kinds; Stats says %d", name, sum, got)
+		}
+	}
+	if st.ChunksBusy != 1 || st.ChunksStarted != 4 {
+		t.Errorf("Stats %+v, want 1 chunk busy and 4 started", st)
+	}
 }
 
 func TestCollectorsOfTwoPoolsShareARegistry(t *testing.T) {

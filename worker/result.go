@@ -11,11 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/task"
 )
-
-// TypeResultTooLarge marks an item whose result did not fit in one message
-// under the server's maximum payload; the value is dropped.
-const TypeResultTooLarge = "result_too_large"
 
 // headroom is what a Result message needs besides its items' own bytes: the
 // envelope, the worker id and the ack subject.
@@ -205,7 +202,7 @@ func (r *reporter) fit(res broker.ItemResult) broker.ItemResult {
 		return res
 	}
 	if res.Err == nil {
-		return failed(res.Seq, TypeResultTooLarge, "result of "+strconv.Itoa(len(res.Value))+
+		return failed(res.Seq, task.TypeResultTooLarge, "result of "+strconv.Itoa(len(res.Value))+
 			" bytes exceeds the server's maximum payload of "+strconv.FormatInt(r.w.nc.MaxPayload(), 10))
 	}
 	e := *res.Err

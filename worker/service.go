@@ -26,22 +26,8 @@ const (
 )
 
 // StatusEndpoint is the name of the worker's service endpoint whose stats
-// data ($SRV.STATS replies) is a [Status].
+// data ($SRV.STATS replies) is a [Status], a worker's [Stats] as JSON.
 const StatusEndpoint = "status"
-
-// Status is a worker's live load and counters as its service stats report
-// them, encoded as JSON.
-type Status struct {
-	InFlight         int64 `json:"in_flight"`   // chunks running now
-	Concurrency      int   `json:"concurrency"` // chunks it runs at once
-	ChunksStarted    int64 `json:"chunks_started"`
-	ChunksDropped    int64 `json:"chunks_dropped"`
-	ChunksTerminated int64 `json:"chunks_terminated"`
-	Redelivered      int64 `json:"redelivered"`
-	TasksSucceeded   int64 `json:"tasks_succeeded"`
-	TasksFailed      int64 `json:"tasks_failed"`
-	TasksRetried     int64 `json:"tasks_retried"`
-}
 
 // StatusSubject returns the subject of the worker's status endpoint:
 // <prefix>.<pool>.worker.<id>.status, beside its interrupt inbox
@@ -50,22 +36,6 @@ type Status struct {
 // the same data its $SRV.STATS reply carries.
 func (w *Worker) StatusSubject() string {
 	return w.inbox + "." + StatusEndpoint
-}
-
-// status is a snapshot of the worker's [Status].
-func (w *Worker) status() Status {
-	st := w.Stats()
-	return Status{
-		InFlight:         st.InFlight,
-		Concurrency:      w.cfg.Concurrency,
-		ChunksStarted:    st.ChunksStarted,
-		ChunksDropped:    st.ChunksDropped,
-		ChunksTerminated: st.ChunksTerminated,
-		Redelivered:      st.Redelivered,
-		TasksSucceeded:   st.TasksSucceeded,
-		TasksFailed:      st.TasksFailed,
-		TasksRetried:     st.TasksRetried,
-	}
 }
 
 // addService adds the worker to the NATS service registry ($SRV.PING, INFO and
@@ -85,7 +55,7 @@ func (w *Worker) addService() (micro.Service, error) {
 			MetaPID:         strconv.Itoa(os.Getpid()),
 			MetaConcurrency: strconv.Itoa(w.cfg.Concurrency),
 		},
-		StatsHandler: func(*micro.Endpoint) any { return w.status() },
+		StatsHandler: func(*micro.Endpoint) any { return w.Stats() },
 		ErrorHandler: func(_ micro.Service, err *micro.NATSError) {
 			w.log.Warn("worker: service registration", "subject", err.Subject, "err", err.Description)
 		},
@@ -94,7 +64,7 @@ func (w *Worker) addService() (micro.Service, error) {
 		return nil, fmt.Errorf("worker: register service: %w", err)
 	}
 	err = svc.AddEndpoint(StatusEndpoint, micro.HandlerFunc(func(req micro.Request) {
-		req.RespondJSON(w.status())
+		req.RespondJSON(w.Stats())
 	}), micro.WithEndpointSubject(w.StatusSubject()), micro.WithEndpointQueueGroupDisabled())
 	if err != nil {
 		svc.Stop()

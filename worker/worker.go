@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,19 +30,6 @@ import (
 
 // ErrRunning is returned by Run on a worker that is already running.
 var ErrRunning = errors.New("worker: already running")
-
-// Stats counts what a worker did. All counters only grow, but InFlight.
-type Stats struct {
-	ChunksStarted    int64 // chunks the producer let this worker run
-	ChunksDropped    int64 // chunks the producer said to drop (cancelled or done)
-	ChunksTerminated int64 // malformed, expired, or their producer gone
-	ChunksBusy       int64 // chunks another live attempt held
-	Redelivered      int64 // chunks delivered more than once
-	TasksSucceeded   int64
-	TasksFailed      int64
-	TasksRetried     int64 // handler calls after the first of a task
-	InFlight         int64 // chunks running now
-}
 
 // Worker serves a pool. Create it with [New] and run it with [Worker.Run].
 type Worker struct {
@@ -66,11 +52,6 @@ type Worker struct {
 	mu      sync.Mutex
 	running map[chunkKey][]*chunkRun // granted chunks, for interrupts
 	silent  map[string]time.Time     // producers not answering, by start subject, since when
-
-	stats struct {
-		started, dropped, terminated, busy, redelivered atomic.Int64
-		succeeded, failed, retried, inflight            atomic.Int64
-	}
 }
 
 // New checks cfg and returns a worker serving reg's handlers over nc. It starts
@@ -114,22 +95,6 @@ func (w *Worker) Ready() bool { return w.ready.Load() && w.nc.IsConnected() }
 
 // Kinds returns the kinds the worker serves.
 func (w *Worker) Kinds() []string { return append([]string(nil), w.cfg.Kinds...) }
-
-// Stats returns a snapshot of the worker's counters. It is safe to call at
-// any time, also while Run runs.
-func (w *Worker) Stats() Stats {
-	return Stats{
-		ChunksStarted:    w.stats.started.Load(),
-		ChunksDropped:    w.stats.dropped.Load(),
-		ChunksTerminated: w.stats.terminated.Load(),
-		ChunksBusy:       w.stats.busy.Load(),
-		Redelivered:      w.stats.redelivered.Load(),
-		TasksSucceeded:   w.stats.succeeded.Load(),
-		TasksFailed:      w.stats.failed.Load(),
-		TasksRetried:     w.stats.retried.Load(),
-		InFlight:         w.stats.inflight.Load(),
-	}
-}
 
 // source is one kind's consumer.
 type source struct {
@@ -181,7 +146,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}()
 
-	// slots bounds the chunks held at once across kinds; a puller takes a
+	// slots bounds the chunks held at once across kinds; a dispatcher takes a
 	// slot before it pulls, so no message waits client-side for a slot.
 	slots := newSlotPool(w.cfg.Concurrency)
 	var chunks, pullers sync.WaitGroup
@@ -197,7 +162,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker serving", "pool", w.subj.Pool(), "kinds", w.cfg.Kinds, "concurrency", w.cfg.Concurrency,
 		"status_subject", w.StatusSubject())
 	pullers.Wait()
-	w.log.Info("worker draining", "in_flight", w.stats.inflight.Load())
+	w.log.Info("worker draining", "in_flight", w.metrics.stats().InFlight)
 	chunks.Wait()
 	if err := w.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		w.log.Warn("worker: flush results after drain", "err", err)
@@ -242,213 +207,6 @@ func (w *Worker) provisionOnce(ctx context.Context) ([]source, error) {
 		}
 	}
 	return sources, nil
-}
-
-// pull fetches chunks of one kind and runs each while holding one of the
-// shared slots, until ctx ends. It never holds a chunk it has no slot for,
-// so that a chunk waits in the stream, where any worker with an idle slot
-// can take it, never in a busy worker. It asks for as many chunks as there
-// are free slots, one request at a time, with no-wait requests the server
-// answers at once, and keeps the free slots it asked for until the request
-// ends, so that two kinds never ask for the same slot. When the stream ran
-// dry it long-polls for a single chunk, holding no slot, and only while some
-// slot is free; a chunk that then finds every slot taken goes back to the
-// stream at once. When a chunk gives its slot back, every puller is told, so
-// a freed slot never waits for a poll.
-func (w *Worker) pull(ctx context.Context, src source, slots *slotPool, chunks *sync.WaitGroup) {
-	p, err := newPuller(w.nc, jetstream.DefaultAPIPrefix, w.subj.Stream(), w.subj.Consumer(src.kind))
-	if err != nil {
-		w.log.Error("worker: cannot pull", "kind", src.kind, "err", err)
-		return
-	}
-	defer func() {
-		for _, m := range p.close() {
-			m.Nak()
-		}
-	}()
-	freed := slots.watch()
-	defer slots.unwatch(freed)
-	// run handles msg with a slot its caller took.
-	run := func(msg *nats.Msg) {
-		if ctx.Err() != nil {
-			// Fetched as the drain began: leave it to another worker.
-			msg.Nak()
-			slots.give()
-			return
-		}
-		chunks.Go(func() {
-			sl := &slot{pool: slots, held: true}
-			defer sl.release()
-			w.handle(ctx, src, msg, sl)
-		})
-	}
-	lost := time.NewTimer(lostAfter)
-	defer lost.Stop()
-	// reserved are free slots taken for the chunks the request in flight
-	// asks for, so that other kinds do not ask for them too.
-	reserved := 0
-	release := func() {
-		slots.giveN(reserved)
-		reserved = 0
-	}
-	defer release()
-	for ctx.Err() == nil {
-		msgs, err := p.poll()
-		for _, m := range msgs {
-			switch {
-			case reserved > 0:
-				reserved--
-				run(m)
-			case slots.take():
-				run(m)
-			default:
-				// A long poll's chunk, or one that came after its request
-				// was taken as lost, with every slot taken meanwhile.
-				m.Nak()
-			}
-		}
-		if !p.inFlight() {
-			release()
-		}
-		if err != nil {
-			w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
-			sleep(ctx, 100*time.Millisecond)
-		} else if !p.inFlight() {
-			var want int
-			var wait time.Duration
-			if p.idle {
-				// Nothing queued: wait for one chunk, holding no slot, if
-				// there is a slot to run it.
-				if slots.free() > 0 {
-					want, wait = 1, time.Second
-				}
-			} else {
-				for slots.take() {
-					reserved++
-				}
-				want = reserved
-			}
-			if want > 0 {
-				if err := p.request(want, wait); err != nil {
-					release()
-					w.log.Debug("worker: fetch", "kind", src.kind, "err", err)
-					sleep(ctx, 100*time.Millisecond)
-					continue
-				}
-				lost.Reset(time.Until(p.lost))
-			}
-		}
-		select {
-		case <-p.signal:
-		case <-freed:
-		case <-lost.C:
-		case <-ctx.Done():
-		}
-	}
-}
-
-// slotPool is the worker's run slots, shared by the pullers of every kind.
-// A chunk holds one while it runs or asks to start; a puller holds some for
-// the chunks its request in flight may bring.
-type slotPool struct {
-	slots chan struct{} // one element per slot taken
-
-	mu       sync.Mutex
-	watchers []chan struct{}
-}
-
-func newSlotPool(n int) *slotPool { return &slotPool{slots: make(chan struct{}, n)} }
-
-// take takes a free slot and reports whether there was one.
-func (p *slotPool) take() bool {
-	select {
-	case p.slots <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait takes a slot, waiting for one to be free until ctx ends, and reports
-// whether it took one.
-func (p *slotPool) wait(ctx context.Context) bool {
-	select {
-	case p.slots <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// give gives a slot back.
-func (p *slotPool) give() { p.giveN(1) }
-
-// giveN gives n slots back. If every slot was taken, it tells every
-// watcher: a puller waits for a slot only after it found none free, so a
-// give that leaves another free slot behind wakes nobody, which keeps a
-// busy worker from waking each kind's puller at the end of every chunk.
-func (p *slotPool) giveN(n int) {
-	if n <= 0 {
-		return
-	}
-	full := len(p.slots) == cap(p.slots)
-	for range n {
-		<-p.slots
-	}
-	if !full {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.watchers {
-		select {
-		case c <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// free is how many slots are free now.
-func (p *slotPool) free() int { return cap(p.slots) - len(p.slots) }
-
-// watch returns a channel told (without blocking the giver) when a slot is
-// given back.
-func (p *slotPool) watch() chan struct{} {
-	c := make(chan struct{}, 1)
-	p.mu.Lock()
-	p.watchers = append(p.watchers, c)
-	p.mu.Unlock()
-	return c
-}
-
-func (p *slotPool) unwatch(c chan struct{}) {
-	p.mu.Lock()
-	p.watchers = slices.DeleteFunc(p.watchers, func(x chan struct{}) bool { return x == c })
-	p.mu.Unlock()
-}
-
-// slot is one chunk's hold on a slot of its pool. Only the chunk's goroutine
-// uses it.
-type slot struct {
-	pool *slotPool
-	held bool
-}
-
-// release gives the slot back if it is held.
-func (s *slot) release() {
-	if s.held {
-		s.held = false
-		s.pool.give()
-	}
-}
-
-// retake takes a slot again after release, waiting until one is free or
-// ctx ends, and reports whether it holds one.
-func (s *slot) retake(ctx context.Context) bool {
-	if !s.held {
-		s.held = s.pool.wait(ctx)
-	}
-	return s.held
 }
 
 func sleep(ctx context.Context, d time.Duration) {

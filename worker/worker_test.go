@@ -756,24 +756,29 @@ func TestNewValidates(t *testing.T) {
 		name string
 		reg  *task.Registry
 		cfg  worker.Config
+		also error // a cause the error matches as well; nil: none
 	}{
-		{"bad id", reg, worker.Config{ID: "a.b"}},
-		{"bad prefix", reg, worker.Config{Prefix: "a b"}},
-		{"bad pool", reg, worker.Config{Pool: "x.>"}},
-		{"negative concurrency", reg, worker.Config{Concurrency: -1}},
-		{"unknown kind", reg, worker.Config{Kinds: []string{"cube"}}},
-		{"empty registry", task.NewRegistry(), worker.Config{}},
-		{"nil registry", nil, worker.Config{}},
-		{"bad pool config", reg, worker.Config{PoolConfig: broker.PoolConfig{Replicas: 2}}},
-		{"negative result interval", reg, worker.Config{ResultInterval: -time.Second}},
+		{"bad id", reg, worker.Config{ID: "a.b"}, task.ErrInvalidName},
+		{"bad prefix", reg, worker.Config{Prefix: "a b"}, broker.ErrInvalidName},
+		{"bad pool", reg, worker.Config{Pool: "x.>"}, broker.ErrInvalidName},
+		{"negative concurrency", reg, worker.Config{Concurrency: -1}, nil},
+		{"unknown kind", reg, worker.Config{Kinds: []string{"cube"}}, nil},
+		{"empty registry", task.NewRegistry(), worker.Config{}, nil},
+		{"nil registry", nil, worker.Config{}, nil},
+		{"bad pool config", reg, worker.Config{PoolConfig: broker.PoolConfig{Replicas: 2}}, broker.ErrInvalidConfig},
+		{"negative result interval", reg, worker.Config{ResultInterval: -time.Second}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := worker.New(e.nc, tt.reg, tt.cfg); !errors.Is(err, worker.ErrInvalidConfig) {
 				t.Errorf("New: %v, want ErrInvalidConfig", err)
 			}
-			if err := tt.cfg.Validate(tt.reg); !errors.Is(err, worker.ErrInvalidConfig) {
+			err := tt.cfg.Validate(tt.reg)
+			if !errors.Is(err, worker.ErrInvalidConfig) {
 				t.Errorf("Validate: %v, want ErrInvalidConfig", err)
+			}
+			if tt.also != nil && !errors.Is(err, tt.also) {
+				t.Errorf("Validate: %v, want an error matching %v too", err, tt.also)
 			}
 		})
 	}

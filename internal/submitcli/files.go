@@ -148,6 +148,10 @@ type fileLine struct {
 	builtin.FileResult
 }
 
+// TypeDuplicateName is the error type of a file input refused without being
+// submitted, since an earlier input writes a file of the same name.
+const TypeDuplicateName = "duplicate_name"
+
 // runFiles runs one task per file and prints each file's line in order.
 // names[i] is the name inputs[i] writes in the destination, "" if it is not
 // known before the task runs. An input whose name an earlier one already
@@ -160,7 +164,7 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 	first := make(map[string]int)
 	for i, n := range names {
 		if j, dup := first[n]; dup {
-			refused[i] = &task.Error{Kind: t.Kind(), Type: "duplicate_name", Message: fmt.Sprintf(
+			refused[i] = &task.Error{Kind: t.Kind(), Type: TypeDuplicateName, Message: fmt.Sprintf(
 				"%s: not submitted: %s, given before it, also writes %s", name, sources[j], filepath.Join(f.to, n))}
 			continue
 		}

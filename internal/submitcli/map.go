@@ -348,7 +348,7 @@ func parseJSON(b []byte) (any, error) {
 		if isBareWord(b) {
 			return string(b), nil
 		}
-		return nil, fmt.Errorf("not JSON: %v", err)
+		return nil, fmt.Errorf("not JSON: %w", err)
 	}
 	if d.More() {
 		return nil, errors.New("more than one JSON value")
@@ -392,7 +392,7 @@ func errorJSON(te *task.Error) map[string]any {
 func writeJSON(w interface{ Write([]byte) (int, error) }, v any) {
 	b, err := json.Marshal(jsonable(v))
 	if err != nil {
-		b, _ = json.Marshal(map[string]any{"error": map[string]any{"type": "encode", "message": err.Error()}})
+		b, _ = json.Marshal(map[string]any{"error": map[string]any{"type": task.TypeEncode, "message": err.Error()}})
 	}
 	w.Write(append(b, '\n'))
 }
