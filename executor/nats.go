@@ -84,7 +84,7 @@ func defaultNATSConfig() natsConfig {
 func newNATS(ctx context.Context, nc *nats.Conn, cfg natsConfig) (*NATS, error) {
 	subj, err := broker.NewSubjects(cfg.prefix, cfg.pool)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidOption, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
 	id := nuid.Next()
 	if cfg.name != "" {

@@ -160,7 +160,7 @@ func NATSPrefix(prefix string) NATSOption {
 func NATSPoolConfig(pc broker.PoolConfig) PoolOption {
 	return func(c *natsConfig) error {
 		if err := pc.Validate(); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalidOption, err)
+			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
 		c.pc = pc
 		return nil
@@ -175,8 +175,8 @@ func NATSPoolConfig(pc broker.PoolConfig) PoolOption {
 // '-' and '_'.
 func NATSName(name string) PoolOption {
 	return func(c *natsConfig) error {
-		if err := task.ValidateKind(name); err != nil {
-			return fmt.Errorf("%w: name: %v", ErrInvalidOption, err)
+		if err := task.ValidateName(name); err != nil {
+			return fmt.Errorf("%w: name: %w", ErrInvalidOption, err)
 		}
 		c.name = name
 		return nil

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
 )
@@ -29,6 +31,19 @@ func TestStatusListsUnservedKinds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Submit returns before the stream confirms the chunk.
+	js, err := jetstream.New(conn(t, url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both nosuch chunks in the stream", func() bool {
+		st, err := js.Stream(context.Background(), "JETPOOL_DEFAULT")
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(context.Background(), jetstream.WithSubjectFilter("jetpool.default.tasks.nosuch"))
+		return err == nil && info.State.Subjects["jetpool.default.tasks.nosuch"] == 2
+	})
 
 	code, out, errOut := run(t, "", "status", "--json")
 	if code != ExitOK {
