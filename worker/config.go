@@ -75,7 +75,7 @@ func (c Config) withDefaults(reg *task.Registry) (Config, broker.Subjects, error
 	if c.ID == "" {
 		c.ID = defaultID()
 	} else if err := task.ValidateName(c.ID); err != nil {
-		return c, subj, fmt.Errorf("%w: id: %w", ErrInvalidConfig, err)
+		return c, subj, fmt.Errorf("%w: id %q: %w", ErrInvalidConfig, c.ID, err)
 	}
 	switch {
 	case c.Concurrency < 0:
