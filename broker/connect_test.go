@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetpool/jetpool/broker/embedded"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
@@ -28,13 +30,13 @@ import (
 
 // startServer starts an embedded server on a random loopback port and shuts
 // it down when the test ends.
-func startServer(t *testing.T, cfg EmbeddedConfig) *Embedded {
+func startServer(t *testing.T, cfg embedded.Config) *embedded.Server {
 	t.Helper()
 	if cfg.Port == 0 {
 		cfg.Port = -1
 	}
 	cfg.Host = "127.0.0.1"
-	srv, err := StartEmbedded(cfg)
+	srv, err := embedded.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +198,7 @@ accounts { A { users = [
   {user: bob, password: bob-pw, permissions: {subscribe: ["svc"], allow_responses: true}}
 ] } }
 `)
-	srv := startServer(t, EmbeddedConfig{ConfigFile: conf})
+	srv := startServer(t, embedded.Config{ConfigFile: conf})
 	bob, err := Connect(ConnectOptions{URL: srv.ClientURL(), User: "bob", Password: "bob-pw"})
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +230,7 @@ func TestConnectWithPassword(t *testing.T) {
 	conf := writeFile(t, "auth.conf", `jetstream {}
 accounts { A { jetstream: enabled, users = [ {user: ada, password: s3cret-pw} ] } }
 `)
-	srv := startServer(t, EmbeddedConfig{ConfigFile: conf})
+	srv := startServer(t, embedded.Config{ConfigFile: conf})
 	nc, err := Connect(ConnectOptions{URL: srv.ClientURL(), User: "ada", Password: "s3cret-pw", Name: "tests", ConnectTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("Connect with the right password: %v", err)
@@ -272,7 +274,7 @@ accounts { A { jetstream: enabled, users = [ {user: ada, password: s3cret-pw} ] 
 }
 
 func TestConnectWithToken(t *testing.T) {
-	srv := startServer(t, EmbeddedConfig{ConfigFile: writeFile(t, "token.conf", "authorization { token: t0ken-abc }\n")})
+	srv := startServer(t, embedded.Config{ConfigFile: writeFile(t, "token.conf", "authorization { token: t0ken-abc }\n")})
 	withURL := func(token string) string { return strings.Replace(srv.ClientURL(), "nats://", "nats://"+token+"@", 1) }
 	for name, o := range map[string]ConnectOptions{
 		"option": {URL: srv.ClientURL(), Token: "t0ken-abc"},
@@ -314,7 +316,7 @@ func TestConnectWithNKey(t *testing.T) {
 	}
 	seed, _ := user.Seed()
 	pub, _ := user.PublicKey()
-	srv := startServer(t, EmbeddedConfig{ConfigFile: writeFile(t, "nkey.conf", fmt.Sprintf("authorization { users = [ {nkey: %s} ] }\n", pub))})
+	srv := startServer(t, embedded.Config{ConfigFile: writeFile(t, "nkey.conf", fmt.Sprintf("authorization { users = [ {nkey: %s} ] }\n", pub))})
 	nc, err := Connect(ConnectOptions{URL: srv.ClientURL(), NKey: writeFile(t, "user.nk", string(seed)), ConnectTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("Connect with the nkey: %v", err)
@@ -397,7 +399,7 @@ func newTLSFiles(t *testing.T) tlsFiles {
 func TestConnectWithTLS(t *testing.T) {
 	f := newTLSFiles(t)
 	conf := fmt.Sprintf("tls { cert_file: %q, key_file: %q, ca_file: %q, verify: true }\n", f.serverCert, f.serverKey, f.ca)
-	srv := startServer(t, EmbeddedConfig{ConfigFile: writeFile(t, "tls.conf", conf)})
+	srv := startServer(t, embedded.Config{ConfigFile: writeFile(t, "tls.conf", conf)})
 	url := strings.Replace(srv.ClientURL(), "nats://", "tls://", 1)
 	nc, err := Connect(ConnectOptions{URL: url, TLSCA: f.ca, TLSCert: f.clientCert, TLSKey: f.clientKey, ConnectTimeout: 2 * time.Second})
 	if err != nil {
@@ -456,7 +458,7 @@ func waitRecord(t *testing.T, records <-chan string, prefix string) string {
 // are logged, and the server URL in them hides a token written into it.
 func TestConnectLogsNoSecrets(t *testing.T) {
 	conf := writeFile(t, "token.conf", "authorization { token: t0ken-in-url }\n")
-	srv := startServer(t, EmbeddedConfig{ConfigFile: conf})
+	srv := startServer(t, embedded.Config{ConfigFile: conf})
 	u, err := url.Parse(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -473,7 +475,7 @@ func TestConnectLogsNoSecrets(t *testing.T) {
 	if r := waitRecord(t, records, "broker: disconnected"); strings.Contains(r, "t0ken-in-url") {
 		t.Fatalf("logged %q", r)
 	}
-	startServer(t, EmbeddedConfig{ConfigFile: conf, Port: port})
+	startServer(t, embedded.Config{ConfigFile: conf, Port: port})
 	r := waitRecord(t, records, "broker: reconnected")
 	if strings.Contains(r, "t0ken-in-url") || !strings.Contains(r, u.Host) {
 		t.Fatalf("logged %q, want the server %s without its token", r, u.Host)
@@ -483,7 +485,7 @@ func TestConnectLogsNoSecrets(t *testing.T) {
 // TestPoolsWhoseStreamNamesCollide: a second pool whose stream name folds
 // onto an existing pool's is refused with a clear error.
 func TestPoolsWhoseStreamNamesCollide(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,19 +510,5 @@ func TestPoolsWhoseStreamNamesCollide(t *testing.T) {
 	}
 	if _, err := EnsureStream(ctx, js, first, PoolConfig{}); err != nil {
 		t.Fatalf("the first pool again: %v", err)
-	}
-}
-
-func TestEmbeddedPortInUse(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	port := srv.srv.Addr().(*net.TCPAddr).Port
-	start := time.Now()
-	_, err = StartEmbedded(EmbeddedConfig{Port: port})
-	if err == nil || !strings.Contains(err.Error(), "address already in use") || time.Since(start) > 2*time.Second {
-		t.Fatalf("second server on port %d: %v after %v", port, err, time.Since(start))
 	}
 }

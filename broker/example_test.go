@@ -5,41 +5,8 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/jetpool/jetpool/broker"
 )
-
-// A NATS server with JetStream inside this process, on a free loopback port
-// and a temporary store that Shutdown removes.
-func ExampleStartEmbedded() {
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer srv.Shutdown()
-
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer nc.Close()
-	fmt.Println("connected:", nc.IsConnected())
-
-	// A client in the same process can skip the socket.
-	inproc, err := nats.Connect("", nats.InProcessServer(srv))
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer inproc.Close()
-	fmt.Println("in process:", inproc.IsConnected())
-	// Output:
-	// connected: true
-	// in process: true
-}
 
 // A producer program takes the connection flags and NATS_* variables of the
 // jetpool commands next to flags of its own; broker.Connect(o) then connects

@@ -10,13 +10,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetpool/jetpool/broker/embedded"
 )
 
 // newJetStream starts an embedded server and returns a JetStream client on
 // it and a context that ends with the test.
 func newJetStream(t *testing.T) (context.Context, jetstream.JetStream) {
 	t.Helper()
-	srv := startServer(t, EmbeddedConfig{})
+	srv := startServer(t, embedded.Config{})
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
@@ -26,7 +27,7 @@ var (
 )
 
 type badPool struct {
-	srv *broker.Embedded
+	srv *embedded.Server
 	nc  *nats.Conn
 	ex  *executor.NATS
 	w   *worker.Worker

@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
@@ -159,7 +159,7 @@ func ExampleNewProcessPool() {
 // A NATS executor publishes to a pool that workers on any host serve; here
 // one worker runs in the same process, over an embedded broker.
 func ExampleNewNATS() {
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		panic(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
@@ -209,8 +210,8 @@ func countRuns(t *testing.T, path string, n int) (runs, dups int) {
 // of a map and starts it again on the same store directory: every result
 // arrives.
 func TestBrokerRestartLosesNothing(t *testing.T) {
-	cfg := broker.EmbeddedConfig{Port: freePort(t), StoreDir: t.TempDir()}
-	srv, err := broker.StartEmbedded(cfg)
+	cfg := embedded.Config{Port: freePort(t), StoreDir: t.TempDir()}
+	srv, err := embedded.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +236,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 			srv.Shutdown()
 			t.Logf("broker stopped after %d results", got)
 			time.Sleep(500 * time.Millisecond)
-			if srv, err = broker.StartEmbedded(cfg); err != nil {
+			if srv, err = embedded.Start(cfg); err != nil {
 				t.Fatal(err)
 			}
 			t.Log("broker started again on the same store")
@@ -256,8 +257,8 @@ func TestSubmitsSurviveBrokerRestart(t *testing.T) {
 }
 
 func submitsAcrossRestart(t *testing.T, opts ...executor.NATSOption) {
-	cfg := broker.EmbeddedConfig{Port: freePort(t), StoreDir: t.TempDir()}
-	srv, err := broker.StartEmbedded(cfg)
+	cfg := embedded.Config{Port: freePort(t), StoreDir: t.TempDir()}
+	srv, err := embedded.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +296,7 @@ func submitsAcrossRestart(t *testing.T, opts ...executor.NATSOption) {
 	time.Sleep(time.Second)
 	srv.Shutdown()
 	time.Sleep(500 * time.Millisecond)
-	if srv, err = broker.StartEmbedded(cfg); err != nil {
+	if srv, err = embedded.Start(cfg); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/executor/executortest"
 	"github.com/jetpool/jetpool/task"
@@ -132,7 +133,7 @@ func runBroker(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if _, err := broker.StartEmbedded(broker.EmbeddedConfig{Port: n, StoreDir: dir}); err != nil {
+	if _, err := embedded.Start(embedded.Config{Port: n, StoreDir: dir}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/executor/executortest"
 	"github.com/jetpool/jetpool/task"
@@ -20,9 +21,9 @@ import (
 var testPool = broker.PoolConfig{AckWait: 2 * time.Second, Grace: 2 * time.Second}
 
 // startBroker starts an embedded server for one test and connects to it.
-func startBroker(t *testing.T) (*broker.Embedded, *nats.Conn) {
+func startBroker(t *testing.T) (*embedded.Server, *nats.Conn) {
 	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jetpool/jetpool/broker/embedded"
+
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetpool/jetpool/broker"
-	"github.com/jetpool/jetpool/worker"
+	"github.com/jetpool/jetpool/internal/child"
 )
 
 // ProcessAckWait is a process pool's lease unless [NATSPoolConfig] sets
@@ -46,7 +47,7 @@ const (
 // chunks are redelivered to the others. Create it with [NewProcessPool].
 type ProcessPool struct {
 	*NATS
-	srv *broker.Embedded
+	srv *embedded.Server
 	nc  *nats.Conn
 	cfg processConfig
 	env []string
@@ -73,7 +74,7 @@ type ProcessPool struct {
 // nothing. If ctx ends before every process is started, the ones started are
 // stopped and ctx's error is returned.
 func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*ProcessPool, error) {
-	if worker.IsChild() {
+	if child.Is() {
 		return nil, ErrInWorker
 	}
 	if workers < 1 || workers > MaxProcesses {
@@ -95,7 +96,7 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 		}
 		cfg.command = []string{self}
 	}
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: cfg.storeDir})
+	srv, err := embedded.Start(embedded.Config{StoreDir: cfg.storeDir})
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func NewProcessPool(ctx context.Context, workers int, opts ...ProcessOption) (*P
 		srv.Shutdown()
 		return nil, err
 	}
-	p.env = append(os.Environ(), worker.ChildEnv(srv.ClientURL(), cfg.concurrency, cfg.nats.pc, cfg.retry)...)
+	p.env = append(os.Environ(), child.Env(srv.ClientURL(), cfg.concurrency, cfg.nats.pc, cfg.retry)...)
 	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
 		// The processes share the machine's CPUs, as a Python pool's do.
 		p.env = append(p.env, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/workers)))
@@ -136,7 +137,7 @@ func (p *ProcessPool) spawn(slot int) (*exec.Cmd, error) {
 	cmd := exec.Command(p.cfg.command[0], p.cfg.command[1:]...)
 	// A slice of its own: supervisors spawn concurrently, and an append to
 	// p.env would write its spare capacity, which they share.
-	cmd.Env = slices.Concat(p.env, []string{worker.EnvID + "=" + workerID(slot)})
+	cmd.Env = slices.Concat(p.env, []string{child.EnvID + "=" + workerID(slot)})
 	cmd.Stdout, cmd.Stderr = p.cfg.stderr, p.cfg.stderr
 	setParentDeath(cmd)
 	p.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
@@ -24,9 +25,9 @@ import (
 // producers, workers and operators of the pool "batch" hold only the subjects
 // they need.
 
-func secureServer(t *testing.T) *broker.Embedded {
+func secureServer(t *testing.T) *embedded.Server {
 	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{ConfigFile: "../docs/security.conf"})
+	srv, err := embedded.Start(embedded.Config{ConfigFile: "../docs/security.conf"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func secureServer(t *testing.T) *broker.Embedded {
 // connectAs connects as user, with the inbox prefix docs/security.conf gives
 // that user (_INBOX.<user>), and collects the server's asynchronous errors
 // (permission violations) on the returned channel.
-func connectAs(t *testing.T, srv *broker.Embedded, user, password string) (*nats.Conn, <-chan error) {
+func connectAs(t *testing.T, srv *embedded.Server, user, password string) (*nats.Conn, <-chan error) {
 	t.Helper()
 	errs := make(chan error, 16)
 	nc, err := broker.Connect(broker.ConnectOptions{URL: srv.ClientURL(), User: user, Password: password, InboxPrefix: "_INBOX." + user})
@@ -56,7 +57,7 @@ func connectAs(t *testing.T, srv *broker.Embedded, user, password string) (*nats
 
 // producerAs starts an executor of the pool "batch" for the producer user,
 // named after it as docs/security.conf requires.
-func producerAs(t *testing.T, srv *broker.Embedded, user string) (*executor.NATS, *nats.Conn, <-chan error) {
+func producerAs(t *testing.T, srv *embedded.Server, user string) (*executor.NATS, *nats.Conn, <-chan error) {
 	t.Helper()
 	nc, errs := connectAs(t, srv, user, user+"-secret")
 	return newNATS(t, nc, executor.NATSPool("batch"), executor.NATSName(user)), nc, errs
@@ -233,7 +234,7 @@ type pulled struct {
 
 // newRogue connects as worker2 and provisions the square consumer with a
 // long AckWait, so that what the rogue holds stays with it until it naks.
-func newRogue(t *testing.T, srv *broker.Embedded, pc broker.PoolConfig) *rogue {
+func newRogue(t *testing.T, srv *embedded.Server, pc broker.PoolConfig) *rogue {
 	t.Helper()
 	nc, errs := connectAs(t, srv, "worker2", "worker2-secret")
 	js := jetstreamOf(t, nc)
@@ -341,7 +342,7 @@ func (rec *recorder) inputs() []int {
 
 // serve starts a real worker of the pool, as the user "worker", running
 // squares through rec.
-func serve(t *testing.T, srv *broker.Embedded, rec *recorder, cfg worker.Config) *worker.Worker {
+func serve(t *testing.T, srv *embedded.Server, rec *recorder, cfg worker.Config) *worker.Worker {
 	t.Helper()
 	nc, errs := connectAs(t, srv, "worker", "worker-secret")
 	reg := task.NewRegistry()

@@ -14,25 +14,26 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/internal/child"
 	"github.com/jetpool/jetpool/task"
 )
 
 // Environment variables a worker is configured from (see [ConfigFromEnv]).
 // Connection settings use the NATS ecosystem's own (NATS_URL, NATS_CREDS, ...).
 const (
-	EnvChild       = "JETPOOL_CHILD" // set to 1 in processes started by a process pool
-	EnvID          = "JETPOOL_WORKER_ID"
-	EnvPool        = "JETPOOL_POOL"
-	EnvPrefix      = "JETPOOL_PREFIX"
-	EnvConcurrency = "JETPOOL_CONCURRENCY"
-	EnvKinds       = "JETPOOL_KINDS"
-	EnvAckWait     = "JETPOOL_ACK_WAIT"
-	EnvGrace       = "JETPOOL_GRACE"
-	EnvReplicas    = "JETPOOL_REPLICAS"
+	EnvChild       = child.EnvChild // set to 1 in processes started by a process pool
+	EnvID          = child.EnvID
+	EnvPool        = child.EnvPool
+	EnvPrefix      = child.EnvPrefix
+	EnvConcurrency = child.EnvConcurrency
+	EnvKinds       = child.EnvKinds
+	EnvAckWait     = child.EnvAckWait
+	EnvGrace       = child.EnvGrace
+	EnvReplicas    = child.EnvReplicas
 	// Config.Retry: attempts in all, the first backoff and its cap.
-	EnvRetryAttempts   = "JETPOOL_RETRY_ATTEMPTS"
-	EnvRetryBackoff    = "JETPOOL_RETRY_BACKOFF"
-	EnvRetryMaxBackoff = "JETPOOL_RETRY_MAX_BACKOFF"
+	EnvRetryAttempts   = child.EnvRetryAttempts
+	EnvRetryBackoff    = child.EnvRetryBackoff
+	EnvRetryMaxBackoff = child.EnvRetryMaxBackoff
 )
 
 // ConfigFromEnv reads a Config from the JETPOOL_* environment variables;
@@ -105,35 +106,8 @@ func envDuration(key string) (time.Duration, error) {
 	return d, nil
 }
 
-// ChildEnv is the environment a process pool gives its worker processes:
-// [ConfigFromEnv] reads concurrency, pc's lease and grace, and retry back from
-// it; zero settings are left out, and so keep their defaults.
-func ChildEnv(url string, concurrency int, pc broker.PoolConfig, retry task.RetryPolicy) []string {
-	env := []string{
-		EnvChild + "=1",
-		"NATS_URL=" + url,
-		EnvConcurrency + "=" + strconv.Itoa(concurrency),
-	}
-	if pc.AckWait > 0 {
-		env = append(env, EnvAckWait+"="+pc.AckWait.String())
-	}
-	if pc.Grace > 0 {
-		env = append(env, EnvGrace+"="+pc.Grace.String())
-	}
-	if retry.Attempts > 0 {
-		env = append(env, EnvRetryAttempts+"="+strconv.Itoa(retry.Attempts))
-	}
-	if retry.Backoff > 0 {
-		env = append(env, EnvRetryBackoff+"="+retry.Backoff.String())
-	}
-	if retry.MaxBackoff > 0 {
-		env = append(env, EnvRetryMaxBackoff+"="+retry.MaxBackoff.String())
-	}
-	return env
-}
-
 // IsChild reports whether this process was started by a process pool.
-func IsChild() bool { return os.Getenv(EnvChild) == "1" }
+func IsChild() bool { return child.Is() }
 
 // ServeIfChild makes a program its own process pool's worker: called first
 // thing in main, it does nothing in a normal run, and in a process started

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
@@ -69,7 +70,7 @@ func serveKinds(t *testing.T, url, pool, id string, kinds ...string) {
 // online that serve it, and knows nothing of kinds no worker serves or of
 // other pools' workers; Discover lists the pool's workers.
 func TestServedKinds(t *testing.T) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
@@ -20,7 +20,7 @@ import (
 // more chunks and finishes the ones it runs. A producer anywhere on the
 // same NATS submits to the pool.
 func ExampleWorker_Run() {
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		panic(err)
 	}
@@ -72,7 +72,7 @@ func ExampleWorker_Run() {
 // A worker's metrics go to a registry of the caller's, which an HTTP server
 // would then serve with promhttp.HandlerFor.
 func ExampleWorker_Collector() {
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		panic(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/internal/version"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
@@ -59,7 +60,7 @@ func sample(t testing.TB, g prometheus.Gatherer, name string, labels map[string]
 }
 
 func TestMetrics(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	g := newGates()
 	reg := squares(nil)
@@ -180,7 +181,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestCollectorsOfTwoPoolsShareARegistry(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	pr := prometheus.NewRegistry()
 	for _, pool := range []string{"a", "b"} {
 		w, err := worker.New(e.nc, squares(nil), worker.Config{Pool: pool})
@@ -216,7 +217,7 @@ func request(t testing.TB, nc *nats.Conn, subject string) []byte {
 }
 
 func TestServiceRegistration(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	w := e.startWorker(squares(nil), worker.Config{ID: "w-1", Concurrency: 3})
 	eventually(t, "worker ready", w.Ready)
@@ -294,7 +295,7 @@ func TestServiceRegistration(t *testing.T) {
 }
 
 func TestReadyFollowsTheDrain(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	g := newGates()
 	reg := task.NewRegistry()
@@ -332,7 +333,7 @@ func TestReadyFollowsTheDrain(t *testing.T) {
 }
 
 func TestNotReadyWhileDisconnected(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	w := e.startWorker(squares(nil), worker.Config{})
 	eventually(t, "ready while serving", w.Ready)
 	e.srv.Shutdown()
@@ -344,7 +345,7 @@ func TestNotReadyWhileDisconnected(t *testing.T) {
 }
 
 func TestHandlerContextCarriesTheProducersTrace(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	spans := make(chan trace.SpanContext, 2)
 	reg := task.NewRegistry()

@@ -14,6 +14,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
@@ -24,7 +25,7 @@ const waitFor = 15 * time.Second
 // env is one test's broker, pool and producer-side connection.
 type env struct {
 	t    testing.TB
-	srv  *broker.Embedded
+	srv  *embedded.Server
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	subj broker.Subjects
@@ -33,9 +34,9 @@ type env struct {
 
 // newEnv starts an embedded server for one test and provisions the pool's
 // stream with pc, so chunks can be published before a worker runs.
-func newEnv(t testing.TB, pc broker.PoolConfig, ec broker.EmbeddedConfig) *env {
+func newEnv(t testing.TB, pc broker.PoolConfig, ec embedded.Config) *env {
 	t.Helper()
-	srv, err := broker.StartEmbedded(ec)
+	srv, err := embedded.Start(ec)
 	if err != nil {
 		t.Fatal(err)
 	}

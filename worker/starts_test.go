@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 )
 
 // TestStartBatcherCoalesces: chunks asking while a round trip is in flight
@@ -109,7 +110,7 @@ func TestStartBatcherErrors(t *testing.T) {
 // embeddedConn starts an embedded server for one test and connects to it.
 func embeddedConn(t *testing.T) *nats.Conn {
 	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

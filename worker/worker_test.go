@@ -14,6 +14,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
@@ -84,7 +85,7 @@ func (g *gates) handle(reg *task.Registry) {
 }
 
 func TestChunkRunsInOrder(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	w := e.startWorker(squares(nil), worker.Config{})
 	p.submit(1, Square.Kind(), 1, 2, 3, 4, 5)
@@ -112,7 +113,7 @@ func TestChunkRunsInOrder(t *testing.T) {
 }
 
 func TestDropVerdictAcksAndRunsNothing(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	p.setDecide(func(broker.Start, []uint32) broker.StartReply {
 		return broker.StartReply{Verdict: broker.VerdictDrop}
@@ -133,7 +134,7 @@ func TestDropVerdictAcksAndRunsNothing(t *testing.T) {
 }
 
 func TestGoRunsOnlyTheGrantedItems(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	p.setDecide(func(_ broker.Start, all []uint32) broker.StartReply {
 		// Items 0 and 2 were cancelled meanwhile.
@@ -168,7 +169,7 @@ func seqs(items []broker.ItemResult) []uint32 {
 }
 
 func TestMalformedChunksAreTerminated(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	var calls atomic.Int64
 	w := e.startWorker(squares(&calls), worker.Config{})
@@ -216,7 +217,7 @@ func TestMalformedChunksAreTerminated(t *testing.T) {
 
 func TestSilentProducerChunkTerminatedAfterGrace(t *testing.T) {
 	pc := broker.PoolConfig{AckWait: 2 * time.Second, Grace: 300 * time.Millisecond}
-	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	e := newEnv(t, pc, embedded.Config{})
 	var calls atomic.Int64
 	w := e.startWorker(squares(&calls), worker.Config{})
 	e.waitServing(Square.Kind())
@@ -239,7 +240,7 @@ func TestSilentProducerChunkTerminatedAfterGrace(t *testing.T) {
 
 func TestLateProducerIsWaitedFor(t *testing.T) {
 	pc := broker.PoolConfig{AckWait: 2 * time.Second, Grace: 10 * time.Second}
-	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	e := newEnv(t, pc, embedded.Config{})
 	e.startWorker(squares(nil), worker.Config{})
 	e.waitServing(Square.Kind())
 
@@ -261,7 +262,7 @@ func TestLateProducerIsWaitedFor(t *testing.T) {
 
 func TestBusyVerdictRedelivers(t *testing.T) {
 	pc := broker.PoolConfig{AckWait: 500 * time.Millisecond, Grace: 2 * time.Second}
-	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	e := newEnv(t, pc, embedded.Config{})
 	p := e.producer("test1")
 	var asked atomic.Int64
 	p.setDecide(func(_ broker.Start, all []uint32) broker.StartReply {
@@ -286,7 +287,7 @@ func TestBusyVerdictRedelivers(t *testing.T) {
 }
 
 func TestInterruptCancelsTheRunningItem(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	g := newGates()
 	reg := task.NewRegistry()
@@ -345,7 +346,7 @@ type retryIn struct {
 }
 
 func TestRetries(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	var mu sync.Mutex
 	calls := map[string]int{}
@@ -398,7 +399,7 @@ func (quotaError) Error() string     { return "over quota" }
 func (quotaError) ErrorType() string { return "quota" }
 
 func TestHandlerErrors(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	reg := task.NewRegistry()
 	task.Handle(reg, Fail, func(ctx context.Context, how string) (string, error) {
@@ -444,7 +445,7 @@ func TestHandlerErrors(t *testing.T) {
 }
 
 func TestExpiredChunkNeverStarts(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	var calls atomic.Int64
 	w := e.startWorker(squares(&calls), worker.Config{})
@@ -462,7 +463,7 @@ func TestExpiredChunkNeverStarts(t *testing.T) {
 }
 
 func TestDeadlineStopsTheChunkMidway(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	g := newGates()
 	reg := task.NewRegistry()
@@ -484,7 +485,7 @@ func TestDeadlineStopsTheChunkMidway(t *testing.T) {
 }
 
 func TestDrainFinishesRunningChunks(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	g := newGates()
 	reg := task.NewRegistry()
@@ -517,7 +518,7 @@ func TestDrainFinishesRunningChunks(t *testing.T) {
 func TestDrainReleasesUnstartedChunks(t *testing.T) {
 	// A long AckWait: only a nak brings the chunk back in time.
 	pc := broker.PoolConfig{AckWait: time.Minute, Grace: time.Minute}
-	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	e := newEnv(t, pc, embedded.Config{})
 	var calls atomic.Int64
 	w := e.startWorker(squares(&calls), worker.Config{})
 	e.waitServing(Square.Kind())
@@ -550,7 +551,7 @@ func TestDrainReleasesUnstartedChunks(t *testing.T) {
 }
 
 func TestConcurrencyBound(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	const limit, perKind = 3, 12
 	var now, peak atomic.Int64
@@ -588,7 +589,7 @@ func TestConcurrencyBound(t *testing.T) {
 
 func TestHeartbeatsOutliveAckWait(t *testing.T) {
 	pc := broker.PoolConfig{AckWait: 500 * time.Millisecond, Grace: 2 * time.Second}
-	e := newEnv(t, pc, broker.EmbeddedConfig{})
+	e := newEnv(t, pc, embedded.Config{})
 	p := e.producer("test1")
 	reg := task.NewRegistry()
 	nap := task.New[int, int]("nap")
@@ -624,7 +625,7 @@ func TestHeartbeatsOutliveAckWait(t *testing.T) {
 // fetches nothing more, so chunks submitted meanwhile run at once on an idle
 // worker instead of waiting behind the busy one.
 func TestBusyWorkerLeavesChunksToIdleOnes(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	reg := task.NewRegistry()
 	release := make(chan struct{})
@@ -666,7 +667,7 @@ func TestBusyWorkerLeavesChunksToIdleOnes(t *testing.T) {
 }
 
 func TestPartialResults(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	reg := task.NewRegistry()
 	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) {
@@ -687,7 +688,7 @@ func TestPartialResults(t *testing.T) {
 
 func TestOversizedResults(t *testing.T) {
 	const maxPayload = 64 << 10
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{MaxPayload: maxPayload})
+	e := newEnv(t, fastPool, embedded.Config{MaxPayload: maxPayload})
 	p := e.producer("test1")
 	reg := task.NewRegistry()
 	task.Handle(reg, Blob, func(ctx context.Context, n int) (string, error) {
@@ -716,7 +717,7 @@ func TestOversizedResults(t *testing.T) {
 }
 
 func TestHeterogeneousWorkers(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	cubes := task.NewRegistry()
 	task.Handle(cubes, Cube, func(ctx context.Context, n int) (int, error) { return n * n * n, nil })
@@ -750,7 +751,7 @@ func TestHeterogeneousWorkers(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	reg := squares(nil)
 	tests := []struct {
 		name string
@@ -791,7 +792,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestDefaultID(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	a, err := worker.New(e.nc, squares(nil), worker.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -815,7 +816,7 @@ func TestDefaultID(t *testing.T) {
 // BenchmarkChunks measures a worker's throughput of one-item chunks of a
 // trivial task, with a producer that answers at once.
 func BenchmarkChunks(b *testing.B) {
-	e := newEnv(b, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(b, fastPool, embedded.Config{})
 	control := e.subj.Control("bench")
 	var grants atomic.Uint64
 	var acks sync.Map // grant -> ack subject
@@ -882,7 +883,7 @@ var benchConcurrency = 128
 // slots' chunks out, and one finished chunk per slot waiting for its ack,
 // however the two kinds' fetches interleave.
 func TestChunksOutAreBounded(t *testing.T) {
-	e := newEnv(t, fastPool, broker.EmbeddedConfig{})
+	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
 	const limit, perKind = 4, 40
 	work := func(ctx context.Context, n int) (int, error) {

@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/executor/executortest"
 	"github.com/jetpool/jetpool/task"
@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // process pool's workers do, with the harness served by this process.
 func remoteLocal(t *testing.T, h *executortest.Harness, workers int, retry task.RetryPolicy) executor.Executor {
 	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestRemoteHarness(t *testing.T) {
 // gate: the task fails, saying the harness stopped, and stop returns.
 func TestServeStopAnswersWaits(t *testing.T) {
 	h := executortest.NewHarness()
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jetpool/jetpool/broker/embedded"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/builtin"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
@@ -348,7 +349,7 @@ func RawCeiling(ctx context.Context, url string, n, samples int) ([]Figure, erro
 // Env is a pool for benchmarks on this host: an embedded broker, a NATS
 // executor and one in-process worker, each on its own connection.
 type Env struct {
-	Srv  *broker.Embedded
+	Srv  *embedded.Server
 	Ex   *executor.NATS
 	more []*executor.NATS
 	nc   []*nats.Conn
@@ -357,7 +358,7 @@ type Env struct {
 
 // StartEnv starts an Env whose worker runs concurrency chunks at once.
 func StartEnv(ctx context.Context, concurrency int) (*Env, error) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{MaxPayload: 8 << 20})
+	srv, err := embedded.Start(embedded.Config{MaxPayload: 8 << 20})
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 )
 
 const (
@@ -28,7 +28,7 @@ const (
 //
 //	go test -run '^$' -bench CrossProcessRequest -benchtime 500x ./internal/bench
 func BenchmarkCrossProcessRequest(b *testing.B) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/builtin"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
@@ -51,7 +52,7 @@ func run(t *testing.T, stdin string, args ...string) (int, string, string) {
 // at it.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -580,7 +581,7 @@ func TestCancelPendingWork(t *testing.T) {
 // producer user of docs/security.conf, which may read only its own control
 // subjects and inbox: --name and --inbox-prefix make the CLI use those.
 func TestSubmitUnderLeastPrivilege(t *testing.T) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{ConfigFile: "../../docs/security.conf"})
+	srv, err := embedded.Start(embedded.Config{ConfigFile: "../../docs/security.conf"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/builtin"
 	"github.com/jetpool/jetpool/executor"
 )
@@ -311,9 +311,9 @@ func newExecutor(t *testing.T, url string) *executor.NATS {
 	return ex
 }
 
-func embedded(t *testing.T) *broker.Embedded {
+func startEmbedded(t *testing.T) *embedded.Server {
 	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{})
+	srv, err := embedded.Start(embedded.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func withUser(url, user, password string) string {
 }
 
 func TestServesMetricsAndHealth(t *testing.T) {
-	srv := embedded(t)
+	srv := startEmbedded(t)
 	ex := newExecutor(t, srv.ClientURL())
 	c := start(t, "--server", withUser(srv.ClientURL(), "alice", secret), "--user", "alice", "--password", secret,
 		"--log-format", "json", "--log-level", "debug",
@@ -424,7 +424,7 @@ func TestServesMetricsAndHealth(t *testing.T) {
 }
 
 func TestReadyzWhileDisconnected(t *testing.T) {
-	srv := embedded(t)
+	srv := startEmbedded(t)
 	c := start(t, "--server", srv.ClientURL(), "--log-format", "json", "--log-level", "warn")
 	c.wantStatus("/readyz", http.StatusOK)
 	srv.Shutdown()

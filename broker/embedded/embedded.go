@@ -1,4 +1,4 @@
-package broker
+package embedded
 
 import (
 	"fmt"
@@ -10,9 +10,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// EmbeddedConfig configures [StartEmbedded]. The zero value starts a server
+// Config configures [Start]. The zero value starts a server
 // on a random loopback port with a temporary store directory.
-type EmbeddedConfig struct {
+type Config struct {
 	// Host to listen on; default 127.0.0.1.
 	Host string
 	// Port to listen on; 0 picks a free one.
@@ -28,19 +28,19 @@ type EmbeddedConfig struct {
 	ConfigFile string
 }
 
-// Embedded is a NATS server with JetStream running inside this process.
-type Embedded struct {
+// Server is a NATS server with JetStream running inside this process.
+type Server struct {
 	srv     *server.Server
 	tempDir string
 }
 
-// StartEmbedded starts a server and waits until it accepts connections.
-func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
-	e := &Embedded{}
+// Start starts a server and waits until it accepts connections.
+func Start(cfg Config) (*Server, error) {
+	e := &Server{}
 	if cfg.StoreDir == "" {
 		dir, err := os.MkdirTemp("", "jetpool-js-*")
 		if err != nil {
-			return nil, fmt.Errorf("broker: embedded store: %w", err)
+			return nil, fmt.Errorf("embedded: store: %w", err)
 		}
 		cfg.StoreDir, e.tempDir = dir, dir
 	}
@@ -56,7 +56,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		var err error
 		if opts, err = server.ProcessConfigFile(cfg.ConfigFile); err != nil {
 			e.removeTemp()
-			return nil, fmt.Errorf("broker: embedded server config: %w", err)
+			return nil, fmt.Errorf("embedded: server config: %w", err)
 		}
 	}
 	opts.Host, opts.Port, opts.JetStream, opts.StoreDir = cfg.Host, port, true, cfg.StoreDir
@@ -66,7 +66,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
 		if err != nil {
 			e.removeTemp()
-			return nil, fmt.Errorf("broker: embedded server: %w", err)
+			return nil, fmt.Errorf("embedded: server: %w", err)
 		}
 		ln.Close()
 	}
@@ -77,32 +77,32 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		e.removeTemp()
-		return nil, fmt.Errorf("broker: embedded server: %w", err)
+		return nil, fmt.Errorf("embedded: server: %w", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		e.removeTemp()
-		return nil, fmt.Errorf("broker: embedded server not ready after 10s")
+		return nil, fmt.Errorf("embedded: server not ready after 10s")
 	}
 	e.srv = srv
 	return e, nil
 }
 
 // ClientURL is the URL clients connect to.
-func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+func (e *Server) ClientURL() string { return e.srv.ClientURL() }
 
 // InProcessConn is a connection to the server that bypasses the network:
 // passed to nats.InProcessServer, a client in this process talks to the
 // server through memory instead of a loopback socket.
-func (e *Embedded) InProcessConn() (net.Conn, error) { return e.srv.InProcessConn() }
+func (e *Server) InProcessConn() (net.Conn, error) { return e.srv.InProcessConn() }
 
 // StoreDir is the JetStream store directory in use.
-func (e *Embedded) StoreDir() string { return e.srv.JetStreamConfig().StoreDir }
+func (e *Server) StoreDir() string { return e.srv.JetStreamConfig().StoreDir }
 
 // Shutdown stops the server and waits for it to exit, then removes a
 // temporary store directory. It is safe to call more than once.
-func (e *Embedded) Shutdown() {
+func (e *Server) Shutdown() {
 	if e.srv == nil {
 		return
 	}
@@ -111,7 +111,7 @@ func (e *Embedded) Shutdown() {
 	e.removeTemp()
 }
 
-func (e *Embedded) removeTemp() {
+func (e *Server) removeTemp() {
 	if e.tempDir != "" {
 		os.RemoveAll(e.tempDir)
 		e.tempDir = ""

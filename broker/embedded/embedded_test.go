@@ -1,13 +1,16 @@
-package broker
+package embedded
 
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jetpool/jetpool/broker"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,7 +20,7 @@ import (
 // with a temporary store that Shutdown removes.
 func TestEmbeddedZeroConfig(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
-	srv, err := StartEmbedded(EmbeddedConfig{})
+	srv, err := Start(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +46,8 @@ func TestEmbeddedZeroConfig(t *testing.T) {
 // TestEmbeddedRandomPorts: two servers started with Port -1 listen on
 // different ports.
 func TestEmbeddedRandomPorts(t *testing.T) {
-	a := startServer(t, EmbeddedConfig{Port: -1})
-	b := startServer(t, EmbeddedConfig{Port: -1})
+	a := startServer(t, Config{Port: -1})
+	b := startServer(t, Config{Port: -1})
 	if a.ClientURL() == b.ClientURL() {
 		t.Fatalf("both servers at %s", a.ClientURL())
 	}
@@ -57,9 +60,9 @@ func TestEmbeddedStoreDirSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, _ := NewSubjects(DefaultPrefix, "restart")
+	s, _ := broker.NewSubjects(broker.DefaultPrefix, "restart")
 
-	srv, err := StartEmbedded(EmbeddedConfig{Host: "127.0.0.1", Port: -1, StoreDir: dir})
+	srv, err := Start(Config{Host: "127.0.0.1", Port: -1, StoreDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +72,7 @@ func TestEmbeddedStoreDirSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := jetstream.New(nc)
-	if _, err := EnsureStream(ctx, js, s, PoolConfig{}); err != nil {
+	if _, err := broker.EnsureStream(ctx, js, s, broker.PoolConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := js.Publish(ctx, s.Tasks("square"), []byte("chunk")); err != nil {
@@ -82,7 +85,7 @@ func TestEmbeddedStoreDirSurvivesRestart(t *testing.T) {
 		t.Fatalf("the store %s after Shutdown: %d entries, %v", dir, len(entries), err)
 	}
 
-	srv = startServer(t, EmbeddedConfig{StoreDir: dir})
+	srv = startServer(t, Config{StoreDir: dir})
 	if got := srv.StoreDir(); !strings.HasPrefix(got, dir) {
 		t.Errorf("StoreDir() = %q, want %q", got, dir)
 	}
@@ -103,7 +106,7 @@ func TestEmbeddedStoreDirSurvivesRestart(t *testing.T) {
 }
 
 func TestEmbeddedMaxPayload(t *testing.T) {
-	srv := startServer(t, EmbeddedConfig{MaxPayload: 8 << 20})
+	srv := startServer(t, Config{MaxPayload: 8 << 20})
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -121,15 +124,15 @@ func TestEmbeddedBadConfigFile(t *testing.T) {
 	t.Setenv("TMPDIR", tmp)
 	for name, path := range map[string]string{
 		"missing":   filepath.Join(t.TempDir(), "missing.conf"),
-		"not parse": writeFile(t, "bad.conf", "authorization { token: \n"),
+		"not parse": badConfig(t),
 	} {
-		srv, err := StartEmbedded(EmbeddedConfig{ConfigFile: path})
+		srv, err := Start(Config{ConfigFile: path})
 		if err == nil {
 			srv.Shutdown()
 			t.Errorf("%s: started", name)
 			continue
 		}
-		if !strings.Contains(err.Error(), "broker: embedded server config") {
+		if !strings.Contains(err.Error(), "embedded: server config") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -139,7 +142,7 @@ func TestEmbeddedBadConfigFile(t *testing.T) {
 }
 
 func TestEmbeddedShutdownTwice(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedConfig{Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir()})
+	srv, err := Start(Config{Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,4 +153,44 @@ func TestEmbeddedShutdownTwice(t *testing.T) {
 		nc.Close()
 		t.Fatal("the server still takes connections after Shutdown")
 	}
+}
+
+// startServer starts an embedded server on a random loopback port and shuts
+// it down when the test ends.
+func startServer(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	if cfg.Port == 0 {
+		cfg.Port = -1
+	}
+	cfg.Host = "127.0.0.1"
+	srv, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv
+}
+
+func TestEmbeddedPortInUse(t *testing.T) {
+	srv, err := Start(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	port := srv.srv.Addr().(*net.TCPAddr).Port
+	start := time.Now()
+	_, err = Start(Config{Port: port})
+	if err == nil || !strings.Contains(err.Error(), "address already in use") || time.Since(start) > 2*time.Second {
+		t.Fatalf("second server on port %d: %v after %v", port, err, time.Since(start))
+	}
+}
+
+// badConfig writes a configuration file that does not parse.
+func badConfig(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bad.conf")
+	if err := os.WriteFile(path, []byte("authorization { token: \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
