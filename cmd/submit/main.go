@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/jetpool/jetpool/internal/submitcli"
+	"github.com/jetpool/jetpool/cmd/submit/submitcli"
 )
 
 func main() {

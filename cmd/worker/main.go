@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/jetpool/jetpool/internal/workercli"
+	"github.com/jetpool/jetpool/cmd/worker/workercli"
 )
 
 func main() {

@@ -581,7 +581,7 @@ func TestCancelPendingWork(t *testing.T) {
 // producer user of docs/security.conf, which may read only its own control
 // subjects and inbox: --name and --inbox-prefix make the CLI use those.
 func TestSubmitUnderLeastPrivilege(t *testing.T) {
-	srv, err := embedded.Start(embedded.Config{ConfigFile: "../../docs/security.conf"})
+	srv, err := embedded.Start(embedded.Config{ConfigFile: "../../../docs/security.conf"})
 	if err != nil {
 		t.Fatal(err)
 	}
