@@ -1,3 +1,5 @@
+//lint:file-ignore U1000 the _msgpack fields are read by reflection: they carry msgpack's as_array tag.
+
 package broker
 
 import (

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, vet, every package's tests with the race
-# detector (the integration tests build their own images and need Docker),
-# and a bounded run of each fuzz target.
+# The whole test suite: formatting, vet, staticcheck, every package's tests
+# with the race detector (the integration tests build their own images and
+# need Docker), and a bounded run of each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,8 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+# staticcheck, pinned; the Go module proxy serves it.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 # -count=1: the integration tests build images from the tree, which the
 # test cache does not see.
 go test -race -count=1 -timeout 60m ./...

@@ -450,7 +450,8 @@ func panicsInHandler(_ context.Context, n int) (int, error) {
 		panic(fmt.Errorf("an error %d", n))
 	case 2:
 		var m map[string]int
-		m["x"] = 1 // a runtime error
+		//lint:ignore SA5000 the runtime error is the point
+		m["x"] = 1
 	}
 	panic(nil)
 }
