@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
 )
 
 // A producer program takes the connection flags and NATS_* variables of the
@@ -105,4 +106,26 @@ func ExampleDecodeResults() {
 	// chunk 2 final true
 	// chunk 3 final true
 	// 3 true
+}
+
+// Connect validates its options and connects, reconnecting forever after a
+// loss; a server URL's credentials never reach a log or an error.
+func ExampleConnect() {
+	srv, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown()
+	nc, err := broker.Connect(broker.ConnectOptions{URL: srv.ClientURL(), Name: "example"})
+	if err != nil {
+		panic(err)
+	}
+	defer nc.Close()
+	fmt.Println("connected:", nc.IsConnected())
+
+	_, err = broker.Connect(broker.ConnectOptions{URL: srv.ClientURL(), TLSCert: "client.pem"})
+	fmt.Println(errors.Is(err, broker.ErrInvalidConnect))
+	// Output:
+	// connected: true
+	// true
 }

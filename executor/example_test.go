@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -198,4 +199,101 @@ func ExampleNewNATS() {
 	}
 	fmt.Println(f.Result(ctx))
 	// Output: 81 <nil>
+}
+
+// A local pool runs tasks on goroutines of this process, at most
+// LocalMaxWorkers at once, like Python's ThreadPoolExecutor.
+func ExampleNewLocal() {
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
+	ex, err := executor.NewLocal(reg, executor.LocalMaxWorkers(2))
+	if err != nil {
+		panic(err)
+	}
+	defer ex.Shutdown(context.Background(), true, false)
+
+	f, _ := executor.Submit(context.Background(), ex, Square, 12)
+	fmt.Println(f.Result(context.Background()))
+	// Output: 144 <nil>
+}
+
+// Interrupt ends a running task's context; Cancel cannot stop a task once
+// it runs.
+func ExampleFuture_Interrupt() {
+	reg := task.NewRegistry()
+	started := make(chan struct{})
+	wait := task.New[int, int]("wait")
+	task.Handle(reg, wait, func(ctx context.Context, n int) (int, error) {
+		close(started)
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
+	ex, _ := executor.NewLocal(reg, executor.LocalMaxWorkers(1))
+	defer ex.Shutdown(context.Background(), true, false)
+
+	f, _ := executor.Submit(context.Background(), ex, wait, 1)
+	<-started
+	fmt.Println("cancelled:", f.Cancel())
+	fmt.Println("interrupted:", f.Interrupt())
+	_, err := f.Result(context.Background())
+	fmt.Println(errors.Is(err, context.Canceled))
+	// Output:
+	// cancelled: false
+	// interrupted: true
+	// true
+}
+
+// NATSAutoBatch gathers Submits made while the previous chunk of their kind
+// is on its way into one chunk; every future keeps its own result.
+func ExampleNATSAutoBatch() {
+	srv, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	wc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		panic(err)
+	}
+	defer wc.Close()
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
+	w, err := worker.New(wc, reg, worker.Config{Logger: quiet})
+	if err != nil {
+		panic(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- w.Run(ctx) }()
+	defer func() { stop(); <-served }()
+
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		panic(err)
+	}
+	defer nc.Close()
+	ex, err := executor.NewNATS(ctx, nc, executor.NATSAutoBatch(100), executor.NATSLogger(quiet))
+	if err != nil {
+		panic(err)
+	}
+	defer ex.Shutdown(context.Background(), true, false)
+	var fs []*executor.Future[int]
+	for i := range 1000 {
+		f, err := executor.Submit(ctx, ex, Square, i)
+		if err != nil {
+			panic(err)
+		}
+		fs = append(fs, f)
+	}
+	sum := 0
+	for _, f := range fs {
+		v, err := f.Result(ctx)
+		if err != nil {
+			panic(err)
+		}
+		sum += v
+	}
+	fmt.Println(sum)
+	// Output: 332833500
 }

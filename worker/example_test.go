@@ -115,3 +115,16 @@ func ExampleWorker_Collector() {
 	// jetpool_worker_tasks_succeeded_total COUNTER
 	// jetpool.default.worker.w1.status
 }
+
+// A program that runs a process pool serves as its own worker processes:
+// ServeIfChild, called first thing in main, serves the registry in a
+// process the pool started and exits it, and returns at once otherwise.
+func ExampleServeIfChild() {
+	reg := task.NewRegistry()
+	task.Handle(reg, task.New[int, int]("square"), func(ctx context.Context, n int) (int, error) { return n * n, nil })
+	worker.ServeIfChild(reg) // first thing in main
+
+	// Only the parent gets here: start the pool, submit, shut down.
+	fmt.Println("a worker process:", worker.IsChild())
+	// Output: a worker process: false
+}
