@@ -1,3 +1,6 @@
+// Package embedded runs a NATS server with JetStream inside this process,
+// for the process pool, tests and the CLI's --embedded: [Start] it with a
+// [Config], connect to [Server.ClientURL] or in process, and [Server.Shutdown].
 package embedded
 
 import (
