@@ -251,22 +251,9 @@ func ExampleNATSAutoBatch() {
 		panic(err)
 	}
 	defer srv.Shutdown()
+	defer serveSquares(srv)() // a worker, as in the example of NewNATS
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	wc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		panic(err)
-	}
-	defer wc.Close()
-	reg := task.NewRegistry()
-	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
-	w, err := worker.New(wc, reg, worker.Config{Logger: quiet})
-	if err != nil {
-		panic(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- w.Run(ctx) }()
-	defer func() { stop(); <-served }()
+	ctx := context.Background()
 
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -296,4 +283,27 @@ func ExampleNATSAutoBatch() {
 	}
 	fmt.Println(sum)
 	// Output: 332833500
+}
+
+// serveSquares runs a worker serving Square on srv until the returned
+// function is called, which waits for it to drain.
+func serveSquares(srv *embedded.Server) (stop func()) {
+	wc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		panic(err)
+	}
+	reg := task.NewRegistry()
+	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
+	w, err := worker.New(wc, reg, worker.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- w.Run(ctx) }()
+	return func() {
+		cancel()
+		<-served
+		wc.Close()
+	}
 }

@@ -347,25 +347,7 @@ func TestProducerGoneLeavesNoWork(t *testing.T) {
 	// Provision the stream with the test's settings before the producer does.
 	newNATS(t, nc, executor.NATSPoolConfig(faultPoolConfig))
 
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), envTestProducer+"="+srv.ClientURL())
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "submitted\n" {
-		t.Fatalf("producer said %q, %v", line, err)
-	}
+	cmd := startDoomedProducer(t, srv.ClientURL())
 
 	w := startWorker(t, connect(t, srv.ClientURL()), reg, worker.Config{Concurrency: 2, PoolConfig: faultPoolConfig})
 	waitUntil(t, func() bool { return ran.Load() >= 4 }, "the worker to run some tasks")
@@ -567,24 +549,7 @@ func TestKilledProducerCostsOthersNothing(t *testing.T) {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		return ms, nil
 	})
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), envTestProducer+"="+srv.ClientURL())
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "submitted\n" {
-		t.Fatalf("producer said %q, %v", line, err)
-	}
+	cmd := startDoomedProducer(t, srv.ClientURL())
 	w := startWorker(t, connect(t, srv.ClientURL()), reg, worker.Config{Concurrency: 2, PoolConfig: pc})
 	waitUntil(t, func() bool { return w.Stats().ChunksStarted >= 4 }, "the worker to run some of the doomed producer's tasks")
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -626,4 +591,30 @@ func TestKilledProducerCostsOthersNothing(t *testing.T) {
 	if took > pc.Grace/3 {
 		t.Fatalf("the job took %v: the dead producer's chunks held the slots", took)
 	}
+}
+
+// startDoomedProducer starts this test binary as a producer that submits
+// doomedTasks naps to the broker at url, and returns once they are
+// submitted; the test kills it.
+func startDoomedProducer(t *testing.T, url string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), envTestProducer+"="+url)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "submitted\n" {
+		t.Fatalf("producer said %q, %v", line, err)
+	}
+	return cmd
 }
