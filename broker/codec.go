@@ -8,8 +8,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/jetpool/jetpool/internal/mpcheck"
-	"github.com/jetpool/jetpool/internal/mpwrite"
+	"github.com/jetpool/jetpool/internal/msgp"
 )
 
 // Hand-written msgpack codecs for the envelope types: chunks, starts and
@@ -642,9 +641,9 @@ func (r *reader) items() int {
 	return n
 }
 
-// skip reads past one value of any type as Skip does and, as mpcheck.Check
+// skip reads past one value of any type as Skip does and, as msgp.Check
 // does, refuses the reserved code and containers nested deeper than
-// mpcheck.MaxDepth. depth is the number of non-empty containers around the
+// msgp.MaxDepth. depth is the number of non-empty containers around the
 // value; the recursion goes no deeper than that bound.
 func (r *reader) skip(depth int) {
 	c := r.code()
@@ -669,8 +668,8 @@ func (r *reader) skip(depth int) {
 		r.fail(fmt.Errorf("%d values declared, %d bytes left", n, r.left()))
 		return
 	}
-	if depth+1 > mpcheck.MaxDepth {
-		r.fail(fmt.Errorf("nested deeper than %d", mpcheck.MaxDepth))
+	if depth+1 > msgp.MaxDepth {
+		r.fail(fmt.Errorf("nested deeper than %d", msgp.MaxDepth))
 		return
 	}
 	for ; n > 0 && r.err == nil; n-- {
@@ -749,7 +748,7 @@ func (f *sliceFields) done() {
 	}
 }
 
-// readEnvelope decodes data into v, as mpcheck.Check and msgpack.Unmarshal
+// readEnvelope decodes data into v, as msgp.Check and msgpack.Unmarshal
 // together would, if v is a pointer to an envelope type with a read method;
 // ok is false for any other v. Byte slices in the result (Item.Args,
 // ItemResult.Value) alias data rather than copy it, saving an allocation
@@ -1071,43 +1070,43 @@ func appendExact[T any, P interface {
 }
 
 func (c *Chunk) size() int {
-	n := 1 + mpwrite.StringSize(c.Executor) + uintSize(c.ID) + mpwrite.StringSize(c.Kind) + mpwrite.StringSize(c.Control) +
+	n := 1 + msgp.StringSize(c.Executor) + uintSize(c.ID) + msgp.StringSize(c.Kind) + msgp.StringSize(c.Control) +
 		intSize(c.Deadline) + listSize(c.Items == nil, len(c.Items))
 	for i := range c.Items {
-		n += 1 + uintSize(uint64(c.Items[i].Seq)) + mpwrite.BytesSize(c.Items[i].Args)
+		n += 1 + uintSize(uint64(c.Items[i].Seq)) + msgp.BytesSize(c.Items[i].Args)
 	}
 	return n
 }
 
 func (c *Chunk) appendTo(b []byte) []byte {
 	b = append(b, 0x96)
-	b = mpwrite.String(b, c.Executor)
-	b = mpwrite.Uint(b, c.ID)
-	b = mpwrite.String(b, c.Kind)
-	b = mpwrite.String(b, c.Control)
-	b = mpwrite.Int(b, c.Deadline)
+	b = msgp.AppendString(b, c.Executor)
+	b = msgp.AppendUint(b, c.ID)
+	b = msgp.AppendString(b, c.Kind)
+	b = msgp.AppendString(b, c.Control)
+	b = msgp.AppendInt(b, c.Deadline)
 	b = appendList(b, c.Items == nil, len(c.Items))
 	for i := range c.Items {
 		b = append(b, 0x92)
-		b = mpwrite.Uint(b, uint64(c.Items[i].Seq))
-		b = mpwrite.Bytes(b, c.Items[i].Args)
+		b = msgp.AppendUint(b, uint64(c.Items[i].Seq))
+		b = msgp.AppendBytes(b, c.Items[i].Args)
 	}
 	return b
 }
 
 func (s *Start) size() int {
-	return 1 + uintSize(s.Chunk) + mpwrite.StringSize(s.Worker) + mpwrite.StringSize(s.Inbox) + uintSize(s.Delivery) +
-		mpwrite.BytesSize(s.Digest) + mpwrite.StringSize(s.Ack)
+	return 1 + uintSize(s.Chunk) + msgp.StringSize(s.Worker) + msgp.StringSize(s.Inbox) + uintSize(s.Delivery) +
+		msgp.BytesSize(s.Digest) + msgp.StringSize(s.Ack)
 }
 
 func (s *Start) appendTo(b []byte) []byte {
 	b = append(b, 0x96)
-	b = mpwrite.Uint(b, s.Chunk)
-	b = mpwrite.String(b, s.Worker)
-	b = mpwrite.String(b, s.Inbox)
-	b = mpwrite.Uint(b, s.Delivery)
-	b = mpwrite.Bytes(b, s.Digest)
-	return mpwrite.String(b, s.Ack)
+	b = msgp.AppendUint(b, s.Chunk)
+	b = msgp.AppendString(b, s.Worker)
+	b = msgp.AppendString(b, s.Inbox)
+	b = msgp.AppendUint(b, s.Delivery)
+	b = msgp.AppendBytes(b, s.Digest)
+	return msgp.AppendString(b, s.Ack)
 }
 
 func (s *Starts) size() int {
@@ -1154,22 +1153,22 @@ func (rp *StartReply) size() int {
 
 func (rp *StartReply) appendTo(b []byte) []byte {
 	b = append(b, 0x94)
-	b = mpwrite.Uint(b, uint64(rp.Verdict))
+	b = msgp.AppendUint(b, uint64(rp.Verdict))
 	b = appendList(b, rp.Items == nil, len(rp.Items))
 	for _, seq := range rp.Items {
-		b = mpwrite.Uint(b, uint64(seq))
+		b = msgp.AppendUint(b, uint64(seq))
 	}
-	b = mpwrite.Int(b, rp.LeaseMs)
-	return mpwrite.Uint(b, rp.Grant)
+	b = msgp.AppendInt(b, rp.LeaseMs)
+	return msgp.AppendUint(b, rp.Grant)
 }
 
 func (res *Result) size() int {
-	n := 1 + uintSize(res.Chunk) + mpwrite.StringSize(res.Worker) + 1 + uintSize(res.Grant) + listSize(res.Items == nil, len(res.Items))
+	n := 1 + uintSize(res.Chunk) + msgp.StringSize(res.Worker) + 1 + uintSize(res.Grant) + listSize(res.Items == nil, len(res.Items))
 	for i := range res.Items {
 		it := &res.Items[i]
-		n += 1 + uintSize(uint64(it.Seq)) + mpwrite.BytesSize(it.Value) + 1
+		n += 1 + uintSize(uint64(it.Seq)) + msgp.BytesSize(it.Value) + 1
 		if it.Err != nil {
-			n += mpwrite.StringSize(it.Err.Type) + mpwrite.StringSize(it.Err.Message) + mpwrite.StringSize(it.Err.Stack) + 1
+			n += msgp.StringSize(it.Err.Type) + msgp.StringSize(it.Err.Message) + msgp.StringSize(it.Err.Stack) + 1
 		}
 	}
 	return n
@@ -1177,24 +1176,24 @@ func (res *Result) size() int {
 
 func (res *Result) appendTo(b []byte) []byte {
 	b = append(b, 0x95)
-	b = mpwrite.Uint(b, res.Chunk)
-	b = mpwrite.String(b, res.Worker)
+	b = msgp.AppendUint(b, res.Chunk)
+	b = msgp.AppendString(b, res.Worker)
 	b = appendBool(b, res.Final)
-	b = mpwrite.Uint(b, res.Grant)
+	b = msgp.AppendUint(b, res.Grant)
 	b = appendList(b, res.Items == nil, len(res.Items))
 	for i := range res.Items {
 		it := &res.Items[i]
 		b = append(b, 0x93)
-		b = mpwrite.Uint(b, uint64(it.Seq))
-		b = mpwrite.Bytes(b, it.Value)
+		b = msgp.AppendUint(b, uint64(it.Seq))
+		b = msgp.AppendBytes(b, it.Value)
 		if it.Err == nil {
 			b = append(b, msgpackNil)
 			continue
 		}
 		b = append(b, 0x94)
-		b = mpwrite.String(b, it.Err.Type)
-		b = mpwrite.String(b, it.Err.Message)
-		b = mpwrite.String(b, it.Err.Stack)
+		b = msgp.AppendString(b, it.Err.Type)
+		b = msgp.AppendString(b, it.Err.Message)
+		b = msgp.AppendString(b, it.Err.Stack)
 		b = appendBool(b, it.Err.Retryable)
 	}
 	return b
@@ -1206,23 +1205,23 @@ func (l *Lease) size() int {
 
 func (l *Lease) appendTo(b []byte) []byte {
 	b = append(b, 0x92)
-	b = mpwrite.Uint(b, l.Chunk)
-	return mpwrite.Uint(b, l.Grant)
+	b = msgp.AppendUint(b, l.Chunk)
+	return msgp.AppendUint(b, l.Grant)
 }
 
 func (in *Interrupt) size() int {
-	return 1 + mpwrite.StringSize(in.Executor) + uintSize(in.Chunk) + uintSize(uint64(in.Seq)) + uintSize(in.Grant)
+	return 1 + msgp.StringSize(in.Executor) + uintSize(in.Chunk) + uintSize(uint64(in.Seq)) + uintSize(in.Grant)
 }
 
 func (in *Interrupt) appendTo(b []byte) []byte {
 	b = append(b, 0x94)
-	b = mpwrite.String(b, in.Executor)
-	b = mpwrite.Uint(b, in.Chunk)
-	b = mpwrite.Uint(b, uint64(in.Seq))
-	return mpwrite.Uint(b, in.Grant)
+	b = msgp.AppendString(b, in.Executor)
+	b = msgp.AppendUint(b, in.Chunk)
+	b = msgp.AppendUint(b, uint64(in.Seq))
+	return msgp.AppendUint(b, in.Grant)
 }
 
-// The sizes are those of what mpwrite's functions and the appenders below
+// The sizes are those of what msgp's functions and the appenders below
 // write; the appenders write what the msgpack.Encoder method named in each
 // comment writes.
 

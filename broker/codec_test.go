@@ -10,7 +10,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/jetpool/jetpool/internal/mpcheck"
+	"github.com/jetpool/jetpool/internal/msgp"
 )
 
 // The plain types share the envelope types' fields and tags but not their
@@ -289,7 +289,7 @@ func TestDecodeAliasesTheMessage(t *testing.T) {
 }
 
 // TestDecodeNestsAsTheChecker: an unknown field, wherever it sits in an
-// envelope, may nest exactly as deep as mpcheck.Check allows, and the direct
+// envelope, may nest exactly as deep as msgp.Check allows, and the direct
 // decoders agree with the msgpack-based ones on each side of that bound.
 func TestDecodeNestsAsTheChecker(t *testing.T) {
 	cases := []struct {
@@ -306,7 +306,7 @@ func TestDecodeNestsAsTheChecker(t *testing.T) {
 		{"result error", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0x05, 0x91, 0x93, 0x00, 0xc0, 0x95, 0xa1, 'T', 0xa1, 'M', 0xa1, 'S', 0xc2}, 4, func() any { return new(Result) }},
 	}
 	for _, c := range cases {
-		limit := mpcheck.MaxDepth - c.around // arrays the unknown field may open
+		limit := msgp.MaxDepth - c.around // arrays the unknown field may open
 		for _, k := range []int{limit - 1, limit, limit + 1} {
 			for _, innermost := range []byte{0x01, 0x90} { // a number, or an empty array, which opens nothing
 				data := append(bytes.Clone(c.prefix), bytes.Repeat([]byte{0x91}, k)...)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/jetpool/jetpool/internal/mpcheck"
+	"github.com/jetpool/jetpool/internal/msgp"
 	"github.com/jetpool/jetpool/task"
 )
 
@@ -319,11 +319,11 @@ func decode(data []byte, v any) (err error) {
 	return decodeMsgpack(data, v)
 }
 
-// decodeMsgpack decodes with msgpack.Unmarshal once mpcheck has bounded
+// decodeMsgpack decodes with msgpack.Unmarshal once msgp.Check has bounded
 // every length and the nesting data declares. For envelope types it accepts
 // exactly what readEnvelope accepts, into the same values.
 func decodeMsgpack(data []byte, v any) error {
-	if err := mpcheck.Check(data); err != nil {
+	if err := msgp.Check(data); err != nil {
 		return err
 	}
 	return msgpack.Unmarshal(data, v)

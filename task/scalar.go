@@ -5,7 +5,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/jetpool/jetpool/internal/mpwrite"
+	"github.com/jetpool/jetpool/internal/msgp"
 )
 
 // Values whose type is exactly one of Go's predeclared scalar types (int,
@@ -16,7 +16,7 @@ import (
 // take the reflective path.
 //
 // appendScalar writes the bytes msgpack.Marshal writes for the same value,
-// and decodeScalar gives what mpcheck.Check and msgpack.Unmarshal give
+// and decodeScalar gives what msgp.Check and msgpack.Unmarshal give
 // together, for the forms it takes; scalar_test.go holds both to that.
 
 // appendScalar appends the msgpack encoding of v to dst, growing it at most
@@ -25,7 +25,7 @@ import (
 func appendScalar(dst []byte, v any) (b []byte, ok bool) {
 	switch v := v.(type) {
 	case int:
-		return mpwrite.Int(dst, int64(v)), true
+		return msgp.AppendInt(dst, int64(v)), true
 	case int8:
 		return append(dst, 0xd0, byte(v)), true
 	case int16:
@@ -35,7 +35,7 @@ func appendScalar(dst []byte, v any) (b []byte, ok bool) {
 	case int64:
 		return append64(dst, 0xd3, uint64(v)), true
 	case uint:
-		return mpwrite.Uint(dst, uint64(v)), true
+		return msgp.AppendUint(dst, uint64(v)), true
 	case uint8:
 		return append(dst, 0xcc, v), true
 	case uint16:
@@ -54,9 +54,9 @@ func appendScalar(dst []byte, v any) (b []byte, ok bool) {
 		}
 		return append(dst, 0xc2), true
 	case string:
-		return mpwrite.String(slices.Grow(dst, mpwrite.StringSize(v)), v), true
+		return msgp.AppendString(slices.Grow(dst, msgp.StringSize(v)), v), true
 	case []byte:
-		return mpwrite.Bytes(slices.Grow(dst, mpwrite.BytesSize(v)), v), true
+		return msgp.AppendBytes(slices.Grow(dst, msgp.BytesSize(v)), v), true
 	}
 	return dst, false
 }
@@ -78,7 +78,7 @@ func append64(dst []byte, code byte, n uint64) []byte {
 
 // decodeScalar decodes b into a T if T is a predeclared scalar type and b is
 // exactly one msgpack value in a form it takes; ok is false otherwise, and the
-// caller decodes b with mpcheck and msgpack instead. For every b it takes it
+// caller decodes b with msgp.Check and msgpack instead. For every b it takes it
 // gives the value msgpack.Unmarshal gives. It takes nil, as the zero value;
 // for numbers, every int and uint format, converted as Go converts, and
 // float32, and for a float64 also float64; true and false for a bool; every
