@@ -11,14 +11,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/jetpool/jetpool/task"
 )
 
+// mustEncode encodes v as Encode does: any value other than an envelope
+// through msgpack.Marshal.
 func mustEncode(t *testing.T, v any) []byte {
 	t.Helper()
-	b, err := msgpack.Marshal(v)
+	b, err := Encode(v)
 	if err != nil {
 		t.Fatal(err)
 	}
