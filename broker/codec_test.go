@@ -10,83 +10,57 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/jetpool/jetpool/internal/mpcheck"
+	"github.com/jetpool/jetpool/internal/msgp"
 )
 
-// The plain types share the envelope types' fields and tags but not their
-// hand-written codecs, so msgpack encodes them by reflection.
-type (
-	plainChunk      Chunk
-	plainStart      Start
-	plainStartReply StartReply
-	plainStarts     Starts
-	plainReplies    StartReplies
-	plainResult     Result
-	plainLease      Lease
-	plainInterrupt  Interrupt
-)
-
-// TestCodecsMatchReflection checks that the hand-written codecs read what
-// reflection writes and write what reflection reads, field for field.
+// TestCodecsMatchReflection: Decode reads what msgpack.Marshal writes by
+// reflection on the struct tags, integers in the fixed widths of their
+// fields and so not byte for byte what Encode writes, into the same values;
+// and msgpack.Unmarshal reads what Encode writes into the same values.
 func TestCodecsMatchReflection(t *testing.T) {
 	chunk := Chunk{Executor: "ex1", ID: 1 << 40, Kind: "square", Control: "jetpool.default.ctl.ex1",
 		Deadline: -5, Items: []Item{{Seq: 0, Args: []byte{0x01}}, {Seq: 7, Args: []byte{0xc0, 0xff}}, {Seq: 1 << 31}}}
 	result := Result{Chunk: 9, Worker: "w", Final: true, Grant: 0xfeedface,
 		Items: []ItemResult{{Seq: 1, Value: []byte{0x2a}}, {Seq: 2, Err: &ErrorInfo{Type: "panic", Message: "boom", Stack: "s", Retryable: true}}}}
+	start := Start{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2, Digest: []byte{1, 2}, Ack: "$JS.ACK.a"}
 	cases := []struct {
-		name       string
-		typed      any // pointer to an envelope value
-		plain      any // the same value as its plain type
-		newTyped   func() any
-		newPlain   func() any
-		plainValue func(any) any // converts a decoded plain value back
+		name  string
+		value any // a pointer to an envelope value
 	}{
-		{"chunk", &chunk, (*plainChunk)(&chunk), func() any { return new(Chunk) }, func() any { return new(plainChunk) },
-			func(v any) any { return (*Chunk)(v.(*plainChunk)) }},
-		{"empty chunk", &Chunk{}, &plainChunk{}, func() any { return new(Chunk) }, func() any { return new(plainChunk) },
-			func(v any) any { return (*Chunk)(v.(*plainChunk)) }},
-		{"start", &Start{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2}, &plainStart{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2},
-			func() any { return new(Start) }, func() any { return new(plainStart) }, func(v any) any { return (*Start)(v.(*plainStart)) }},
-		{"starts", &Starts{Items: []Start{{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2}, {Chunk: 4}}},
-			&plainStarts{Items: []Start{{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2}, {Chunk: 4}}},
-			func() any { return new(Starts) }, func() any { return new(plainStarts) }, func(v any) any { return (*Starts)(v.(*plainStarts)) }},
-		{"start replies", &StartReplies{Items: []StartReply{{Verdict: VerdictGo, Items: []uint32{1}, LeaseMs: 5}, {Verdict: VerdictDrop}}},
-			&plainReplies{Items: []StartReply{{Verdict: VerdictGo, Items: []uint32{1}, LeaseMs: 5}, {Verdict: VerdictDrop}}},
-			func() any { return new(StartReplies) }, func() any { return new(plainReplies) }, func(v any) any { return (*StartReplies)(v.(*plainReplies)) }},
-		{"start reply go", &StartReply{Verdict: VerdictGo, Items: []uint32{0, 5}, LeaseMs: 30000}, &plainStartReply{Verdict: VerdictGo, Items: []uint32{0, 5}, LeaseMs: 30000},
-			func() any { return new(StartReply) }, func() any { return new(plainStartReply) }, func(v any) any { return (*StartReply)(v.(*plainStartReply)) }},
-		{"start reply drop", &StartReply{Verdict: VerdictDrop}, &plainStartReply{Verdict: VerdictDrop},
-			func() any { return new(StartReply) }, func() any { return new(plainStartReply) }, func(v any) any { return (*StartReply)(v.(*plainStartReply)) }},
-		{"result", &result, (*plainResult)(&result), func() any { return new(Result) }, func() any { return new(plainResult) },
-			func(v any) any { return (*Result)(v.(*plainResult)) }},
-		{"lease", &Lease{Chunk: 1, Grant: 4}, &plainLease{Chunk: 1, Grant: 4},
-			func() any { return new(Lease) }, func() any { return new(plainLease) }, func(v any) any { return (*Lease)(v.(*plainLease)) }},
-		{"interrupt", &Interrupt{Executor: "e", Chunk: 2, Seq: 3}, &plainInterrupt{Executor: "e", Chunk: 2, Seq: 3},
-			func() any { return new(Interrupt) }, func() any { return new(plainInterrupt) }, func(v any) any { return (*Interrupt)(v.(*plainInterrupt)) }},
+		{"chunk", &chunk},
+		{"empty chunk", &Chunk{}},
+		{"start", &start},
+		{"starts", &Starts{Items: []Start{start, {Chunk: 4}}}},
+		{"start replies", &StartReplies{Items: []StartReply{{Verdict: VerdictGo, Items: []uint32{1}, LeaseMs: 5, Grant: 7}, {Verdict: VerdictDrop}}}},
+		{"start reply go", &StartReply{Verdict: VerdictGo, Items: []uint32{0, 5}, LeaseMs: 30000, Grant: 1 << 63}},
+		{"start reply drop", &StartReply{Verdict: VerdictDrop}},
+		{"result", &result},
+		{"lease", &Lease{Chunk: 1, Grant: 4}},
+		{"interrupt", &Interrupt{Executor: "e", Chunk: 2, Seq: 3, Grant: 4}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			byReflection, err := msgpack.Marshal(c.plain)
+			byReflection, err := msgpack.Marshal(c.value)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := c.newTyped()
-			if err := msgpack.Unmarshal(byReflection, got); err != nil {
-				t.Fatalf("hand-written decoder on reflection's bytes: %v", err)
+			got := reflect.New(reflect.TypeOf(c.value).Elem()).Interface()
+			if err := decode(byReflection, got); err != nil {
+				t.Fatalf("decode of reflection's bytes: %v", err)
 			}
-			if !reflect.DeepEqual(got, c.typed) {
-				t.Fatalf("hand-written decoder read %+v, want %+v", got, c.typed)
+			if !reflect.DeepEqual(got, c.value) {
+				t.Fatalf("decode read %+v, want %+v", got, c.value)
 			}
-			byHand, err := msgpack.Marshal(c.typed)
+			enc, err := Encode(c.value)
 			if err != nil {
 				t.Fatal(err)
 			}
-			back := c.newPlain()
-			if err := msgpack.Unmarshal(byHand, back); err != nil {
-				t.Fatalf("reflection on the hand-written encoding: %v", err)
+			back := reflect.New(reflect.TypeOf(c.value).Elem()).Interface()
+			if err := msgpack.Unmarshal(enc, back); err != nil {
+				t.Fatalf("reflection on Encode's bytes: %v", err)
 			}
-			if !reflect.DeepEqual(c.plainValue(back), c.typed) {
-				t.Fatalf("reflection read %+v, want %+v", back, c.typed)
+			if !reflect.DeepEqual(back, c.value) {
+				t.Fatalf("reflection read %+v, want %+v", back, c.value)
 			}
 		})
 	}
@@ -97,7 +71,7 @@ func TestCodecsMatchReflection(t *testing.T) {
 func TestCodecsSkipUnknownFields(t *testing.T) {
 	longer, _ := msgpack.Marshal([]any{uint64(3), "w", "i", uint64(2), []byte{7}, "a", "extra", []any{1, 2}})
 	var s Start
-	if err := msgpack.Unmarshal(longer, &s); err != nil {
+	if err := Decode(longer, &s); err != nil {
 		t.Fatal(err)
 	}
 	if want := (Start{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2, Digest: []byte{7}, Ack: "a"}); !reflect.DeepEqual(s, want) {
@@ -105,7 +79,7 @@ func TestCodecsSkipUnknownFields(t *testing.T) {
 	}
 	shorter, _ := msgpack.Marshal([]any{uint64(3)})
 	s = Start{}
-	if err := msgpack.Unmarshal(shorter, &s); err != nil {
+	if err := Decode(shorter, &s); err != nil {
 		t.Fatal(err)
 	}
 	if want := (Start{Chunk: 3}); !reflect.DeepEqual(s, want) {
@@ -187,10 +161,10 @@ func boundaryEnvelopes() []any {
 	return out
 }
 
-// TestEncodeMatchesMsgpack: Encode writes exactly what msgpack.Marshal
-// writes through the types' EncodeMsgpack, the wire format other versions
-// read, in a slice of exactly that size; and Decode reads it back as the
-// msgpack-based decoder does.
+// TestEncodeMatchesMsgpack: Encode writes exactly what msgpack's
+// reflection writes with compact integers, the wire format other versions
+// read, in a slice of exactly that size; and Decode reads it back as
+// reflection does.
 func TestEncodeMatchesMsgpack(t *testing.T) {
 	values := boundaryEnvelopes()
 	for _, e := range envelopes() {
@@ -204,16 +178,19 @@ func TestEncodeMatchesMsgpack(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%d: Encode(%T): %v", i, v, err)
 		}
-		want := mustEncode(t, v)
+		want, err := encodeByReflection(v)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("%d: Encode(%T) differs from msgpack.Marshal at byte %d of %d", i, v, firstDiff(got, want), len(want))
 		}
-		if _, direct := v.(interface{ size() int }); direct && cap(got) != len(got) {
+		if _, direct := v.(envelope); direct && cap(got) != len(got) {
 			t.Fatalf("%d: %T: %d bytes in a slice of %d", i, v, len(got), cap(got))
 		}
 		into := reflect.New(reflect.TypeOf(v).Elem()).Interface()
 		ref := reflect.New(reflect.TypeOf(v).Elem()).Interface()
-		err, refErr := decode(got, into), decodeMsgpack(got, ref)
+		err, refErr := decode(got, into), unmarshalByReflection(got, ref)
 		if err != nil || refErr != nil || !reflect.DeepEqual(into, ref) || !reflect.DeepEqual(into, v) {
 			t.Fatalf("%d: %T decodes with %v, with msgpack %v, or to another value", i, v, err, refErr)
 		}
@@ -241,7 +218,7 @@ func TestDecodeOverFilledValues(t *testing.T) {
 		{"nil start", []byte{0xc0}, func(t *testing.T) (any, any) { return filled[Start](t), filled[Start](t) }},
 		{"start with its chunk only", mustEncode(t, []any{3}), func(t *testing.T) (any, any) { return filled[Start](t), filled[Start](t) }},
 		{"empty lease", []byte{0x90}, func(t *testing.T) (any, any) { return filled[Lease](t), filled[Lease](t) }},
-		{"chunk with nil items", mustEncode(t, []any{"ex", 1, "k", "c", 0, nil}), func(t *testing.T) (any, any) { return filled[Chunk](t), filled[Chunk](t) }},
+		{"starts with nil items", []byte{0x91, 0xc0}, func(t *testing.T) (any, any) { return filled[Starts](t), filled[Starts](t) }},
 		{"result with its chunk only", mustEncode(t, []any{1}), func(t *testing.T) (any, any) { return filled[Result](t), filled[Result](t) }},
 		{"start reply with nil seqs", mustEncode(t, []any{1, nil}), func(t *testing.T) (any, any) { return filled[StartReply](t), filled[StartReply](t) }},
 		{"nil interrupt", []byte{0xc0}, func(t *testing.T) (any, any) { return filled[Interrupt](t), filled[Interrupt](t) }},
@@ -249,11 +226,17 @@ func TestDecodeOverFilledValues(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got, want := c.over(t)
-			err, wantErr := Decode(c.data, got), decodeByMsgpack(c.data, want)
+			err, wantErr := Decode(c.data, got), decodeByReflection(c.data, want)
 			if err != nil || wantErr != nil || !reflect.DeepEqual(got, want) {
 				t.Fatalf("Decode gave %+v (%v), msgpack %+v (%v)", got, err, want, wantErr)
 			}
 		})
+	}
+	// A nil list replaces the one decoded over, so a chunk message without
+	// items is refused whatever value it is decoded into.
+	over := filled[Chunk](t)
+	if err := Decode(mustEncode(t, []any{"ex", 1, "k", "c", 0, nil}), over); !errors.Is(err, ErrMalformed) || over.Items != nil {
+		t.Fatalf("a chunk with nil items over one with items: %v, items %+v", err, over.Items)
 	}
 }
 
@@ -289,8 +272,8 @@ func TestDecodeAliasesTheMessage(t *testing.T) {
 }
 
 // TestDecodeNestsAsTheChecker: an unknown field, wherever it sits in an
-// envelope, may nest exactly as deep as mpcheck.Check allows, and the direct
-// decoders agree with the msgpack-based ones on each side of that bound.
+// envelope, may nest exactly as deep as msgp.Check allows, and the direct
+// decoders agree with reflection on each side of that bound.
 func TestDecodeNestsAsTheChecker(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -306,12 +289,12 @@ func TestDecodeNestsAsTheChecker(t *testing.T) {
 		{"result error", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0x05, 0x91, 0x93, 0x00, 0xc0, 0x95, 0xa1, 'T', 0xa1, 'M', 0xa1, 'S', 0xc2}, 4, func() any { return new(Result) }},
 	}
 	for _, c := range cases {
-		limit := mpcheck.MaxDepth - c.around // arrays the unknown field may open
+		limit := msgp.MaxDepth - c.around // arrays the unknown field may open
 		for _, k := range []int{limit - 1, limit, limit + 1} {
 			for _, innermost := range []byte{0x01, 0x90} { // a number, or an empty array, which opens nothing
 				data := append(bytes.Clone(c.prefix), bytes.Repeat([]byte{0x91}, k)...)
 				data = append(data, innermost)
-				err, wantErr := Decode(data, c.into()), decodeByMsgpack(data, c.into())
+				err, wantErr := Decode(data, c.into()), decodeByReflection(data, c.into())
 				if (err == nil) != (wantErr == nil) || (err == nil) != (k <= limit) {
 					t.Errorf("%s nesting %d arrays and %#x: Decode %v, msgpack %v", c.name, k, innermost, err, wantErr)
 				}

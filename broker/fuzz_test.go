@@ -8,19 +8,20 @@ import (
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/jetpool/jetpool/internal/msgp"
 )
 
 // checkDecode checks one decoder on arbitrary bytes: it never panics, its
-// errors match ErrMalformed, it accepts exactly what the msgpack-based
-// decoder accepts (into a zero value and over one with every field set) and
-// gives the same value, and what it accepts encodes as msgpack.Marshal
-// encodes it and decodes again to the same value, whose encoding no longer
-// changes.
+// errors match ErrMalformed, it accepts exactly what msgpack's reflection
+// accepts (into a zero value and over one with every field set) and gives
+// the same value, and what it accepts encodes as reflection encodes it and
+// decodes again to the same value, whose encoding no longer changes.
 func checkDecode[T any](t *testing.T, data []byte) {
 	var v T
 	err := Decode(data, &v)
 	var want T
-	wantErr := decodeByMsgpack(data, &want)
+	wantErr := decodeByReflection(data, &want)
 	if (err == nil) != (wantErr == nil) {
 		t.Fatalf("%T: Decode: %v; through msgpack: %v", v, err, wantErr)
 	}
@@ -34,7 +35,7 @@ func checkDecode[T any](t *testing.T, data []byte) {
 		t.Fatalf("Decode gave %+v, msgpack %+v", v, want)
 	}
 	over, wantOver := filled[T](t), filled[T](t)
-	err, wantErr = Decode(data, over), decodeByMsgpack(data, wantOver)
+	err, wantErr = Decode(data, over), decodeByReflection(data, wantOver)
 	if (err == nil) != (wantErr == nil) || err == nil && !reflect.DeepEqual(over, wantOver) {
 		t.Fatalf("over %T with every field set: Decode gave %+v (%v), msgpack %+v (%v)", v, over, err, wantOver, wantErr)
 	}
@@ -42,8 +43,8 @@ func checkDecode[T any](t *testing.T, data []byte) {
 	if err != nil {
 		t.Fatalf("decoded %+v does not encode: %v", v, err)
 	}
-	if byMsgpack, err := msgpack.Marshal(&v); err != nil || !bytes.Equal(again, byMsgpack) {
-		t.Fatalf("%+v encodes as % x, msgpack.Marshal as % x (%v)", v, again, byMsgpack, err)
+	if byReflection, err := encodeByReflection(&v); err != nil || !bytes.Equal(again, byReflection) {
+		t.Fatalf("%+v encodes as % x, by reflection as % x (%v)", v, again, byReflection, err)
 	}
 	var w T
 	if err := Decode(again, &w); err != nil {
@@ -57,22 +58,110 @@ func checkDecode[T any](t *testing.T, data []byte) {
 	}
 }
 
-// decodeByMsgpack is Decode through mpcheck.Check and msgpack.Unmarshal
-// alone, as it was before the envelope types were read straight from the
-// message: the reference the direct decoders are held to.
-func decodeByMsgpack(data []byte, v any) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("decoder panic: %v", p)
-		}
-	}()
-	if err := decodeMsgpack(data, v); err != nil {
+// encodeByReflection is what Encode is held to: msgpack's encoder by
+// reflection on the struct tags, for the envelope types with integers in
+// their shortest form, as the wire has always carried them, and for any
+// other type as msgpack.Marshal writes it.
+func encodeByReflection(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	_, compact := v.(envelope)
+	enc.UseCompactInts(compact)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeByReflection is what Decode is held to: unmarshalByReflection, then
+// the type's validate.
+func decodeByReflection(data []byte, v any) error {
+	if err := unmarshalByReflection(data, v); err != nil {
 		return err
 	}
 	if val, ok := v.(interface{ validate() error }); ok {
 		return val.validate()
 	}
 	return nil
+}
+
+// unmarshalByReflection is msgp.Check, then msgpack's decoder by reflection
+// on the struct tags. msgpack's reflection wants an array-encoded struct to
+// hold exactly as many elements as it has fields, but the wire lets a peer
+// add fields at the end: so, for the types that Decode reads itself, it
+// walks the structs by reflection under the wire's rule (fewer elements
+// leave the other fields as they are, more are skipped) and leaves every
+// field that is not a struct, a pointer to one or a list of them to
+// msgpack's decoder. It does not bound lists by MaxItems, which
+// TestDecodeEnforcesMaxItems holds Decode to.
+func unmarshalByReflection(data []byte, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panic: %v", p)
+		}
+	}()
+	if err := msgp.Check(data); err != nil {
+		return err
+	}
+	if _, ok := v.(envelope); !ok {
+		return msgpack.Unmarshal(data, v)
+	}
+	return unmarshalStruct(msgpack.NewDecoder(bytes.NewReader(data)), reflect.ValueOf(v).Elem())
+}
+
+// unmarshalStruct decodes an array-encoded struct into v, replacing whole
+// each field the message holds; nil zeroes v, as msgpack's reflection does.
+func unmarshalStruct(d *msgpack.Decoder, v reflect.Value) error {
+	n, err := d.DecodeArrayLen()
+	if err != nil || n < 0 {
+		v.SetZero()
+		return err
+	}
+	var fields []reflect.Value
+	for i := range v.NumField() {
+		if v.Type().Field(i).IsExported() {
+			fields = append(fields, v.Field(i))
+		}
+	}
+	for i := range n {
+		if i >= len(fields) {
+			if err := d.Skip(); err != nil {
+				return err
+			}
+			continue
+		}
+		fields[i].SetZero()
+		if err := unmarshalField(d, fields[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func unmarshalField(d *msgpack.Decoder, f reflect.Value) error {
+	switch t := f.Type(); {
+	case t.Kind() == reflect.Struct:
+		return unmarshalStruct(d, f)
+	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
+		if c, err := d.PeekCode(); err != nil || c == msgp.Nil {
+			return d.DecodeNil()
+		}
+		f.Set(reflect.New(t.Elem()))
+		return unmarshalStruct(d, f.Elem())
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		n, err := d.DecodeArrayLen()
+		if err != nil || n < 0 {
+			return err
+		}
+		f.Set(reflect.MakeSlice(t, n, n))
+		for i := range n {
+			if err := unmarshalStruct(d, f.Index(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return d.DecodeValue(f)
 }
 
 // filled returns a new T with every field set, for a message to be decoded
@@ -117,31 +206,22 @@ func filled[T any](t *testing.T) *T {
 	return v
 }
 
-// checkEncode checks Encode against msgpack.Marshal on any T the msgpack
-// decoder makes of data, valid or not: the same bytes, in a slice of exactly
-// their size.
+// checkEncode checks Encode against reflection on any T that reflection
+// makes of data, valid or not: the same bytes, in a slice of exactly their
+// size.
 func checkEncode[T any](t *testing.T, data []byte) {
 	var v T
-	if decodeMsgpackSafely(data, &v) != nil {
+	if unmarshalByReflection(data, &v) != nil {
 		return
 	}
 	got, err := Encode(&v)
-	want, wantErr := msgpack.Marshal(&v)
+	want, wantErr := encodeByReflection(&v)
 	if err != nil || wantErr != nil || !bytes.Equal(got, want) {
-		t.Fatalf("%+v: Encode gave % x (%v), msgpack.Marshal % x (%v)", v, got, err, want, wantErr)
+		t.Fatalf("%+v: Encode gave % x (%v), reflection % x (%v)", v, got, err, want, wantErr)
 	}
 	if cap(got) != len(got) {
 		t.Fatalf("%T: %d bytes in a slice of %d", v, len(got), cap(got))
 	}
-}
-
-func decodeMsgpackSafely(data []byte, v any) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("decoder panic: %v", p)
-		}
-	}()
-	return decodeMsgpack(data, v)
 }
 
 // addSeeds adds the encodings of seeds and a few hostile inputs to f's
@@ -260,8 +340,8 @@ func FuzzDecodeControl(f *testing.F) {
 	})
 }
 
-// FuzzEncode holds Encode to msgpack.Marshal's bytes for every envelope type
-// the direct encoders write, on whatever values msgpack decodes from the
+// FuzzEncode holds Encode to reflection's bytes for every envelope type the
+// direct encoders write, on whatever values reflection decodes from the
 // input, including ones Decode refuses.
 func FuzzEncode(f *testing.F) {
 	addSeeds(f,

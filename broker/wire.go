@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/jetpool/jetpool/internal/mpcheck"
+	"github.com/jetpool/jetpool/internal/msgp"
 	"github.com/jetpool/jetpool/task"
 )
 
@@ -255,11 +256,10 @@ func ParseMsgID(id string) (executorID string, chunk uint64, ok bool) {
 }
 
 // Encode marshals a wire message. An envelope type is written straight into
-// one slice of its exact size; any other value goes through msgpack.Marshal,
-// which writes the same bytes for envelope types.
+// one slice of its exact size; any other value goes through msgpack.Marshal.
 func Encode(v any) ([]byte, error) {
-	if b, ok := appendEnvelope(v); ok {
-		return b, nil
+	if e, ok := v.(envelope); ok && !reflect.ValueOf(e).IsNil() {
+		return encodeEnvelope(e), nil
 	}
 	b, err := msgpack.Marshal(v)
 	if err != nil {
@@ -291,15 +291,27 @@ func Decode(data []byte, v any) error {
 // Results before the first that fails, and then an error matching
 // ErrMalformed; a message holding no Result is malformed too. Like Decode's,
 // the Results' byte slices share data's memory.
-func DecodeResults(data []byte) ([]Result, error) {
+func DecodeResults(data []byte) (rs []Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: result %d of the message: decoder panic: %v", ErrMalformed, len(rs), p)
+		}
+	}()
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%w: empty result message", ErrMalformed)
 	}
-	var rs []Result
-	r := reader{b: data}
-	for r.off < len(r.b) {
+	var r reader
+	r.Reset(data)
+	for r.Len() > 0 {
 		var res Result
-		if err := r.result(&res); err != nil {
+		if !r.Nil() { // a nil Result is a zero one
+			res.read(&r, 0)
+		}
+		err := r.Err()
+		if err == nil {
+			err = res.validate()
+		}
+		if err != nil {
 			return rs, fmt.Errorf("%w: result %d of the message: %v", ErrMalformed, len(rs), err)
 		}
 		rs = append(rs, res)
@@ -309,23 +321,22 @@ func DecodeResults(data []byte) ([]Result, error) {
 
 // decode reads an envelope type straight from data, and any other type with
 // decodeMsgpack.
-func decode(data []byte, v any) (err error) {
+func decode(data []byte, v any) error {
+	if e, ok := v.(envelope); ok {
+		return decodeEnvelope(data, e)
+	}
+	return decodeMsgpack(data, v)
+}
+
+// decodeMsgpack decodes with msgpack.Unmarshal once msgp.Check has bounded
+// every length and the nesting data declares.
+func decodeMsgpack(data []byte, v any) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("decoder panic: %v", p)
 		}
 	}()
-	if ok, err := readEnvelope(data, v); ok {
-		return err
-	}
-	return decodeMsgpack(data, v)
-}
-
-// decodeMsgpack decodes with msgpack.Unmarshal once mpcheck has bounded
-// every length and the nesting data declares. For envelope types it accepts
-// exactly what readEnvelope accepts, into the same values.
-func decodeMsgpack(data []byte, v any) error {
-	if err := mpcheck.Check(data); err != nil {
+	if err := msgp.Check(data); err != nil {
 		return err
 	}
 	return msgpack.Unmarshal(data, v)

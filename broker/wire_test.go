@@ -11,14 +11,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/jetpool/jetpool/task"
 )
 
+// mustEncode encodes v as Encode does: any value other than an envelope
+// through msgpack.Marshal.
 func mustEncode(t *testing.T, v any) []byte {
 	t.Helper()
-	b, err := msgpack.Marshal(v)
+	b, err := Encode(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +323,8 @@ func TestDecodeMemoryIsBoundedByInput(t *testing.T) {
 		{"map of 4G entries", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, func() any { return new(CancelRequest) }},
 		{"ext of 4 GiB", []byte{0xc9, 0xff, 0xff, 0xff, 0xff, 0x01}, func() any { return new(Lease) }},
 		{"array of 64K seqs", []byte{0x93, 0x01, 0xdc, 0xff, 0xff}, func() any { return new(StartReply) }},
+		{"str of 4 GiB interrupt executor", []byte{0x94, 0xdb, 0xff, 0xff, 0xff, 0xff}, func() any { return new(Interrupt) }},
+		{"array of 2G chunk items in 19 bytes", []byte{0x96, 0xa1, 'x', 0x01, 0xa6, 's', 'q', 'u', 'a', 'r', 'e', 0xa1, 'c', 0x00, 0xdd, 0x7f, 0xff, 0xff, 0xff}, func() any { return new(Chunk) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/jetpool/jetpool/internal/mpcheck"
+	"github.com/jetpool/jetpool/internal/msgp"
 )
 
 // Handler is the untyped form of a registered handler, used by runners (the
@@ -159,13 +159,13 @@ func (h *handler[In, Out]) AppendRaw(ctx context.Context, dst, raw []byte) ([]by
 }
 
 // decode decodes an input: a scalar directly, anything else with a pooled
-// decoder once mpcheck has bounded every length raw declares by its size.
+// decoder once msgp.Check has bounded every length raw declares by its size.
 func (h *handler[In, Out]) decode(raw []byte) (In, error) {
 	if in, ok := decodeScalar[In](raw); ok {
 		return in, nil
 	}
 	var in In
-	if err := mpcheck.Check(raw); err != nil {
+	if err := msgp.Check(raw); err != nil {
 		return in, err
 	}
 	c := h.codec()

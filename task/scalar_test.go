@@ -11,7 +11,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/jetpool/jetpool/internal/mpcheck"
+	"github.com/jetpool/jetpool/internal/msgp"
 )
 
 // edgeInts are the integers at the edges of msgpack's formats and Go's
@@ -227,7 +227,7 @@ func decodeOutOf(typ string, raw []byte) (any, error) {
 }
 
 // checkDecodeAll checks, for every predeclared scalar type, that raw decodes
-// as mpcheck.Check and msgpack.Unmarshal decode it, both as a task's result
+// as msgp.Check and msgpack.Unmarshal decode it, both as a task's result
 // and as a handler's input.
 func checkDecodeAll(t *testing.T, raw []byte) {
 	t.Helper()
@@ -251,7 +251,7 @@ func checkDecodeAll(t *testing.T, raw []byte) {
 func checkDecode[T any](t *testing.T, raw []byte) {
 	t.Helper()
 	var want T
-	wantErr := mpcheck.Check(raw)
+	wantErr := msgp.Check(raw)
 	if wantErr == nil {
 		wantErr = msgpack.Unmarshal(raw, &want)
 	}
@@ -284,7 +284,7 @@ func checkDecode[T any](t *testing.T, raw []byte) {
 }
 
 // FuzzDecodeScalar checks, for every predeclared scalar type, that any bytes
-// decode as mpcheck.Check and msgpack.Unmarshal decode them.
+// decode as msgp.Check and msgpack.Unmarshal decode them.
 func FuzzDecodeScalar(f *testing.F) {
 	for _, form := range fastForms {
 		f.Add(form.raw)

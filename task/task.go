@@ -17,7 +17,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	"github.com/jetpool/jetpool/internal/mpcheck"
+	"github.com/jetpool/jetpool/internal/msgp"
 )
 
 // MaxNameLen is the longest name accepted by [ValidateName].
@@ -86,7 +86,7 @@ func decodeOut[Out any](raw []byte) (any, error) {
 		return out, nil
 	}
 	var out Out
-	if err := mpcheck.Check(raw); err != nil {
+	if err := msgp.Check(raw); err != nil {
 		return nil, fmt.Errorf("task: decode result: %w", err)
 	}
 	if err := msgpack.Unmarshal(raw, &out); err != nil {

@@ -26,10 +26,7 @@ const startTimeout = 2 * time.Second
 func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg, sl *slot) {
 	m := w.metrics.kind(src.kind)
 	var c broker.Chunk
-	err := checkLengths(msg.Data)
-	if err == nil {
-		err = broker.Decode(msg.Data, &c)
-	}
+	err := broker.Decode(msg.Data, &c)
 	if err != nil {
 		w.log.Warn("worker: malformed chunk terminated", "kind", src.kind, "err", err)
 		w.terminate(m, msg)

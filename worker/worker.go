@@ -233,9 +233,6 @@ func (w *Worker) onInterrupt(m *nats.Msg) {
 		return
 	}
 	var in broker.Interrupt
-	if err := checkLengths(m.Data); err != nil {
-		return
-	}
 	if broker.Decode(m.Data, &in) != nil {
 		return
 	}

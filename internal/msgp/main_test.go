@@ -1,4 +1,4 @@
-package mpcheck
+package msgp
 
 import (
 	"testing"
