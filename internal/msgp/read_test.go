@@ -79,7 +79,7 @@ func checkReads(t *testing.T, b []byte) {
 func readSeeds(t testing.TB) [][]byte {
 	var seeds [][]byte
 	for _, v := range []any{nil, true, false, 0, -1, 127, -33, 200, -200, 70000, -70000, 123456789, 1 << 40, -(1 << 40), uint64(math.MaxUint64),
-		int8(-5), uint16(300), int32(-1 << 20), float32(1.5), math.NaN(), -0.0, "", "hi", strings.Repeat("x", 40), strings.Repeat("y", 300),
+		int8(-5), uint16(300), int32(-1 << 20), float32(1.5), math.NaN(), math.Copysign(0, -1), "", "hi", strings.Repeat("x", 40), strings.Repeat("y", 300),
 		[]byte{}, []byte{1, 2, 3}, bytes.Repeat([]byte{1}, 300), []any{}, []any{1, "a", []any{2, nil}}, make([]int, 20),
 		map[string]any{"a": 1}, msgpack.RawMessage{0xd4, 0x01, 0x02}} {
 		b, err := msgpack.Marshal(v)
