@@ -57,25 +57,21 @@ func (n *NATS) probeWorkers(now time.Time, missed map[string]int) {
 	}
 	var (
 		mu    sync.Mutex
-		gone  []string
+		gone  = make(map[string]bool)
 		probe sync.WaitGroup
 	)
 	for inbox := range byInbox {
 		probe.Go(func() {
 			if _, err := n.nc.Request(inbox, nil, probeTimeout); errors.Is(err, nats.ErrNoResponders) {
 				mu.Lock()
-				gone = append(gone, inbox)
+				gone[inbox] = true
 				mu.Unlock()
 			}
 		})
 	}
 	probe.Wait()
-	isGone := make(map[string]bool, len(gone))
-	for _, inbox := range gone {
-		isGone[inbox] = true
-	}
 	for inbox, held := range byInbox {
-		if !isGone[inbox] {
+		if !gone[inbox] {
 			delete(missed, inbox)
 			continue
 		}
