@@ -30,7 +30,7 @@ bench:
 
 # The same figures as Go benchmarks.
 bench-go:
-	go test -run '^$$' -bench 'BenchmarkNATS(SubmitResult|MapChunk1000|Latency)$$|BenchmarkRawCeiling' -benchtime 20000x ./executor
+	go test -run '^$$' -bench 'BenchmarkNATS(SubmitResult|MapChunk1000|Latency)$$|BenchmarkRaw(Batch)?Ceiling' -benchtime 20000x ./executor
 
 # bin/worker, bin/nats-server, bin/submit and the two FROM scratch images.
 images:

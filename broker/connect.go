@@ -38,7 +38,11 @@ type ConnectOptions struct {
 	Logger         *slog.Logger // connection events; secrets are never logged
 }
 
-// OptionsFromEnv reads the NATS_* environment variables the nats CLI uses.
+// OptionsFromEnv reads the NATS_* environment variables the nats CLI uses,
+// as the jetpool commands do; an unset variable leaves its field empty. A
+// producer without flags connects where a worker program would with
+// broker.Connect(broker.OptionsFromEnv()); one with flags uses
+// [ConnectOptions.RegisterFlags], which reads the same variables.
 func OptionsFromEnv() ConnectOptions {
 	return ConnectOptions{
 		URL:         os.Getenv("NATS_URL"),
@@ -115,7 +119,13 @@ func Connect(o ConnectOptions) (*nats.Conn, error) {
 	}
 	if l := o.Logger; l != nil {
 		opts = append(opts,
-			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) { l.Warn("broker: disconnected", "err", err) }),
+			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+				// A nil error is the program's own Close: nothing to warn of.
+				if err != nil {
+					l.Warn("broker: disconnected; reconnecting", "err", err)
+				}
+			}),
+			nats.ClosedHandler(func(*nats.Conn) { l.Debug("broker: connection closed") }),
 			nats.ReconnectHandler(func(nc *nats.Conn) { l.Info("broker: reconnected", "server", redactURL(nc.ConnectedUrl())) }),
 		)
 	}

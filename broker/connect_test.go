@@ -480,6 +480,21 @@ func TestConnectLogsNoSecrets(t *testing.T) {
 	if strings.Contains(r, "t0ken-in-url") || !strings.Contains(r, u.Host) {
 		t.Fatalf("logged %q, want the server %s without its token", r, u.Host)
 	}
+
+	// The program's own Close is no disconnection to warn of.
+	nc.Close()
+	timeout := time.After(10 * time.Second)
+	for closed := false; !closed; {
+		select {
+		case r := <-records:
+			if strings.HasPrefix(r, "broker: disconnected") {
+				t.Fatalf("Close logged %q", r)
+			}
+			closed = strings.HasPrefix(r, "broker: connection closed")
+		case <-timeout:
+			t.Fatal("no \"broker: connection closed\" logged in 10s")
+		}
+	}
 }
 
 // TestPoolsWhoseStreamNamesCollide: a second pool whose stream name folds
@@ -496,7 +511,7 @@ func TestPoolsWhoseStreamNamesCollide(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	first, _ := NewSubjects("a_b", "c")
 	if _, err := EnsureStream(ctx, js, first, PoolConfig{}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/embedded"
@@ -31,6 +32,30 @@ func ExampleConnectOptions_RegisterFlags() {
 	// pool: batch
 }
 
+// A producer without flags of its own connects where the jetpool commands
+// would, in one line: OptionsFromEnv reads NATS_URL, NATS_CREDS and the
+// other NATS_* variables.
+func ExampleOptionsFromEnv() {
+	srv, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Shutdown()
+	// As a deployment would set it.
+	defer os.Setenv("NATS_URL", os.Getenv("NATS_URL"))
+	os.Setenv("NATS_URL", srv.ClientURL())
+
+	o := broker.OptionsFromEnv()
+	o.Name = "producer"
+	nc, err := broker.Connect(o)
+	if err != nil {
+		panic(err)
+	}
+	defer nc.Close()
+	fmt.Println("connected to the server of NATS_URL:", nc.ConnectedUrl() == srv.ClientURL())
+	// Output: connected to the server of NATS_URL: true
+}
+
 // The subjects of a pool, all under one prefix.
 func ExampleNewSubjects() {
 	s, err := broker.NewSubjects(broker.DefaultPrefix, "batch")
@@ -49,63 +74,6 @@ func ExampleNewSubjects() {
 	// jetpool.batch.tasks.square
 	// jetpool.batch.ctl.EXEC1.result
 	// true
-}
-
-// A chunk travels as msgpack; Decode refuses anything malformed with an
-// error matching ErrMalformed.
-func ExampleDecode() {
-	data, err := broker.Encode(&broker.Chunk{
-		Executor: "EXEC1", ID: 7, Kind: "square", Control: "jetpool.default.ctl.EXEC1",
-		Items: []broker.Item{{Seq: 0, Args: []byte{0x05}}},
-	})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	var c broker.Chunk
-	if err := broker.Decode(data, &c); err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println(c.Kind, c.ID, len(c.Items))
-
-	err = broker.Decode(data[:len(data)-1], &c)
-	fmt.Println(errors.Is(err, broker.ErrMalformed))
-	// Output:
-	// square 7 1
-	// true
-}
-
-// A worker sends the results of several chunks in one message, their
-// encodings back to back.
-func ExampleDecodeResults() {
-	var msg []byte
-	for chunk := uint64(1); chunk <= 3; chunk++ {
-		data, err := broker.Encode(&broker.Result{Chunk: chunk, Worker: "w1", Final: true,
-			Items: []broker.ItemResult{{Seq: 0, Value: []byte{0x01}}}})
-		if err != nil {
-			fmt.Println(err)
-			return
-		}
-		msg = append(msg, data...)
-	}
-	rs, err := broker.DecodeResults(msg)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	for _, r := range rs {
-		fmt.Println("chunk", r.Chunk, "final", r.Final)
-	}
-
-	// A bad result ends the reading; the ones before it are kept.
-	rs, err = broker.DecodeResults(append(msg, 0xc1))
-	fmt.Println(len(rs), errors.Is(err, broker.ErrMalformed))
-	// Output:
-	// chunk 1 final true
-	// chunk 2 final true
-	// chunk 3 final true
-	// 3 true
 }
 
 // Connect validates its options and connects, reconnecting forever after a

@@ -21,7 +21,9 @@ type PoolConfig struct {
 	// running attempt. Default 30s.
 	AckWait time.Duration
 	// MaxDeliver is how many times a chunk is delivered before its futures
-	// fail. Default 10.
+	// fail. Default 10. A named job's chunk runs at most MaxDeliver-1 times
+	// when MaxDeliver is above one: its last delivery stores its tasks'
+	// failure in JetStream instead (see broker/wire's job flow).
 	MaxDeliver int
 	// MaxAckPending bounds the chunks of one kind delivered and not yet
 	// acked, across all workers: the pool's backpressure. Default 4096.
@@ -176,4 +178,67 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, s Subjects, kin
 		return nil, fmt.Errorf("broker: create consumer %s: %w", kind, err)
 	}
 	return c, nil
+}
+
+// EnsureJobs returns the pool's jobs bucket (see broker/wire's job flow),
+// creating it if it does not exist: a key-value bucket of one record per
+// key, file storage, cfg.Replicas, direct gets, per-message TTLs. It is
+// made as a stream, so that a producer needs no permission beyond that
+// stream's own API; an existing one is used as it is. It is safe to race
+// from many processes.
+func EnsureJobs(ctx context.Context, js jetstream.JetStream, s Subjects, cfg PoolConfig) (jetstream.Stream, error) {
+	cfg = cfg.WithDefaults()
+	return ensureStream(ctx, js, jetstream.StreamConfig{
+		Name:              s.JobsStream(),
+		Subjects:          []string{"$KV." + s.JobsBucket() + ".>"},
+		MaxMsgsPerSubject: 1,
+		MaxBytes:          -1,
+		MaxMsgs:           -1,
+		MaxMsgSize:        -1,
+		MaxConsumers:      -1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          cfg.Replicas,
+		AllowRollup:       true,
+		DenyDelete:        true,
+		AllowDirect:       true,
+		AllowMsgTTL:       true,
+		Duplicates:        cfg.DuplicateWindow,
+		Discard:           jetstream.DiscardNew,
+	})
+}
+
+// EnsureResults returns owner's results stream, creating it if it does not
+// exist: file storage, cfg.Replicas, per-message TTLs, no direct gets (only
+// the owner reads it, through the stream's own API) and no rollups. It is
+// safe to race from many processes.
+func EnsureResults(ctx context.Context, js jetstream.JetStream, s Subjects, owner string, cfg PoolConfig) (jetstream.Stream, error) {
+	cfg = cfg.WithDefaults()
+	return ensureStream(ctx, js, jetstream.StreamConfig{
+		Name:        s.ResultsStream(owner),
+		Subjects:    []string{s.AllResults(owner)},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		AllowMsgTTL: true,
+		Duplicates:  cfg.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	})
+}
+
+// ensureStream looks the stream of cfg up, and creates it if it does not
+// exist.
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if st, err := js.Stream(ctx, cfg.Name); err == nil {
+		return st, nil
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("broker: look up stream %s: %w", cfg.Name, err)
+	}
+	st, err := js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		st, err = js.Stream(ctx, cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("broker: create stream %s: %w", cfg.Name, err)
+	}
+	return st, nil
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jetpool/jetpool/task"
@@ -97,3 +98,78 @@ const (
 	ResultSuffix = ".result"
 	LeaseSuffix  = ".lease"
 )
+
+// Named jobs keep their state in two places (see broker/wire's job flow):
+// the pool's jobs bucket, a JetStream key-value bucket every party of the
+// pool reads and each party writes only its own keys of, and each owner's
+// results stream, which only that owner reads. An owner is the name a
+// producer runs under (executor.NATSName, by default DefaultOwner); an
+// author is the name a worker writes under (worker.Config.User). Keys and
+// subjects put the writer's name in a token of its own, so that a server
+// can let each user write only its own (docs/security.conf).
+
+// DefaultOwner owns the jobs of producers that run under no name of their
+// own.
+const DefaultOwner = "anon"
+
+// JobsBucket is the pool's key-value bucket of job state.
+func (s Subjects) JobsBucket() string { return s.Stream() + "_JOBS" }
+
+// JobsStream is the stream that holds JobsBucket.
+func (s Subjects) JobsStream() string { return "KV_" + s.JobsBucket() }
+
+// JobKey is the subject of key in JobsBucket.
+func (s Subjects) JobKey(key string) string { return "$KV." + s.JobsBucket() + "." + key }
+
+// JobKeyOf returns the key that subject, one of JobsBucket's, names, and
+// false for any other subject.
+func (s Subjects) JobKeyOf(subject string) (string, bool) {
+	key, ok := strings.CutPrefix(subject, "$KV."+s.JobsBucket()+".")
+	return key, ok && key != ""
+}
+
+// Job is the first two tokens of every key of the job name of owner:
+// "<owner>.<name>".
+func (s Subjects) Job(owner, name string) string { return owner + "." + name }
+
+// ResultsStream is owner's stream of its jobs' results.
+func (s Subjects) ResultsStream(owner string) string { return s.Stream() + "_RESULTS_" + owner }
+
+// AllResults is the subject filter of ResultsStream(owner).
+func (s Subjects) AllResults(owner string) string {
+	return s.prefix + "." + s.pool + ".results." + owner + ".>"
+}
+
+// JobResults is the subject filter of one job's records in its owner's
+// results stream.
+func (s Subjects) JobResults(owner, name string) string {
+	return s.prefix + "." + s.pool + ".results." + owner + "." + name + ".>"
+}
+
+// Results is where workers of author store the results of chunk ord of the
+// job name of owner.
+func (s Subjects) Results(owner, name string, ord uint64, author string) string {
+	return s.prefix + "." + s.pool + ".results." + owner + "." + name + "." + strconv.FormatUint(ord, 10) + "." + author
+}
+
+// ResultsOf parses a subject of Results, returning its chunk and author;
+// ok is false for any other subject of the job.
+func (s Subjects) ResultsOf(owner, name, subject string) (ord uint64, author string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, s.prefix+"."+s.pool+".results."+owner+"."+name+".")
+	if !ok {
+		return 0, "", false
+	}
+	o, author, ok := strings.Cut(rest, ".")
+	if !ok || author == "" || strings.Contains(author, ".") {
+		return 0, "", false
+	}
+	ord, err := strconv.ParseUint(o, 10, 64)
+	return ord, author, err == nil
+}
+
+// JobSecret is where the owner keeps the job's secret, in its results
+// stream, which no worker may read and no worker may write: a subject one
+// token shorter than any of Results.
+func (s Subjects) JobSecret(owner, name string) string {
+	return s.prefix + "." + s.pool + ".results." + owner + "." + name + ".secret"
+}

@@ -77,7 +77,7 @@ func TestSquareSayHiSleep(t *testing.T) {
 		t.Fatalf("sleep(-1): %v", err)
 	}
 	h, _ := reg.Lookup("sleep")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	start = time.Now()
 	if _, err := h.Call(ctx, 60_000); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
@@ -190,7 +190,7 @@ func wait[T any](t *testing.T, done <-chan T, what string) T {
 // once, as an interruption that still matches context.Canceled.
 func TestSleepEndsWhenCancelled(t *testing.T) {
 	h, _ := registry(builtin.Config{}).Lookup("sleep")
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		_, err := h.Call(ctx, 60_000)
@@ -235,7 +235,7 @@ func TestCallRaw(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s % x", c.kind, c.in), func(t *testing.T) {
 			h, _ := reg.Lookup(c.kind)
-			out, err := h.CallRaw(task.WithWorker(context.Background(), "w-raw"), c.in)
+			out, err := h.CallRaw(task.WithWorker(t.Context(), "w-raw"), c.in)
 			if c.want == nil {
 				if errType(err) != task.TypeBadInput {
 					t.Fatalf("CallRaw: %x, %v, want %s", out, err, task.TypeBadInput)
@@ -277,7 +277,7 @@ func TestDownloadRaw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := h.CallRaw(context.Background(), in)
+	out, err := h.CallRaw(t.Context(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,7 +588,7 @@ func TestConcurrentCopiesOfOneName(t *testing.T) {
 		}
 		go func() {
 			<-start
-			v, err := h.Call(context.Background(), builtin.CopyArgs{Src: src, Dest: out})
+			v, err := h.Call(t.Context(), builtin.CopyArgs{Src: src, Dest: out})
 			results <- outcome{v, err}
 		}()
 	}

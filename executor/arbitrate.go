@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 )
 
 // newGrant draws an attempt's grant; n.mu is held.
@@ -21,18 +21,18 @@ func (n *NATS) newGrant() uint64 {
 }
 
 func (n *NATS) onStart(m *nats.Msg) {
-	var req broker.Starts
-	if err := broker.Decode(m.Data, &req); err != nil {
+	var req wire.Starts
+	if err := wire.Decode(m.Data, &req); err != nil {
 		n.log.Warn("executor: bad start request", "err", err)
 		return
 	}
 	// A request without Starts is a worker's ping; the empty answer says
 	// that this producer is there.
-	replies := broker.StartReplies{Items: make([]broker.StartReply, len(req.Items))}
+	replies := wire.StartReplies{Items: make([]wire.StartReply, len(req.Items))}
 	for i, s := range req.Items {
 		replies.Items[i] = n.decideStart(s)
 	}
-	data, err := broker.Encode(&replies)
+	data, err := wire.Encode(&replies)
 	if err != nil {
 		return
 	}
@@ -44,8 +44,8 @@ func (n *NATS) onStart(m *nats.Msg) {
 // decideStart arbitrates a worker's request to start a chunk. It is the only
 // place futures become running, so a future is either cancelled or started,
 // never both.
-func (n *NATS) decideStart(req broker.Start) broker.StartReply {
-	drop := broker.StartReply{Verdict: broker.VerdictDrop}
+func (n *NATS) decideStart(req wire.Start) wire.StartReply {
+	drop := wire.StartReply{Verdict: wire.VerdictDrop}
 	n.mu.Lock()
 	rc := n.chunks[req.Chunk]
 	if rc == nil {
@@ -66,15 +66,17 @@ func (n *NATS) decideStart(req broker.Start) broker.StartReply {
 		n.mu.Unlock()
 		n.expire(rc, true)
 		return drop
-	case rc.started && rc.attempt.worker == req.Worker && rc.attempt.delivery == req.Delivery && rc.attempt.inbox == req.Inbox:
-		// A retried request of the attempt already granted. Its inbox,
-		// which nobody but that worker knows, tells it from a replay.
+	case rc.started && !rc.lease.IsZero() && rc.attempt.worker == req.Worker && rc.attempt.delivery == req.Delivery && rc.attempt.inbox == req.Inbox:
+		// A retried request of the attempt already granted, and not ended
+		// since (an ended attempt's chunk is being delivered again, and a
+		// retry is a new attempt). Its inbox, which nobody but that worker
+		// knows, tells it from a replay.
 		items, grant := rc.goItems, rc.attempt.grant
 		n.mu.Unlock()
-		return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds(), Grant: grant}
+		return wire.StartReply{Verdict: wire.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds(), Grant: grant}
 	case rc.started && now.Before(rc.lease):
 		n.mu.Unlock()
-		return broker.StartReply{Verdict: broker.VerdictBusy}
+		return wire.StartReply{Verdict: wire.VerdictBusy}
 	}
 	defer n.mu.Unlock()
 	items := make([]uint32, 0, len(rc.b.calls))
@@ -108,12 +110,12 @@ func (n *NATS) decideStart(req broker.Start) broker.StartReply {
 	}
 	rc.grants = append(rc.grants, att.grant)
 	rc.lease = now.Add(n.pc.AckWait)
-	return broker.StartReply{Verdict: broker.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds(), Grant: att.grant}
+	return wire.StartReply{Verdict: wire.VerdictGo, Items: items, LeaseMs: n.pc.AckWait.Milliseconds(), Grant: att.grant}
 }
 
 func (n *NATS) onLease(m *nats.Msg) {
-	var l broker.Lease
-	if broker.Decode(m.Data, &l) != nil {
+	var l wire.Lease
+	if wire.Decode(m.Data, &l) != nil {
 		return
 	}
 	n.mu.Lock()

@@ -46,7 +46,7 @@ func TestMaxAckPendingBackpressure(t *testing.T) {
 	// Ready once their consumer is provisioned, which the watch below reads.
 	waitUntil(t, func() bool { return ws[0].Ready() && ws[1].Ready() }, "both workers ready")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
 	fs := make([]*executor.Future[int], n)

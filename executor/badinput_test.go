@@ -12,6 +12,7 @@ import (
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/embedded"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
@@ -106,7 +107,7 @@ func TestBadInput(t *testing.T) {
 			waitUntil(t, func() bool { return p.w.Stats().ChunksTerminated >= before+5 }, "the junk to be terminated")
 		}},
 		{"wrong argument type", func(t *testing.T) {
-			f, err := executor.Submit(context.Background(), p.ex, task.New[string, int]("square"), "not a number")
+			f, err := executor.Submit(t.Context(), p.ex, task.New[string, int]("square"), "not a number")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +115,7 @@ func TestBadInput(t *testing.T) {
 			wantTaskError(t, err, task.TypeBadInput)
 		}},
 		{"wrong result type", func(t *testing.T) {
-			f, err := executor.Submit(context.Background(), p.ex, task.New[int, string]("square"), 3)
+			f, err := executor.Submit(t.Context(), p.ex, task.New[int, string]("square"), 3)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +123,7 @@ func TestBadInput(t *testing.T) {
 			wantTaskError(t, err, "bad_output")
 		}},
 		{"a kind no worker handles fails at its deadline", func(t *testing.T) {
-			f, err := executor.Submit(context.Background(), p.ex, task.New[int, int]("nobody-home"), 1, executor.SubmitTimeout(300*time.Millisecond))
+			f, err := executor.Submit(t.Context(), p.ex, task.New[int, int]("nobody-home"), 1, executor.SubmitTimeout(300*time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,13 +157,13 @@ func TestBadInput(t *testing.T) {
 			}
 		}},
 		{"oversize argument refused at Submit", func(t *testing.T) {
-			_, err := executor.Submit(context.Background(), p.ex, Echo, make([]byte, 2<<20))
+			_, err := executor.Submit(t.Context(), p.ex, Echo, make([]byte, 2<<20))
 			if !errors.Is(err, broker.ErrTooLarge) {
 				t.Fatalf("got %v, want ErrTooLarge", err)
 			}
 		}},
 		{"oversize result", func(t *testing.T) {
-			f, err := executor.Submit(context.Background(), p.ex, BigReply, 2<<20)
+			f, err := executor.Submit(t.Context(), p.ex, BigReply, 2<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,20 +171,20 @@ func TestBadInput(t *testing.T) {
 			wantTaskError(t, err, "result_too_large")
 		}},
 		{"empty kind", func(t *testing.T) {
-			_, err := executor.Submit(context.Background(), p.ex, task.Task[int, int]{}, 1)
+			_, err := executor.Submit(t.Context(), p.ex, task.Task[int, int]{}, 1)
 			if !errors.Is(err, task.ErrInvalidKind) {
 				t.Fatalf("got %v, want ErrInvalidKind", err)
 			}
 		}},
 		{"invalid pool names", func(t *testing.T) {
 			for _, pool := range []string{"", "a.b", "a b", "*", ">", "x\x00"} {
-				if _, err := executor.NewNATS(context.Background(), p.nc, executor.NATSPool(pool)); !errors.Is(err, executor.ErrInvalidOption) {
+				if _, err := executor.NewNATS(t.Context(), p.nc, executor.NATSPool(pool)); !errors.Is(err, executor.ErrInvalidOption) {
 					t.Errorf("pool %q: %v, want ErrInvalidOption", pool, err)
 				}
 			}
 		}},
 		{"forged results are ignored", func(t *testing.T) {
-			f, err := executor.Submit(context.Background(), p.ex, Square, 5)
+			f, err := executor.Submit(t.Context(), p.ex, Square, 5)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,13 +192,13 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("Square(5) = %d, %v", v, err)
 			}
 			ctl := "jetpool.default.ctl." + p.ex.ID()
-			for _, r := range []broker.Result{
-				{Chunk: 1, Final: true, Items: []broker.ItemResult{{Seq: 0, Value: []byte{0x01}}}},     // already resolved
-				{Chunk: 99999, Final: true, Items: []broker.ItemResult{{Seq: 0, Value: []byte{0x01}}}}, // unknown chunk
-				{Chunk: 1, Final: true, Items: []broker.ItemResult{{Seq: 7, Value: []byte{0x01}}}},     // unknown item
-				{Chunk: 1, Final: true, Grant: 1, Items: nil},                                          // a guessed grant
+			for _, r := range []wire.Result{
+				{Chunk: 1, Final: true, Items: []wire.ItemResult{{Seq: 0, Value: []byte{0x01}}}},     // already resolved
+				{Chunk: 99999, Final: true, Items: []wire.ItemResult{{Seq: 0, Value: []byte{0x01}}}}, // unknown chunk
+				{Chunk: 1, Final: true, Items: []wire.ItemResult{{Seq: 7, Value: []byte{0x01}}}},     // unknown item
+				{Chunk: 1, Final: true, Grant: 1, Items: nil},                                        // a guessed grant
 			} {
-				data, _ := broker.Encode(&r)
+				data, _ := wire.Encode(&r)
 				p.nc.Publish(ctl+broker.ResultSuffix, data)
 				// The same again in a message of several results, cut by garbage.
 				p.nc.Publish(ctl+broker.ResultSuffix, append(append(bytes.Clone(data), data...), 0xc1))
@@ -205,7 +206,7 @@ func TestBadInput(t *testing.T) {
 			p.nc.Publish(ctl+broker.ResultSuffix, []byte("garbage"))
 			p.nc.Publish(ctl+broker.StartSuffix, []byte("garbage"))
 			p.nc.Flush()
-			if v, _ := f.Result(context.Background()); v != 25 {
+			if v, _ := f.Result(t.Context()); v != 25 {
 				t.Fatalf("a forged result changed a resolved future to %d", v)
 			}
 		}},

@@ -3,7 +3,7 @@ package executor
 import (
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 )
 
 // onCancel answers an operator's request (submit cancel) to cancel pending
@@ -11,8 +11,8 @@ import (
 // Future.Cancel would, and the reply counts what was cancelled and what runs
 // on.
 func (n *NATS) onCancel(m *nats.Msg) {
-	var req broker.CancelRequest
-	if err := broker.Decode(m.Data, &req); err != nil {
+	var req wire.CancelRequest
+	if err := wire.Decode(m.Data, &req); err != nil {
 		n.log.Warn("executor: bad cancel request", "err", err)
 		return
 	}
@@ -27,7 +27,7 @@ func (n *NATS) onCancel(m *nats.Msg) {
 		}
 	}
 	n.mu.Unlock()
-	reply := broker.CancelReply{Executor: n.id}
+	reply := wire.CancelReply{Executor: n.id}
 	for _, rc := range match {
 		for i := range rc.b.calls {
 			s := rc.b.calls[i].s
@@ -43,7 +43,7 @@ func (n *NATS) onCancel(m *nats.Msg) {
 	if m.Reply == "" {
 		return
 	}
-	if data, err := broker.Encode(&reply); err == nil {
+	if data, err := wire.Encode(&reply); err == nil {
 		m.Respond(data)
 	}
 }

@@ -28,7 +28,7 @@ func TestAutoBatchGathersSubmits(t *testing.T) {
 		ran[n].Store(true)
 		return -n, nil
 	})
-	ex, err := executor.NewNATS(context.Background(), nc, executor.NATSPoolConfig(testPool), executor.NATSAutoBatch(100))
+	ex, err := executor.NewNATS(t.Context(), nc, executor.NATSPoolConfig(testPool), executor.NATSAutoBatch(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,14 +37,14 @@ func TestAutoBatchGathersSubmits(t *testing.T) {
 	const n = 5000
 	fs := make([]*executor.Future[int], n)
 	for i := range n {
-		if fs[i], err = executor.Submit(context.Background(), ex, counted, i); err != nil {
+		if fs[i], err = executor.Submit(t.Context(), ex, counted, i); err != nil {
 			t.Fatal(err)
 		}
 		if i%10 == 5 {
 			fs[i].Cancel() // some while still gathered, some after they went out
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if err := ex.Shutdown(ctx, true, false); err != nil {
 		t.Fatalf("Shutdown: %v", err)
@@ -75,14 +75,14 @@ func TestAutoBatchGathersSubmits(t *testing.T) {
 	if chunks >= n/5 {
 		t.Fatalf("%d chunks for %d Submits: not gathered", chunks, n)
 	}
-	if _, err := executor.Submit(context.Background(), ex, counted, 1); !errors.Is(err, executor.ErrShutdown) {
+	if _, err := executor.Submit(t.Context(), ex, counted, 1); !errors.Is(err, executor.ErrShutdown) {
 		t.Fatalf("Submit after Shutdown: %v, want ErrShutdown", err)
 	}
 }
 
 func TestAutoBatchInvalid(t *testing.T) {
 	_, nc := startBroker(t)
-	if _, err := executor.NewNATS(context.Background(), nc, executor.NATSAutoBatch(1)); !errors.Is(err, executor.ErrInvalidOption) {
+	if _, err := executor.NewNATS(t.Context(), nc, executor.NATSAutoBatch(1)); !errors.Is(err, executor.ErrInvalidOption) {
 		t.Fatalf("NATSAutoBatch(1): %v, want ErrInvalidOption", err)
 	}
 }

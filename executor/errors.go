@@ -12,9 +12,13 @@ var (
 	// ErrUnknownKind is returned at Submit by an executor that runs tasks in
 	// process and has no handler for the task's kind.
 	ErrUnknownKind = errors.New("executor: no handler for kind")
-	// ErrInWorker is returned by NewProcessPool in a worker process of a
-	// process pool: a program that is its own pool's worker reaches it only
-	// when main does not call worker.ServeIfChild first, and every worker
-	// would otherwise start a pool of its own.
-	ErrInWorker = errors.New("executor: NewProcessPool called in a worker process: call worker.ServeIfChild(reg) first thing in main")
+	// ErrJobInput is matched by the error of a Submit or Map on a named job
+	// whose tasks at that place of the job's input were given another input
+	// before: a job resumes only the input it was started with.
+	ErrJobInput = errors.New("executor: the job holds another input at this place")
+	// ErrNoJob is matched by errors for a job name the pool does not hold.
+	ErrNoJob = errors.New("executor: no such job")
+	// ErrJobAttached is returned by DeleteJob for a job that this executor
+	// has a Job of that is not shut down.
+	ErrJobAttached = errors.New("executor: the job is attached to this executor")
 )

@@ -135,28 +135,6 @@ func ExampleFuture_Cancel() {
 	// busy cancel finished: false
 }
 
-// Worker processes on this host over an embedded broker. The pool runs this
-// program again as its workers, so main calls worker.ServeIfChild(reg) first
-// thing (this test binary does in TestMain, with SlowSquare in reg).
-func ExampleNewProcessPool() {
-	ctx := context.Background()
-	p, err := executor.NewProcessPool(ctx, 2, executor.ProcessConcurrency(4))
-	if err != nil {
-		panic(err)
-	}
-	defer p.Shutdown(ctx, true, false)
-
-	var squares []int
-	for v, err := range executor.Map(ctx, p, SlowSquare, slices.Values([]int{1, 2, 3, 4, 5}), executor.MapChunksize(2)) {
-		if err != nil {
-			panic(err)
-		}
-		squares = append(squares, v)
-	}
-	fmt.Println(squares)
-	// Output: [1 4 9 16 25]
-}
-
 // A NATS executor publishes to a pool that workers on any host serve; here
 // one worker runs in the same process, over an embedded broker.
 func ExampleNewNATS() {

@@ -1,7 +1,16 @@
 // Package executor runs tasks and hands back futures, with the API of Python's
 // concurrent.futures: [Submit], [Map], [Wait], [AsCompleted] and
 // [Executor.Shutdown], over a local goroutine pool ([Local]) or worker
-// processes on many hosts reached through NATS JetStream ([NATS]).
+// processes on many hosts reached through NATS JetStream ([NATS]). Python's
+// ProcessPoolExecutor, worker processes on this host over an embedded
+// broker, is package executor/processpool: only a program that imports it
+// links the NATS server.
+//
+// A NATS executor's work may belong to a named job ([NATS.Job]), whose
+// state lives in JetStream rather than in the producer: it runs on without
+// its producer, and a producer started again with the same name and input
+// resumes it. [NATS.Jobs], [NATS.JobStatus], [NATS.JobResults],
+// [NATS.CancelJob] and [NATS.DeleteJob] manage jobs without attaching.
 package executor
 
 import (
@@ -12,8 +21,9 @@ import (
 )
 
 // Executor runs batches of tasks and resolves their futures. The
-// implementations are [*Local] and [*NATS]; submit work with the generic
-// functions [Submit] and [Map].
+// implementations are [*Local] and [*NATS] (and executor/processpool's
+// Pool, which runs a NATS executor); submit work with the generic functions
+// [Submit] and [Map].
 type Executor interface {
 	// Shutdown stops the executor from taking new work: later submits fail
 	// with ErrShutdown. With cancelFutures it cancels every future that has

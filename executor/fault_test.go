@@ -7,11 +7,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -30,23 +27,6 @@ var faultPoolConfig = broker.PoolConfig{AckWait: 2 * time.Second, Grace: 2 * tim
 
 const doomedTasks = 200
 
-func faultPool(t *testing.T, workers int, opts ...executor.ProcessOption) *executor.ProcessPool {
-	t.Helper()
-	opts = append([]executor.ProcessOption{executor.NATSPoolConfig(faultPoolConfig)}, opts...)
-	p, err := executor.NewProcessPool(context.Background(), workers, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := p.Shutdown(ctx, true, true); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return p
-}
-
 func ints(n int) func(func(int) bool) {
 	return func(yield func(int) bool) {
 		for i := range n {
@@ -54,36 +34,6 @@ func ints(n int) func(func(int) bool) {
 				return
 			}
 		}
-	}
-}
-
-// TestProcessPoolSurvivesWorkerKill SIGKILLs a worker process in the middle of
-// a 5,000-task map: every result still arrives, right and in order.
-func TestProcessPoolSurvivesWorkerKill(t *testing.T) {
-	p := faultPool(t, 3, executor.ProcessConcurrency(2))
-	const n = 5000
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	got, killed := 0, 0
-	for v, err := range executor.Map(ctx, p, SlowSquare, ints(n), executor.MapChunksize(10)) {
-		if err != nil {
-			t.Fatalf("result %d: %v", got, err)
-		}
-		if v != got*got {
-			t.Fatalf("result %d = %d, want %d", got, v, got*got)
-		}
-		got++
-		if got == n/4 || got == n/2 {
-			proc := p.Processes()[killed]
-			if err := proc.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killed++
-			t.Logf("killed worker process %d after %d results", proc.Pid, got)
-		}
-	}
-	if got != n || killed != 2 {
-		t.Fatalf("%d results with %d kills, want %d with 2", got, killed, n)
 	}
 }
 
@@ -95,115 +45,6 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// TestFaultsUnderLoad runs 10,000 tasks while a worker process is SIGKILLed
-// (and started again by the pool) every second, the first a quarter second
-// in: nothing is lost, nothing hangs, no future resolves twice; executions
-// repeated by redelivery are counted and reported.
-func TestFaultsUnderLoad(t *testing.T) {
-	ranLog := filepath.Join(t.TempDir(), "ran.log")
-	t.Setenv(envRanLog, ranLog)
-	p := faultPool(t, 3, executor.ProcessConcurrency(4))
-	const n = 10_000
-	fs := make([]*executor.Future[int], n)
-	var resolved [n]atomic.Int32
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-
-	stop := make(chan struct{})
-	killerDone := make(chan int)
-	go func() {
-		kills := 0
-		defer func() { killerDone <- kills }()
-		// The first kill comes early: without the race detector the whole
-		// run may take under two seconds.
-		next := time.NewTimer(250 * time.Millisecond)
-		defer next.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-next.C:
-				next.Reset(time.Second)
-				procs := p.Processes()
-				if proc := procs[kills%len(procs)]; proc != nil && proc.Signal(syscall.SIGKILL) == nil {
-					kills++
-				}
-			}
-		}
-	}()
-	start := time.Now()
-	for i := range n {
-		f, err := executor.Submit(ctx, p, SlowSquare, i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.AddDoneCallback(func(*executor.Future[int]) { resolved[i].Add(1) })
-		fs[i] = f
-	}
-	lost, hung, wrong := 0, 0, 0
-	for i, f := range fs {
-		v, err := f.Result(ctx)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			hung++
-		case err != nil:
-			lost++
-			if lost < 5 {
-				t.Errorf("future %d: %v", i, err)
-			}
-		case v != i*i:
-			wrong++
-		}
-	}
-	close(stop)
-	kills := <-killerDone
-	twice := 0
-	waitUntil(t, func() bool {
-		for i := range resolved {
-			if resolved[i].Load() == 0 {
-				return false
-			}
-		}
-		return true
-	}, "every done-callback")
-	for i := range resolved {
-		if resolved[i].Load() > 1 {
-			twice++
-		}
-	}
-	runs, dups := countRuns(t, ranLog, n)
-	t.Logf("FAULTS tasks=%d kills=%d lost=%d hung=%d wrong=%d resolved-twice=%d executions=%d repeated-executions=%d in %v",
-		n, kills, lost, hung, wrong, twice, runs, dups, time.Since(start).Round(time.Millisecond))
-	if lost != 0 || hung != 0 || wrong != 0 || twice != 0 {
-		t.Fatalf("lost %d, hung %d, wrong %d, resolved twice %d", lost, hung, wrong, twice)
-	}
-	if kills < 2 {
-		t.Fatalf("only %d kills happened during the run", kills)
-	}
-}
-
-// countRuns reads the execution log: total runs and runs beyond the first of
-// a task.
-func countRuns(t *testing.T, path string, n int) (runs, dups int) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := make([]int, n)
-	for _, line := range strings.Fields(string(b)) {
-		i, err := strconv.Atoi(line)
-		if err != nil || i < 0 || i >= n {
-			continue // a line cut by a kill
-		}
-		runs++
-		if seen[i]++; seen[i] > 1 {
-			dups++
-		}
-	}
-	return runs, dups
 }
 
 // TestBrokerRestartLosesNothing stops the embedded broker twice in the middle
@@ -221,7 +62,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	startWorker(t, connect(t, srv.ClientURL()), childRegistry(), worker.Config{Concurrency: 4, PoolConfig: faultPoolConfig})
 
 	const n = 3000
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	got := 0
 	for v, err := range executor.Map(ctx, ex, SlowSquare, ints(n), executor.MapChunksize(5), executor.MapBuffersize(32)) {
@@ -391,27 +232,6 @@ func waitUntil(t *testing.T, cond func() bool, what string) {
 	}
 }
 
-// TestProcessPoolSharesTheCPUs: without GOMAXPROCS in the environment, each
-// worker process gets its share of the machine's CPUs.
-func TestProcessPoolSharesTheCPUs(t *testing.T) {
-	if v, set := os.LookupEnv("GOMAXPROCS"); set {
-		os.Unsetenv("GOMAXPROCS")
-		t.Cleanup(func() { os.Setenv("GOMAXPROCS", v) })
-	}
-	const workers = 3
-	p := faultPool(t, workers)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	f, err := executor.Submit(ctx, p, Procs, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := f.Result(ctx)
-	if want := max(1, runtime.NumCPU()/workers); err != nil || got != want {
-		t.Fatalf("a worker process runs with GOMAXPROCS %d, %v; want %d", got, err, want)
-	}
-}
-
 // brokerProcess is an embedded broker in a process of its own, to kill.
 type brokerProcess struct {
 	t    *testing.T
@@ -496,7 +316,7 @@ func TestBrokerKilledLosesNothing(t *testing.T) {
 	})
 	startWorker(t, connect(t, url), reg, worker.Config{Concurrency: 8, PoolConfig: pc, ResultInterval: 20 * time.Millisecond})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	res := tally{tasks: n}
 	kills, i := 0, 0
@@ -562,7 +382,7 @@ func TestKilledProducerCostsOthersNothing(t *testing.T) {
 	for i := range naps {
 		naps[i] = 10
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*pc.Grace)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*pc.Grace)
 	defer cancel()
 	start := time.Now()
 	res := tally{tasks: n}

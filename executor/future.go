@@ -71,6 +71,16 @@ type owner interface {
 	settled()
 }
 
+// A canceller is an owner that decides Cancel itself, as a named job's
+// chunk does in JetStream rather than in memory: cancel is given the items
+// of pending futures to cancel, decides, and moves each future to cancelled
+// or running as decided (cancelPending, start). It may block for round
+// trips to the broker.
+type canceller interface {
+	owner
+	cancel(seqs []uint32)
+}
+
 // interruptFunc owns a single future: it ends its handler's context.
 type interruptFunc func()
 
@@ -134,7 +144,8 @@ func (s *state) expire(err error) bool {
 	return true
 }
 
-// cancel implements Future.Cancel.
+// cancel implements Future.Cancel. A future whose owner is a canceller is
+// cancelled as the owner decides.
 func (s *state) cancel() bool {
 	s.mu.Lock()
 	switch s.st {
@@ -145,10 +156,70 @@ func (s *state) cancel() bool {
 		s.mu.Unlock()
 		return false
 	}
+	if c, ok := s.owner.(canceller); ok {
+		seq := s.seq
+		s.mu.Unlock()
+		c.cancel([]uint32{seq})
+		return s.status() == cancelled
+	}
 	s.st, s.err = cancelled, ErrCancelled
 	s.finishLocked()
 	return true
 }
+
+// cancelPending cancels a pending future, as its canceller decided, and
+// reports whether it did; a future in any other state is left as it is.
+func (s *state) cancelPending() bool {
+	s.mu.Lock()
+	if s.st != pending {
+		s.mu.Unlock()
+		return false
+	}
+	s.st, s.err = cancelled, ErrCancelled
+	s.finishLocked()
+	return true
+}
+
+// cancelAll cancels the futures of states that have not started, as
+// state.cancel would one by one, but asks each canceller once for all of
+// its futures among them, and the cancellers at the same time, at most
+// maxCancellers at once: each may wait for round trips to the broker.
+func cancelAll(states []*state) {
+	var (
+		order []canceller
+		seqs  = make(map[canceller][]uint32)
+	)
+	for _, s := range states {
+		s.mu.Lock()
+		o, seq, st := s.owner, s.seq, s.st
+		s.mu.Unlock()
+		if c, ok := o.(canceller); ok && st == pending {
+			if seqs[c] == nil {
+				order = append(order, c)
+			}
+			seqs[c] = append(seqs[c], seq)
+			continue
+		}
+		s.cancel()
+	}
+	if len(order) == 1 {
+		order[0].cancel(seqs[order[0]])
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxCancellers)
+	for _, c := range order {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c.cancel(seqs[c])
+		})
+	}
+	wg.Wait()
+}
+
+// maxCancellers bounds the cancellers cancelAll waits for at once.
+const maxCancellers = 64
 
 // finishLocked closes done, unlocks and runs the callbacks outside the lock so
 // a callback may call back into the future.
@@ -247,11 +318,18 @@ func newFuture[T any]() *Future[T] {
 // or ctx's error (matching context.DeadlineExceeded on a deadline) if ctx
 // ended first, in which case the future is left as it was.
 func (f *Future[T]) Result(ctx context.Context) (T, error) {
-	var zero T
 	if err := f.s.wait(ctx); err != nil {
+		var zero T
 		return zero, err
 	}
+	return f.outcome()
+}
+
+// outcome is the result of a future its caller has seen done, under its
+// lock or by its Done channel: neither field changes after that.
+func (f *Future[T]) outcome() (T, error) {
 	if f.s.err != nil {
+		var zero T
 		return zero, f.s.err
 	}
 	v, _ := f.s.val.(T)

@@ -26,7 +26,7 @@ func TestLocalUnknownKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ex.Shutdown(context.Background(), true, false)
-	if _, err := executor.Submit(context.Background(), ex, executortest.Square, executortest.Num{N: 1}); !errors.Is(err, executor.ErrUnknownKind) {
+	if _, err := executor.Submit(t.Context(), ex, executortest.Square, executortest.Num{N: 1}); !errors.Is(err, executor.ErrUnknownKind) {
 		t.Fatalf("Submit of an unregistered kind: %v, want ErrUnknownKind", err)
 	}
 }

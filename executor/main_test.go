@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,34 +15,28 @@ import (
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/executor"
-	"github.com/jetpool/jetpool/executor/executortest"
 	"github.com/jetpool/jetpool/task"
-	"github.com/jetpool/jetpool/worker"
 )
 
 func TestMain(m *testing.M) {
-	// The fault tests start this test binary as worker processes and as a
-	// producer process to kill; the guard test as a program that forgets
-	// worker.ServeIfChild, and so also as that program's workers.
-	if starts := os.Getenv(envTestForgetful); starts != "" {
-		os.Exit(runForgetfulMain(starts))
-	}
-	worker.ServeIfChild(childRegistry())
+	// The fault tests start this test binary as a producer process and as
+	// a broker process to kill.
 	if url := os.Getenv(envTestProducer); url != "" {
 		os.Exit(runDoomedProducer(url))
 	}
 	if spec := os.Getenv(envTestBroker); spec != "" {
 		os.Exit(runBroker(spec))
 	}
+	if spec := os.Getenv(envTestJobProducer); spec != "" {
+		os.Exit(runJobProducer(spec))
+	}
 	goleak.VerifyTestMain(m)
 }
 
-// Tasks run by the worker processes of the fault tests.
+// Tasks run by the workers of the fault tests.
 var (
 	SlowSquare = task.New[int, int]("slow-square")
 	Nap        = task.New[int, int]("nap")
-	// Procs returns the worker process's GOMAXPROCS.
-	Procs = task.New[int, int]("procs")
 	// PauseSquare squares after a pause of 2ms, long enough for a chunk of
 	// 50 to send several result messages.
 	PauseSquare = task.New[int, int]("pause-square")
@@ -51,16 +44,7 @@ var (
 
 func childRegistry() *task.Registry {
 	reg := task.NewRegistry()
-	if worker.IsChild() && os.Getenv(envTestConformance) != "" {
-		// The conformance suite's harness is served by the test process on
-		// the pool's broker.
-		executortest.RegisterRemote(reg, connectOrDie(os.Getenv("NATS_URL")))
-	}
-	ranLog := openRanLog()
 	task.Handle(reg, SlowSquare, func(ctx context.Context, n int) (int, error) {
-		if ranLog != nil {
-			fmt.Fprintln(ranLog, n)
-		}
 		time.Sleep(200 * time.Microsecond)
 		return n * n, nil
 	})
@@ -72,7 +56,6 @@ func childRegistry() *task.Registry {
 			return 0, ctx.Err()
 		}
 	})
-	task.Handle(reg, Procs, func(context.Context, int) (int, error) { return runtime.GOMAXPROCS(0), nil })
 	task.Handle(reg, PauseSquare, func(ctx context.Context, n int) (int, error) {
 		time.Sleep(2 * time.Millisecond)
 		return n * n, nil
@@ -81,29 +64,9 @@ func childRegistry() *task.Registry {
 }
 
 const (
-	envTestBroker    = "JETPOOL_TEST_BROKER" // port:store dir
-	envTestProducer  = "JETPOOL_TEST_PRODUCER"
-	envRanLog        = "JETPOOL_TEST_RAN_LOG"
-	envTestForgetful = "JETPOOL_TEST_FORGETFUL"
-	// envTestConformance makes worker processes serve the conformance
-	// suite's tasks.
-	envTestConformance = "JETPOOL_TEST_CONFORMANCE"
+	envTestBroker   = "JETPOOL_TEST_BROKER" // port:store dir
+	envTestProducer = "JETPOOL_TEST_PRODUCER"
 )
-
-// openRanLog opens the file where worker processes of a fault test record
-// every execution, one line per run, so duplicates can be counted.
-func openRanLog() *os.File {
-	path := os.Getenv(envRanLog)
-	if path == "" || !worker.IsChild() {
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return nil
-	}
-	return f
-}
 
 // runDoomedProducer submits naps to the broker at url, says so on stdout and
 // waits to be killed.

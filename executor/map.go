@@ -30,7 +30,8 @@ const DefaultBuffersize = 64
 // invalid option or a submission error yields one error and ends the
 // iteration. When the iteration ends early, for any reason including a break
 // by the caller, every task that has not started is cancelled; running tasks
-// finish on their own.
+// finish on their own. On a named job ([Job]) an iteration that ctx ended
+// cancels nothing: the job runs its tasks on, for a producer that resumes it.
 func Map[In, Out any](ctx context.Context, ex Executor, t task.Task[In, Out], inputs iter.Seq[In], opts ...MapOption) iter.Seq2[Out, error] {
 	start := time.Now()
 	cfg := mapConfig{chunksize: 1, buffersize: DefaultBuffersize}
@@ -90,17 +91,14 @@ type mapRun[In, Out any] struct {
 	deadline time.Time
 	timer    <-chan time.Time
 	yield    func(Out, error) bool
-	inflight [][]*Future[Out] // chunks in input order; consumed from the head
+	inflight [][]Future[Out] // chunks in input order; consumed from the head
 }
 
 func (m *mapRun[In, Out]) submit(chunk []In) bool {
-	futs := make([]*Future[Out], len(chunk))
-	all := make([]Future[Out], len(chunk)) // one allocation for the chunk's futures
+	futs := make([]Future[Out], len(chunk)) // one allocation for the chunk's futures
 	b := &batch{codec: m.codec, calls: make([]call, len(chunk)), deadline: m.deadline}
 	for i, in := range chunk {
-		f := &all[i]
-		futs[i] = f
-		b.calls[i] = call{s: &f.s, arg: in}
+		b.calls[i] = call{s: &futs[i].s, arg: in}
 	}
 	if err := m.ex.enqueue(m.ctx, b); err != nil {
 		var zero Out
@@ -117,7 +115,7 @@ func (m *mapRun[In, Out]) drainHead() bool {
 	var zero Out
 	head := m.inflight[0]
 	for len(head) > 0 {
-		f := head[0]
+		f := &head[0]
 		// A result already in is yielded even past the timeout, as Python's
 		// map does.
 		if !f.s.isDone() {
@@ -131,10 +129,9 @@ func (m *mapRun[In, Out]) drainHead() bool {
 				return false
 			}
 		}
-		head[0] = nil
 		head = head[1:]
 		m.inflight[0] = head
-		v, err := f.Result(context.Background())
+		v, err := f.outcome()
 		if err != nil && errors.Is(err, context.DeadlineExceeded) && m.timer != nil && !time.Now().Before(m.deadline) {
 			// The task ran out of the map's own time: that is the map's
 			// timeout, which ends the iteration.
@@ -151,11 +148,17 @@ func (m *mapRun[In, Out]) drainHead() bool {
 }
 
 // cancelRest cancels every future the caller has not consumed. Finished and
-// running ones are unaffected.
+// running ones are unaffected. On a named job, an iteration that ctx ended
+// cancels nothing: its tasks are the job's, which runs them on.
 func (m *mapRun[In, Out]) cancelRest() {
+	if _, ok := m.ex.(*Job); ok && m.ctx.Err() != nil {
+		return
+	}
+	var states []*state
 	for _, chunk := range m.inflight {
-		for _, f := range chunk {
-			f.Cancel()
+		for i := range chunk {
+			states = append(states, &chunk[i].s)
 		}
 	}
+	cancelAll(states)
 }

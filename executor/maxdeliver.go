@@ -29,6 +29,9 @@ func (n *NATS) onMaxDeliveries(m *nats.Msg) {
 	rc := n.bySeq[adv.StreamSeq]
 	n.mu.Unlock()
 	if rc == nil {
+		for _, j := range n.attached() {
+			j.onMaxDeliveries(adv.StreamSeq, adv.Deliveries)
+		}
 		return
 	}
 	n.failChunk(rc, &task.Error{Kind: rc.b.codec.Kind, Type: task.TypeMaxDeliveries,

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 )
 
 // ErrDisconnected fails the futures of a NATS executor that was cut off from
@@ -26,7 +27,9 @@ var ErrDisconnected = errors.New("executor: cut off from the broker for longer t
 // publishes chunks to the pool's stream and is the only arbiter of its
 // futures: a worker must ask it before starting a chunk, which makes Cancel
 // and Running exact across hosts, and each future is set once however often
-// a chunk is delivered. Create it with [NewNATS].
+// a chunk is delivered. The work of a named job ([NATS.Job]) is arbitrated
+// in JetStream instead, so that it outlives the producer. Create it with
+// [NewNATS].
 type NATS struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -57,9 +60,18 @@ type NATS struct {
 
 	coalesce *coalescer // nil unless NATSAutoBatch
 
-	subs     []*nats.Subscription
-	stop     chan struct{} // closed when closed and every chunk is settled
-	finished chan struct{} // closed when the executor's goroutines are gone
+	owner       string           // the owner of the executor's named jobs
+	jobsMu      sync.Mutex       // guards jobs and store
+	jobs        map[string]*Job  // the named jobs attached, by name
+	store       *broker.JobStore // nil until first used
+	provisioned bool             // the jobs bucket is known to exist
+
+	subs    []*nats.Subscription
+	results *nats.Subscription // of subs, the results' (see probeWorkers)
+	// resultsReader decodes result messages; onResult alone uses it.
+	resultsReader wire.ResultsReader
+	stop          chan struct{} // closed when closed and every chunk is settled
+	finished      chan struct{} // closed when the executor's goroutines are gone
 }
 
 // NewNATS returns an executor publishing to a pool over nc, creating the
@@ -76,12 +88,12 @@ func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, err
 	return newNATS(ctx, nc, cfg)
 }
 
-func defaultNATSConfig() natsConfig {
-	return natsConfig{prefix: broker.DefaultPrefix, pool: broker.DefaultPool, log: slog.Default()}
+func defaultNATSConfig() NATSConfig {
+	return NATSConfig{prefix: broker.DefaultPrefix, pool: broker.DefaultPool, log: slog.Default()}
 }
 
 // newNATS is NewNATS with its options applied.
-func newNATS(ctx context.Context, nc *nats.Conn, cfg natsConfig) (*NATS, error) {
+func newNATS(ctx context.Context, nc *nats.Conn, cfg NATSConfig) (*NATS, error) {
 	subj, err := broker.NewSubjects(cfg.prefix, cfg.pool)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
@@ -92,8 +104,12 @@ func newNATS(ctx context.Context, nc *nats.Conn, cfg natsConfig) (*NATS, error) 
 	}
 	var seed [32]byte
 	crand.Read(seed[:])
+	owner := cfg.name
+	if owner == "" {
+		owner = broker.DefaultOwner
+	}
 	n := &NATS{
-		nc: nc, subj: subj, pc: cfg.pc.WithDefaults(), log: cfg.log,
+		nc: nc, subj: subj, pc: cfg.pc.WithDefaults(), log: cfg.log, owner: owner, jobs: make(map[string]*Job),
 		id: id, control: subj.Control(id), acks: "$JS.ACK." + subj.Stream() + ".",
 		chunks:   make(map[uint64]*remoteChunk),
 		bySeq:    make(map[uint64]*remoteChunk),
@@ -132,6 +148,9 @@ func newNATS(ctx context.Context, nc *nats.Conn, cfg natsConfig) (*NATS, error) 
 		}
 		sub.SetPendingLimits(-1, -1)
 		n.subs = append(n.subs, sub)
+		if s.subject == n.control+broker.ResultSuffix {
+			n.results = sub
+		}
 	}
 	if err := nc.Flush(); err != nil {
 		n.unsubscribe()
@@ -159,7 +178,7 @@ func (n *NATS) run() {
 	tick := time.NewTicker(min(n.pc.Grace/4, time.Second))
 	defer tick.Stop()
 	var cutOff time.Time
-	missed := make(map[string]int) // see probeWorkers
+	probes := newProbes() // see probeWorkers
 	for {
 		select {
 		case <-n.stop:
@@ -168,7 +187,7 @@ func (n *NATS) run() {
 		case now := <-tick.C:
 			if n.nc.Status() == nats.CONNECTED {
 				cutOff = time.Time{}
-				n.probeWorkers(now, missed)
+				n.probeWorkers(now, probes)
 				continue
 			}
 			if cutOff.IsZero() {
@@ -243,8 +262,24 @@ func (n *NATS) Shutdown(ctx context.Context, wait, cancelFutures bool) error {
 	if done {
 		n.stopOnce.Do(func() { close(n.stop) })
 	}
+	n.jobsMu.Lock()
+	jobs := make([]*Job, 0, len(n.jobs))
+	for _, j := range n.jobs {
+		jobs = append(jobs, j)
+	}
+	n.jobsMu.Unlock()
+	for _, j := range jobs {
+		j.Shutdown(ctx, false, cancelFutures)
+	}
 	if !wait {
 		return nil
+	}
+	for _, j := range jobs {
+		select {
+		case <-j.finished:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	select {
 	case <-n.finished:

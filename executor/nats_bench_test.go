@@ -2,10 +2,8 @@ package executor_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
-	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/internal/bench"
 )
 
@@ -78,6 +76,18 @@ func BenchmarkRawCeiling(b *testing.B) {
 	b.ReportMetric(figs[0].Value, "tasks/s")
 }
 
+// BenchmarkRawBatchCeiling is BenchmarkRawCeiling with 1000 items a
+// message: the limit of a Map at chunksize 1000 (b.N items in all).
+func BenchmarkRawBatchCeiling(b *testing.B) {
+	env := benchEnv(b)
+	b.ResetTimer()
+	f, err := bench.RawBatchCeiling(context.Background(), env.Srv.ClientURL(), max(b.N, 1000), 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(f.Value, "items/s")
+}
+
 // BenchmarkNATSMapMemory maps b.N ints streamed from an iter.Seq in chunks
 // of 1000 and reports the process's peak resident memory meanwhile (run it
 // with -benchtime 10000000x for the figure in BENCHMARKS.md).
@@ -91,25 +101,41 @@ func BenchmarkNATSMapMemory(b *testing.B) {
 	b.ReportMetric(f.Value, "peak-RSS-MB")
 }
 
-// BenchmarkProcessPoolScaling maps b.N tasks that sleep 10ms over 4 worker
-// processes of 16 slots, in chunks of one and of two, and reports the time
-// against the ideal b.N*10ms/64 (-benchtime 32000x: 5s of ideal time).
-func BenchmarkProcessPoolScaling(b *testing.B) {
-	const procs, slots = 4, 16
-	for _, chunk := range []int{1, 2} {
-		b.Run(fmt.Sprintf("chunksize=%d", chunk), func(b *testing.B) {
-			ctx := context.Background()
-			p, err := executor.NewProcessPool(ctx, procs, executor.ProcessConcurrency(slots))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { p.Shutdown(context.Background(), true, true) })
-			b.ResetTimer()
-			figs, err := bench.Scaling(ctx, p, Nap, b.N, chunk, procs, slots)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(figs[1].Value, "%-of-ideal")
-		})
+// BenchmarkJobSubmitResult is BenchmarkNATSSubmitResult on a named job.
+func BenchmarkJobSubmitResult(b *testing.B) {
+	env := benchEnv(b)
+	b.ResetTimer()
+	f, err := bench.JobSubmitThroughput(context.Background(), env.Ex, b.N)
+	if err != nil {
+		b.Fatal(err)
 	}
+	report(b, f)
+}
+
+// BenchmarkJobMapChunk1000 is BenchmarkNATSMapChunk1000 on a named job.
+func BenchmarkJobMapChunk1000(b *testing.B) {
+	env := benchEnv(b)
+	b.ResetTimer()
+	f, err := bench.JobMapThroughput(context.Background(), env.Ex, b.N, 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	report(b, f)
+}
+
+// BenchmarkJobResume resumes a named Map of 1,000,000 ints in chunks of
+// 1000 that is 90% done, whatever b.N (run it with -benchtime 1x), and
+// reports the time to its first stored and first new result and the tasks
+// run again.
+func BenchmarkJobResume(b *testing.B) {
+	env := benchEnv(b)
+	b.ResetTimer()
+	figs, err := bench.JobResume(context.Background(), env, 1_000_000, 900_000, 1000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(figs[0].Value, "first-stored-ms")
+	b.ReportMetric(figs[1].Value, "first-new-ms")
+	b.ReportMetric(figs[2].Value, "all-ms")
+	b.ReportMetric(figs[3].Value, "rerun-tasks")
 }

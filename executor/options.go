@@ -3,7 +3,6 @@ package executor
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/jetpool/jetpool/broker"
@@ -25,10 +24,14 @@ func LocalMaxWorkers(n int) LocalOption {
 	}
 }
 
-// LocalRetry sets how handlers' retryable errors are retried; the default retries
-// nothing.
+// LocalRetry sets how handlers' errors marked [task.Retryable] are retried;
+// the default is the zero [task.RetryPolicy]: at most 3 calls, with backoff.
+// Negative settings are an error matching [ErrInvalidOption].
 func LocalRetry(p task.RetryPolicy) LocalOption {
 	return func(l *Local) error {
+		if p.Attempts < 0 || p.Backoff < 0 || p.MaxBackoff < 0 {
+			return fmt.Errorf("%w: LocalRetry(%+v) has a negative setting", ErrInvalidOption, p)
+		}
 		l.retry = p
 		return nil
 	}
@@ -106,59 +109,50 @@ func SubmitTimeout(d time.Duration) SubmitOption {
 }
 
 // NATSOption configures [NewNATS]. Each option's name says the call it
-// configures: Local* configure [NewLocal], Map* [Map], Submit* [Submit],
-// NATS* [NewNATS] and Process* [NewProcessPool]. A [PoolOption], a NATS*
-// option that also applies to a process pool (which runs a NATS executor),
-// configures [NewProcessPool] too.
-type NATSOption interface{ applyNATS(*natsConfig) error }
-
-// ProcessOption configures [NewProcessPool]; see [NATSOption] for the names.
-type ProcessOption interface{ applyProcess(*processConfig) error }
+// configures: Local* configure [NewLocal], Map* [Map], Submit* [Submit] and
+// NATS* [NewNATS]. A [PoolOption], a NATS* option that also applies to a
+// process pool (package executor/processpool, which runs a NATS executor),
+// configures that pool too.
+type NATSOption interface{ applyNATS(*NATSConfig) error }
 
 // natsOption is a NATSOption of NewNATS alone.
-type natsOption func(*natsConfig) error
+type natsOption func(*NATSConfig) error
 
-func (o natsOption) applyNATS(c *natsConfig) error { return o(c) }
+func (o natsOption) applyNATS(c *NATSConfig) error { return o(c) }
 
-// PoolOption configures both [NewNATS] and [NewProcessPool].
-type PoolOption func(*natsConfig) error
+// PoolOption configures both [NewNATS] and the process pool of package
+// executor/processpool.
+type PoolOption func(*NATSConfig) error
 
-func (o PoolOption) applyNATS(c *natsConfig) error       { return o(c) }
-func (o PoolOption) applyProcess(c *processConfig) error { return o(&c.nats) }
+func (o PoolOption) applyNATS(c *NATSConfig) error { return o(c) }
 
-// processOption is a ProcessOption of NewProcessPool alone.
-type processOption func(*processConfig) error
-
-func (o processOption) applyProcess(c *processConfig) error { return o(c) }
-
-type natsConfig struct {
-	prefix, pool string
-	name         string // "": none
-	pc           broker.PoolConfig
-	log          *slog.Logger
-	autoBatch    int // 0: off
-}
+// Apply sets in the NATS executor configuration that h holds what o sets in
+// NewNATS's. It is how a package that runs a NATS executor of its own and
+// takes PoolOptions among its options, as executor/processpool does, applies
+// them (see [NATSConfig]). For an invalid setting it returns an error
+// matching [ErrInvalidOption] and leaves h's configuration as it was.
+func (o PoolOption) Apply(h NATSConfigHolder) error { return o(h.NATSConfig()) }
 
 // NATSPool names the pool to submit to; the default is broker.DefaultPool.
 func NATSPool(name string) NATSOption {
-	return natsOption(func(c *natsConfig) error { c.pool = name; return nil })
+	return natsOption(func(c *NATSConfig) error { c.pool = name; return nil })
 }
 
 // NATSPrefix sets the subject prefix; the default is broker.DefaultPrefix.
 func NATSPrefix(prefix string) NATSOption {
-	return natsOption(func(c *natsConfig) error { c.prefix = prefix; return nil })
+	return natsOption(func(c *NATSConfig) error { c.prefix = prefix; return nil })
 }
 
 // NATSPoolConfig sets the pool's stream settings, lease and grace period;
 // workers of the pool should use the same. A process pool's lease (AckWait)
-// defaults to [ProcessAckWait] rather than the pool default: its broker is
-// on this host, so the heartbeats that keep a running chunk alive cost
-// little, and a chunk a killed process had fetched but not yet started runs
-// again that soon. (A chunk it had started runs again at once: the pool sees
-// the process exit.) Invalid settings are an error matching
-// [ErrInvalidOption].
+// defaults to executor/processpool's AckWait (2s) rather than the pool
+// default: its broker is on this host, so the heartbeats that keep a running
+// chunk alive cost little, and a chunk a killed process had fetched but not
+// yet started runs again that soon. (A chunk it had started runs again at
+// once: the pool sees the process exit.) Invalid settings are an error
+// matching [ErrInvalidOption].
 func NATSPoolConfig(pc broker.PoolConfig) PoolOption {
-	return func(c *natsConfig) error {
+	return func(c *NATSConfig) error {
 		if err := pc.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 		}
@@ -174,7 +168,7 @@ func NATSPoolConfig(pc broker.PoolConfig) PoolOption {
 // answer its workers. name is a token like a pool name: letters, digits,
 // '-' and '_'.
 func NATSName(name string) PoolOption {
-	return func(c *natsConfig) error {
+	return func(c *NATSConfig) error {
 		if err := task.ValidateName(name); err != nil {
 			return fmt.Errorf("%w: name: %w", ErrInvalidOption, err)
 		}
@@ -185,7 +179,7 @@ func NATSName(name string) PoolOption {
 
 // NATSLogger sets where the executor logs; the default is slog.Default().
 func NATSLogger(l *slog.Logger) PoolOption {
-	return func(c *natsConfig) error {
+	return func(c *NATSConfig) error {
 		if l == nil {
 			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
 		}
@@ -210,71 +204,11 @@ func NATSLogger(l *slog.Logger) PoolOption {
 // publish error reaches the futures of a gathered chunk, not the Submit
 // call. max must be at least 2.
 func NATSAutoBatch(max int) PoolOption {
-	return func(c *natsConfig) error {
+	return func(c *NATSConfig) error {
 		if max < 2 {
 			return fmt.Errorf("%w: auto-batch of %d tasks, want at least 2", ErrInvalidOption, max)
 		}
 		c.autoBatch = max
 		return nil
 	}
-}
-
-type processConfig struct {
-	nats        natsConfig
-	command     []string
-	concurrency int
-	storeDir    string
-	retry       task.RetryPolicy
-	stderr      *os.File
-}
-
-// ProcessCommand runs the workers as path with args instead of re-executing
-// this program; the command must serve a worker configured from the
-// environment, as cmd/worker and any program calling [worker.ServeIfChild]
-// do.
-func ProcessCommand(path string, args ...string) ProcessOption {
-	return processOption(func(c *processConfig) error {
-		if path == "" {
-			return fmt.Errorf("%w: empty command", ErrInvalidOption)
-		}
-		c.command = append([]string{path}, args...)
-		return nil
-	})
-}
-
-// ProcessConcurrency sets how many tasks each worker process runs at once;
-// the default is 1, like a Python process pool.
-func ProcessConcurrency(n int) ProcessOption {
-	return processOption(func(c *processConfig) error {
-		if n < 1 {
-			return fmt.Errorf("%w: ProcessConcurrency(%d) must be at least 1", ErrInvalidOption, n)
-		}
-		c.concurrency = n
-		return nil
-	})
-}
-
-// ProcessStoreDir keeps the embedded broker's JetStream store in dir instead
-// of a temporary directory removed at Shutdown.
-func ProcessStoreDir(dir string) ProcessOption {
-	return processOption(func(c *processConfig) error { c.storeDir = dir; return nil })
-}
-
-// ProcessRetry has the worker processes retry handler errors marked
-// [task.Retryable] as p says; by default they are not retried. Negative
-// settings are an error matching [ErrInvalidOption].
-func ProcessRetry(p task.RetryPolicy) ProcessOption {
-	return processOption(func(c *processConfig) error {
-		if p.Attempts < 0 || p.Backoff < 0 || p.MaxBackoff < 0 {
-			return fmt.Errorf("%w: ProcessRetry(%+v) has a negative setting", ErrInvalidOption, p)
-		}
-		c.retry = p
-		return nil
-	})
-}
-
-// ProcessStderr sends the worker processes' standard error to f; the default
-// is this process's.
-func ProcessStderr(f *os.File) ProcessOption {
-	return processOption(func(c *processConfig) error { c.stderr = f; return nil })
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/task"
 )
 
@@ -41,14 +42,14 @@ func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64
 	rc.left.Store(int64(len(b.calls)))
 	n.mu.Unlock()
 
-	data, err := broker.Encode(&broker.Chunk{
+	data, err := wire.Encode(&wire.Chunk{
 		Executor: n.id, ID: rc.id, Kind: b.codec.Kind, Control: n.control,
-		Deadline: broker.WireDeadline(b.deadline), Items: items,
+		Deadline: wire.Deadline(b.deadline), Items: items,
 	})
 	if err != nil {
 		return 0, err
 	}
-	rc.digest = broker.Digest(data)
+	rc.digest = wire.Digest(data)
 	// Leave room for the headers.
 	if limit := n.nc.MaxPayload() - 256; int64(len(data)) > limit {
 		return 0, fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), b.codec.Kind, len(data), limit)
@@ -75,7 +76,7 @@ func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64
 		onID(rc.id)
 	}
 	msg := &nats.Msg{Subject: n.tasksSubject(b.codec.Kind), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, broker.MsgID(n.id, rc.id))
+	msg.Header.Set(jetstream.MsgIDHeader, wire.MsgID(n.id, rc.id))
 	broker.InjectTrace(ctx, msg.Header)
 	// With too many PubAcks outstanding the publish waits for the server,
 	// as long as ctx allows: the broker's pace is the producer's.
@@ -187,7 +188,7 @@ func (n *NATS) republish(rc *remoteChunk, m *nats.Msg) {
 // lets the coalescer send the next chunk of a kind once the previous one is
 // in the stream. pa is nil when a publish failed for good.
 func (n *NATS) onPublishAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
-	exec, id, ok := broker.ParseMsgID(m.Header.Get(jetstream.MsgIDHeader))
+	exec, id, ok := wire.ParseMsgID(m.Header.Get(jetstream.MsgIDHeader))
 	if !ok || exec != n.id {
 		return
 	}
@@ -208,7 +209,7 @@ func (n *NATS) onPublishAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.Pu
 // whether this executor published it, rc is its record while some of its
 // futures are not done.
 func (n *NATS) chunkOf(h nats.Header) (rc *remoteChunk, ours bool) {
-	exec, id, ok := broker.ParseMsgID(h.Get(jetstream.MsgIDHeader))
+	exec, id, ok := wire.ParseMsgID(h.Get(jetstream.MsgIDHeader))
 	if !ok || exec != n.id {
 		return nil, false
 	}
@@ -218,7 +219,7 @@ func (n *NATS) chunkOf(h nats.Header) (rc *remoteChunk, ours bool) {
 }
 
 // encodeArgs encodes the inputs of b's calls into one buffer, one item each.
-func encodeArgs(b *batch) ([]broker.Item, error) {
+func encodeArgs(b *batch) ([]wire.Item, error) {
 	var buf []byte
 	ends := make([]int, len(b.calls))
 	for i, c := range b.calls {
@@ -228,10 +229,10 @@ func encodeArgs(b *batch) ([]broker.Item, error) {
 		}
 		ends[i] = len(buf)
 	}
-	items := make([]broker.Item, len(b.calls))
+	items := make([]wire.Item, len(b.calls))
 	start := 0
 	for i, end := range ends {
-		items[i] = broker.Item{Seq: uint32(i), Args: buf[start:end:end]}
+		items[i] = wire.Item{Seq: uint32(i), Args: buf[start:end:end]}
 		start = end
 	}
 	return items, nil

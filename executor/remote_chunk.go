@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 )
 
 // remoteChunk is the producer's record of a published chunk. Its fields but
@@ -152,7 +152,7 @@ func (rc *remoteChunk) interrupt(seq uint32) {
 	if inbox == "" {
 		return
 	}
-	data, err := broker.Encode(&broker.Interrupt{Executor: n.id, Chunk: rc.id, Seq: seq, Grant: grant})
+	data, err := wire.Encode(&wire.Interrupt{Executor: n.id, Chunk: rc.id, Seq: seq, Grant: grant})
 	if err == nil {
 		err = n.nc.Publish(inbox, data)
 	}

@@ -3,7 +3,6 @@ package executor_test
 import (
 	"context"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
@@ -20,10 +20,10 @@ import (
 // The tests of this file hold the promise that every future resolves, and
 // soon, whatever a lost message, a dead party or a far deadline does.
 
-// encode is broker.Encode for a test.
+// encode is wire.Encode for a test.
 func encode(t *testing.T, v any) []byte {
 	t.Helper()
-	data, err := broker.Encode(v)
+	data, err := wire.Encode(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func encode(t *testing.T, v any) []byte {
 }
 
 // pullOne takes one chunk of kind from the pool's stream, as a worker would.
-func pullOne(t *testing.T, js jetstream.JetStream, kind string) (jetstream.Msg, broker.Chunk) {
+func pullOne(t *testing.T, js jetstream.JetStream, kind string) (jetstream.Msg, wire.Chunk) {
 	t.Helper()
 	subj, _ := broker.NewSubjects(broker.DefaultPrefix, broker.DefaultPool)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -48,26 +48,26 @@ func pullOne(t *testing.T, js jetstream.JetStream, kind string) (jetstream.Msg, 
 	if !ok {
 		t.Fatalf("no %s chunk to pull: %v", kind, batch.Error())
 	}
-	var c broker.Chunk
-	if err := broker.Decode(msg.Data(), &c); err != nil {
+	var c wire.Chunk
+	if err := wire.Decode(msg.Data(), &c); err != nil {
 		t.Fatal(err)
 	}
 	return msg, c
 }
 
 // askStart asks c's producer for leave to start c, held as msg, as worker.
-func askStart(t *testing.T, nc *nats.Conn, msg jetstream.Msg, c broker.Chunk, worker string) broker.StartReply {
+func askStart(t *testing.T, nc *nats.Conn, msg jetstream.Msg, c wire.Chunk, worker string) wire.StartReply {
 	t.Helper()
-	d := broker.Digest(msg.Data())
+	d := wire.Digest(msg.Data())
 	meta, _ := msg.Metadata()
-	req := broker.Starts{Items: []broker.Start{{Chunk: c.ID, Worker: worker, Inbox: nc.NewInbox(),
+	req := wire.Starts{Items: []wire.Start{{Chunk: c.ID, Worker: worker, Inbox: nc.NewInbox(),
 		Delivery: meta.NumDelivered, Digest: d[:], Ack: msg.Reply()}}}
 	resp, err := nc.Request(c.Control+broker.StartSuffix, encode(t, &req), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var replies broker.StartReplies
-	if err := broker.Decode(resp.Data, &replies); err != nil || len(replies.Items) != 1 {
+	var replies wire.StartReplies
+	if err := wire.Decode(resp.Data, &replies); err != nil || len(replies.Items) != 1 {
 		t.Fatalf("start replies %+v, %v", replies, err)
 	}
 	return replies.Items[0]
@@ -122,12 +122,12 @@ func TestFinalResultLeavingItemsRunsThemAgain(t *testing.T) {
 
 	msg, c := pullOne(t, js, Square.Kind())
 	reply := askStart(t, nc, msg, c, "partial")
-	if reply.Verdict != broker.VerdictGo || len(reply.Items) != 3 || reply.Grant == 0 {
+	if reply.Verdict != wire.VerdictGo || len(reply.Items) != 3 || reply.Grant == 0 {
 		t.Fatalf("start reply %+v, want go for 3 items with a grant", reply)
 	}
 	value, _ := msgpack.Marshal(16)
-	final := broker.Result{Chunk: c.ID, Worker: "partial", Final: true, Grant: reply.Grant,
-		Items: []broker.ItemResult{{Seq: 2, Value: value}}}
+	final := wire.Result{Chunk: c.ID, Worker: "partial", Final: true, Grant: reply.Grant,
+		Items: []wire.ItemResult{{Seq: 2, Value: value}}}
 	if err := nc.Publish(c.Control+broker.ResultSuffix, encode(t, &final)); err != nil {
 		t.Fatal(err)
 	}
@@ -152,11 +152,11 @@ func TestDeadlineBeyondTheWire(t *testing.T) {
 	startWorker(t, connect(t, nc.ConnectedUrl()), reg, worker.Config{Concurrency: 2})
 
 	for _, d := range []time.Duration{2_060_000 * time.Hour, 2_100_000 * time.Hour, 1<<63 - 1} {
-		f, err := executor.Submit(context.Background(), ex, Square, 3, executor.SubmitTimeout(d))
+		f, err := executor.Submit(t.Context(), ex, Square, 3, executor.SubmitTimeout(d))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		v, err := f.Result(ctx)
 		cancel()
 		if err != nil || v != 9 {
@@ -179,9 +179,9 @@ func TestSilentProducersTakeNoSlot(t *testing.T) {
 	for i := range 8 {
 		ghost := "ghost" + string(rune('a'+i))
 		args, _ := msgpack.Marshal(i)
-		data := encode(t, &broker.Chunk{Executor: ghost, ID: uint64(i + 1), Kind: Square.Kind(),
-			Control: subj.Control(ghost), Items: []broker.Item{{Seq: 0, Args: args}}})
-		if _, err := js.Publish(context.Background(), subj.Tasks(Square.Kind()), data); err != nil {
+		data := encode(t, &wire.Chunk{Executor: ghost, ID: uint64(i + 1), Kind: Square.Kind(),
+			Control: subj.Control(ghost), Items: []wire.Item{{Seq: 0, Args: args}}})
+		if _, err := js.Publish(t.Context(), subj.Tasks(Square.Kind()), data); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,11 +190,11 @@ func TestSilentProducersTakeNoSlot(t *testing.T) {
 	startWorker(t, connect(t, nc.ConnectedUrl()), reg, worker.Config{Concurrency: 1, PoolConfig: pc})
 
 	start := time.Now()
-	f, err := executor.Submit(context.Background(), ex, Square, 7)
+	f, err := executor.Submit(t.Context(), ex, Square, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), pc.Grace/3)
+	ctx, cancel := context.WithTimeout(t.Context(), pc.Grace/3)
 	defer cancel()
 	if v, err := f.Result(ctx); err != nil || v != 49 {
 		t.Fatalf("Square(7) behind eight silent producers' chunks: %d, %v after %v", v, err, time.Since(start))
@@ -207,18 +207,18 @@ func TestSilentProducersTakeNoSlot(t *testing.T) {
 // the verdict of a producer that is gone.
 func TestShutdownRemovesWhatItCancelled(t *testing.T) {
 	_, nc := startBroker(t)
-	ex, err := executor.NewNATS(context.Background(), nc, executor.NATSPoolConfig(testPool))
+	ex, err := executor.NewNATS(t.Context(), nc, executor.NATSPoolConfig(testPool))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		if _, err := executor.Submit(context.Background(), ex, Square, i); err != nil {
+		if _, err := executor.Submit(t.Context(), ex, Square, i); err != nil {
 			t.Fatal(err)
 		}
 	}
 	js := jetstreamOf(t, nc)
 	waitUntil(t, func() bool { return streamMsgs(t, js) == 5 }, "five chunks in the stream")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := ex.Shutdown(ctx, true, true); err != nil {
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestGoneWorkersChunkRunsAgainAtOnce(t *testing.T) {
 	doomed := connect(t, nc.ConnectedUrl())
 	startWorker(t, doomed, reg, worker.Config{Concurrency: 1, PoolConfig: pc})
 	t.Cleanup(func() { close(stuck) }) // before the worker's drain
-	f, err := executor.Submit(context.Background(), ex, Square, 6)
+	f, err := executor.Submit(t.Context(), ex, Square, 6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,100 +261,10 @@ func TestGoneWorkersChunkRunsAgainAtOnce(t *testing.T) {
 	healthy := task.NewRegistry()
 	task.Handle(healthy, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
 	startWorker(t, connect(t, nc.ConnectedUrl()), healthy, worker.Config{Concurrency: 1, PoolConfig: pc})
-	ctx, cancel := context.WithTimeout(context.Background(), pc.AckWait/3)
+	ctx, cancel := context.WithTimeout(t.Context(), pc.AckWait/3)
 	defer cancel()
 	if v, err := f.Result(ctx); err != nil || v != 36 {
 		t.Fatalf("Square(6) after its worker's connection closed: %d, %v", v, err)
 	}
 	t.Logf("ran again %v after its worker was gone", time.Since(killed).Round(time.Millisecond))
-}
-
-// TestProcessPoolRerunsADeadProcessesChunks: a worker process killed in the
-// middle of a map has its chunks run by the others at once, or within the
-// process pool's short lease for a chunk it had fetched but not started,
-// not after the 30s lease of a pool of remote workers.
-func TestProcessPoolRerunsADeadProcessesChunks(t *testing.T) {
-	pc := broker.PoolConfig{Grace: 30 * time.Second}
-	p, err := executor.NewProcessPool(context.Background(), 2, executor.NATSPoolConfig(pc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		p.Shutdown(ctx, true, true)
-	})
-	naps := make([]int, 12)
-	for i := range naps {
-		naps[i] = 500
-	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	got, killed := 0, false
-	for v, err := range executor.Map(ctx, p, Nap, slices.Values(naps)) {
-		if err != nil || v != 500 {
-			t.Fatalf("result %d: %d, %v", got, v, err)
-		}
-		got++
-		if got == 2 && !killed {
-			if err := p.Processes()[0].Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killed = true
-		}
-	}
-	took := time.Since(start)
-	t.Logf("12 naps of 0.5s on 2 processes, one killed: %v", took.Round(time.Millisecond))
-	if got != len(naps) {
-		t.Fatalf("%d results of %d", got, len(naps))
-	}
-	// Six rounds of naps on two processes, then one on one: 3.5s of work,
-	// plus at most one short lease for a chunk the killed process held.
-	if limit := 4*time.Second + executor.ProcessAckWait + 2*time.Second; took > limit {
-		t.Fatalf("the map took %v, want at most %v: the dead process's chunk waited", took, limit)
-	}
-}
-
-// TestProcessPoolRunsNTasksAtOnce: a pool of four processes runs four
-// blocking tasks at once, however they were submitted: no task waits behind
-// a busy process while another is idle.
-func TestProcessPoolRunsNTasksAtOnce(t *testing.T) {
-	p := faultPool(t, 4)
-	var fs []*executor.Future[int]
-	submit := func() {
-		f, err := executor.Submit(context.Background(), p, Nap, 60_000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fs = append(fs, f)
-	}
-	submit()
-	waitUntil(t, fs[0].Running, "the first task to run")
-	for range 3 {
-		submit()
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, f := range fs {
-		for !f.Running() {
-			if time.Now().After(deadline) {
-				n := 0
-				for _, f := range fs {
-					if f.Running() {
-						n++
-					}
-				}
-				t.Fatalf("%d of 4 blocking tasks running on 4 processes", n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	for _, f := range fs {
-		f.Interrupt()
-	}
-	for _, f := range fs {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		f.Err(ctx)
-		cancel()
-	}
 }

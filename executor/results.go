@@ -3,13 +3,15 @@ package executor
 import (
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/task"
 )
 
-// onResult takes a result message: the results of one or more chunks.
+// onResult takes a result message: the results of one or more chunks. It
+// runs on the results subscription's goroutine alone, which owns
+// n.resultsReader.
 func (n *NATS) onResult(m *nats.Msg) {
-	rs, err := broker.DecodeResults(m.Data)
+	rs, err := n.resultsReader.Read(m.Data)
 	for i := range rs {
 		n.result(&rs[i])
 	}
@@ -24,7 +26,7 @@ func (n *NATS) onResult(m *nats.Msg) {
 // attempt that leaves some of them without a result ends that attempt: the
 // chunk is nakked, and its redelivery is granted the items still owed, so
 // a lost result message never loses a future.
-func (n *NATS) result(r *broker.Result) {
+func (n *NATS) result(r *wire.Result) {
 	n.mu.Lock()
 	rc := n.chunks[r.Chunk]
 	known := rc != nil && rc.granted(r.Grant)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/embedded"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
@@ -90,7 +91,7 @@ func TestSecurityPoolRunsWithLeastPrivilege(t *testing.T) {
 	})
 	startWorker(t, wnc, reg, worker.Config{Pool: "batch", Concurrency: 2})
 	i := 0
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	for v, err := range executor.Map(ctx, ex, Square, slices.Values([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}), executor.MapChunksize(3)) {
 		if err != nil || v != i*i {
@@ -112,7 +113,8 @@ func TestSecurityPoolRunsWithLeastPrivilege(t *testing.T) {
 	onc, _ := connectAs(t, srv, "operator", "operator-secret")
 	probed := make(chan struct{}, 1)
 	tap, err := onc.Subscribe("_INBOX.worker.>", func(m *nats.Msg) {
-		if len(m.Data) == 0 && strings.HasPrefix(m.Reply, "_INBOX.producer.") {
+		var p wire.Probe
+		if strings.HasPrefix(m.Reply, "_INBOX.producer.") && wire.Decode(m.Data, &p) == nil && len(p.Chunks) == 1 {
 			select {
 			case probed <- struct{}{}:
 			default:
@@ -165,7 +167,7 @@ func TestSecurityWorkerCannotReadOtherPools(t *testing.T) {
 	nc.Flush()
 	wantViolation(t, errs, "a worker subscribing to another pool")
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	if _, err := js.CreateConsumer(ctx, "JETPOOL_OTHER", jetstream.ConsumerConfig{Durable: "x"}); err == nil {
 		t.Fatal("a worker created a consumer on another pool's stream")
@@ -176,7 +178,7 @@ func TestSecurityProducerCannotConsumeTasks(t *testing.T) {
 	srv := secureServer(t)
 	_, nc, errs := producerAs(t, srv, "producer") // creates the stream
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	if _, err := js.CreateConsumer(ctx, "JETPOOL_BATCH", jetstream.ConsumerConfig{Durable: "thief", FilterSubject: "jetpool.batch.tasks.>"}); err == nil {
 		t.Fatal("a producer created a consumer of the task stream")
@@ -229,7 +231,7 @@ type rogue struct {
 // pulled is a chunk as the rogue was delivered it.
 type pulled struct {
 	msg   jetstream.Msg
-	chunk broker.Chunk
+	chunk wire.Chunk
 }
 
 // newRogue connects as worker2 and provisions the square consumer with a
@@ -266,8 +268,8 @@ func (r *rogue) pull(t *testing.T, n int) []pulled {
 			t.Fatal(err)
 		}
 		for m := range batch.Messages() {
-			var c broker.Chunk
-			if err := broker.Decode(m.Data(), &c); err != nil {
+			var c wire.Chunk
+			if err := wire.Decode(m.Data(), &c); err != nil {
 				t.Fatalf("the rogue pulled a chunk it cannot read: %v", err)
 			}
 			if seen[c.ID] {
@@ -293,9 +295,9 @@ func giveBack(t *testing.T, held []pulled) {
 
 // askStart sends starts to the control subject of a chunk the rogue pulled
 // and returns the producer's verdicts.
-func (r *rogue) askStart(t *testing.T, control string, starts ...broker.Start) []broker.StartReply {
+func (r *rogue) askStart(t *testing.T, control string, starts ...wire.Start) []wire.StartReply {
 	t.Helper()
-	data, err := broker.Encode(&broker.Starts{Items: starts})
+	data, err := wire.Encode(&wire.Starts{Items: starts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,8 +305,8 @@ func (r *rogue) askStart(t *testing.T, control string, starts ...broker.Start) [
 	if err != nil {
 		t.Fatalf("start request: %v", err)
 	}
-	var replies broker.StartReplies
-	if err := broker.Decode(m.Data, &replies); err != nil || len(replies.Items) != len(starts) {
+	var replies wire.StartReplies
+	if err := wire.Decode(m.Data, &replies); err != nil || len(replies.Items) != len(starts) {
 		t.Fatalf("start replies %+v, %v", replies, err)
 	}
 	return replies.Items
@@ -312,7 +314,7 @@ func (r *rogue) askStart(t *testing.T, control string, starts ...broker.Start) [
 
 func (r *rogue) publish(t *testing.T, subject string, v any) {
 	t.Helper()
-	data, err := broker.Encode(v)
+	data, err := wire.Encode(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,10 +430,10 @@ func TestSecurityForgedResultsIgnored(t *testing.T) {
 	for _, p := range held {
 		c := p.chunk
 		for _, g := range []uint64{0, 1, c.ID, c.ID + 1, rand.Uint64(), rand.Uint64()} {
-			res := broker.Result{Chunk: c.ID, Worker: "rogue", Final: true, Grant: g,
-				Items: []broker.ItemResult{{Seq: 0, Value: forged}}}
+			res := wire.Result{Chunk: c.ID, Worker: "rogue", Final: true, Grant: g,
+				Items: []wire.ItemResult{{Seq: 0, Value: forged}}}
 			r.publish(t, c.Control+broker.ResultSuffix, &res)
-			data, err := broker.Encode(&res)
+			data, err := wire.Encode(&res)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -471,13 +473,13 @@ func TestSecurityFakeChunksNeitherRunNorShadow(t *testing.T) {
 	ex, _, _ := producerAs(t, srv, "producer")
 	anc, aerrs := connectAs(t, srv, "producer2", "producer2-secret")
 	ajs := jetstreamOf(t, anc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	const tasks = "jetpool.batch.tasks.square"
 	fake := func(id uint64, arg int, msgID string) *jetstream.PubAck {
 		t.Helper()
-		data, err := broker.Encode(&broker.Chunk{Executor: ex.ID(), ID: id, Kind: Square.Kind(),
-			Control: "jetpool.batch.ctl." + ex.ID(), Items: []broker.Item{{Seq: 0, Args: msgpackOf(t, arg)}}})
+		data, err := wire.Encode(&wire.Chunk{Executor: ex.ID(), ID: id, Kind: Square.Kind(),
+			Control: "jetpool.batch.ctl." + ex.ID(), Items: []wire.Item{{Seq: 0, Args: msgpackOf(t, arg)}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -491,7 +493,7 @@ func TestSecurityFakeChunksNeitherRunNorShadow(t *testing.T) {
 	}
 	const fakes = 50
 	for n := uint64(1); n <= fakes; n++ {
-		if pa := fake(n, 1000+int(n), broker.MsgID(ex.ID(), n)); pa.Duplicate {
+		if pa := fake(n, 1000+int(n), wire.MsgID(ex.ID(), n)); pa.Duplicate {
 			t.Fatalf("fake chunk %d was a duplicate before the victim published anything", n)
 		}
 	}
@@ -512,7 +514,7 @@ func TestSecurityFakeChunksNeitherRunNorShadow(t *testing.T) {
 		t.Fatal("the rogue pulled none of the victim's chunks")
 	}
 	giveBack(t, held)
-	if pa := fake(copied.chunk.ID, 2000, broker.MsgID(ex.ID(), copied.chunk.ID)); !pa.Duplicate {
+	if pa := fake(copied.chunk.ID, 2000, wire.MsgID(ex.ID(), copied.chunk.ID)); !pa.Duplicate {
 		t.Error("a fake under the dedup id of a chunk the victim published was stored")
 	}
 	fake(copied.chunk.ID, 3000, "producer2.1") // stored: only the victim can tell it is not its chunk
@@ -572,26 +574,26 @@ func TestSecurityForgedStartsAndLeases(t *testing.T) {
 	for _, p := range held {
 		c := p.chunk
 		altered := c
-		altered.Items = []broker.Item{{Seq: 0, Args: msgpackOf(t, 99)}}
-		data, err := broker.Encode(&altered)
+		altered.Items = []wire.Item{{Seq: 0, Args: msgpackOf(t, 99)}}
+		data, err := wire.Encode(&altered)
 		if err != nil {
 			t.Fatal(err)
 		}
-		alteredDigest := broker.Digest(data)
-		start := broker.Start{Chunk: c.ID, Worker: "made-up", Inbox: r.inbox, Delivery: 1, Ack: p.msg.Reply()}
-		var starts []broker.Start
+		alteredDigest := wire.Digest(data)
+		start := wire.Start{Chunk: c.ID, Worker: "made-up", Inbox: r.inbox, Delivery: 1, Ack: p.msg.Reply()}
+		var starts []wire.Start
 		for _, digest := range [][]byte{nil, make([]byte, 32), alteredDigest[:]} {
 			start.Digest = digest
 			starts = append(starts, start)
 		}
 		for i, v := range r.askStart(t, c.Control, starts...) {
-			if v.Verdict != broker.VerdictDrop || v.Grant != 0 || len(v.Items) != 0 {
+			if v.Verdict != wire.VerdictDrop || v.Grant != 0 || len(v.Items) != 0 {
 				t.Fatalf("forged start %d of chunk %d answered %+v, want a plain drop", i, c.ID, v)
 			}
 		}
 		forgeries += int64(len(starts))
 		for _, g := range []uint64{0, 1, c.ID, rand.Uint64()} {
-			r.publish(t, c.Control+broker.LeaseSuffix, &broker.Lease{Chunk: c.ID, Grant: g})
+			r.publish(t, c.Control+broker.LeaseSuffix, &wire.Lease{Chunk: c.ID, Grant: g})
 			forgeries++
 		}
 	}
@@ -606,7 +608,7 @@ func TestSecurityForgedStartsAndLeases(t *testing.T) {
 	rec := &recorder{}
 	serve(t, srv, rec, worker.Config{Concurrency: 2})
 	wantSquares(t, futs[1:], inputs[1:]...)
-	if _, err := futs[0].Result(context.Background()); !errors.Is(err, executor.ErrCancelled) {
+	if _, err := futs[0].Result(t.Context()); !errors.Is(err, executor.ErrCancelled) {
 		t.Fatalf("cancelled future: %v, want ErrCancelled", err)
 	}
 	waitUntil(t, func() bool { return streamMsgsOf(t, r.js) == 0 }, "every chunk gone from the stream")
@@ -628,7 +630,7 @@ func TestSecurityReplayedStartGetsNoGrant(t *testing.T) {
 	futs := submitSquares(t, ex, 4)
 	r := newRogue(t, srv, broker.PoolConfig{AckWait: time.Minute})
 	held := r.pull(t, 1)
-	c, digest := held[0].chunk, broker.Digest(held[0].msg.Data())
+	c, digest := held[0].chunk, wire.Digest(held[0].msg.Data())
 	giveBack(t, held)
 
 	started := make(chan struct{})
@@ -647,11 +649,11 @@ func TestSecurityReplayedStartGetsNoGrant(t *testing.T) {
 		t.Fatal("the real worker never started the chunk")
 	}
 	for delivery := uint64(1); delivery <= 3; delivery++ {
-		replay := broker.Start{Chunk: c.ID, Worker: "worker-a", Inbox: r.inbox, Delivery: delivery, Digest: digest[:]}
+		replay := wire.Start{Chunk: c.ID, Worker: "worker-a", Inbox: r.inbox, Delivery: delivery, Digest: digest[:]}
 		v := r.askStart(t, c.Control, replay)[0]
-		if v.Verdict == broker.VerdictGo || v.Grant != 0 {
-			r.publish(t, c.Control+broker.ResultSuffix, &broker.Result{Chunk: c.ID, Worker: "worker-a", Final: true,
-				Grant: v.Grant, Items: []broker.ItemResult{{Seq: 0, Value: msgpackOf(t, -1)}}})
+		if v.Verdict == wire.VerdictGo || v.Grant != 0 {
+			r.publish(t, c.Control+broker.ResultSuffix, &wire.Result{Chunk: c.ID, Worker: "worker-a", Final: true,
+				Grant: v.Grant, Items: []wire.ItemResult{{Seq: 0, Value: msgpackOf(t, -1)}}})
 			t.Errorf("a replayed start of delivery %d got %+v", delivery, v)
 		}
 	}
@@ -699,7 +701,7 @@ func TestSecurityNobodyReadsAnotherPartysSubjects(t *testing.T) {
 	pnc.Publish(control+broker.ResultSuffix, []byte("forged"))
 	pnc.Flush()
 	wantViolation(t, perrs, "a producer publishing to another producer's control subject")
-	st, err := jetstreamOf(t, pnc).Stream(context.Background(), "JETPOOL_BATCH")
+	st, err := jetstreamOf(t, pnc).Stream(t.Context(), "JETPOOL_BATCH")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -710,7 +712,7 @@ func TestSecurityNobodyReadsAnotherPartysSubjects(t *testing.T) {
 		},
 		"removing a queued chunk": func(ctx context.Context) error { return st.DeleteMsg(ctx, 1) },
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		err := call(ctx)
 		cancel()
 		if err == nil {
@@ -745,7 +747,7 @@ func TestSecurityMaxDeliverWithoutReadingTheStream(t *testing.T) {
 	for range batch.Messages() {
 		t.Fatal("a chunk was delivered more than MaxDeliver times")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), settleBound)
+	ctx, cancel := context.WithTimeout(t.Context(), settleBound)
 	defer cancel()
 	_, err = futs[0].Result(ctx)
 	var te *task.Error

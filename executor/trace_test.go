@@ -32,7 +32,7 @@ func TestTraceContextReachesHandler(t *testing.T) {
 
 	tid, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
 	sid, _ := trace.SpanIDFromHex("b7ad6b7169203331")
-	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+	ctx := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
 	}))
 	want := tid.String() + "/" + sid.String()
@@ -41,7 +41,7 @@ func TestTraceContextReachesHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := f.Result(context.Background()); err != nil || got != want {
+	if got, err := f.Result(t.Context()); err != nil || got != want {
 		t.Fatalf("Submit: handler saw %q, %v; want %q", got, err, want)
 	}
 	for got, err := range executor.Map(ctx, ex, traced, slices.Values([]int{1, 2, 3}), executor.MapChunksize(2)) {
@@ -49,11 +49,11 @@ func TestTraceContextReachesHandler(t *testing.T) {
 			t.Fatalf("Map: handler saw %q, %v; want %q", got, err, want)
 		}
 	}
-	untraced, err := executor.Submit(context.Background(), ex, traced, 1)
+	untraced, err := executor.Submit(t.Context(), ex, traced, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := untraced.Result(context.Background()); err != nil || got != "" {
+	if got, err := untraced.Result(t.Context()); err != nil || got != "" {
 		t.Fatalf("without a span: handler saw %q, %v; want no span context", got, err)
 	}
 }
@@ -74,7 +74,7 @@ func TestTraceContextOfGatheredSubmits(t *testing.T) {
 	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
 	var fs []*executor.Future[string]
 	for i := range 200 {
-		ctx, cancel := context.WithCancel(trace.ContextWithSpanContext(context.Background(),
+		ctx, cancel := context.WithCancel(trace.ContextWithSpanContext(t.Context(),
 			trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})))
 		f, err := executor.Submit(ctx, ex, traced, i)
 		cancel() // the Submit is done; its ctx ends before its chunk may go
@@ -84,7 +84,7 @@ func TestTraceContextOfGatheredSubmits(t *testing.T) {
 		fs = append(fs, f)
 	}
 	for i, f := range fs {
-		if got, err := f.Result(context.Background()); err != nil || got != tid.String() {
+		if got, err := f.Result(t.Context()); err != nil || got != tid.String() {
 			t.Fatalf("task %d: handler saw trace %q, %v; want %s", i, got, err, tid)
 		}
 	}

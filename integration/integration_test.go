@@ -91,7 +91,7 @@ func TestClusterMap(t *testing.T) {
 	}
 	ex := c.producer()
 	const n = 20_000
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
 	got := 0
@@ -194,12 +194,12 @@ func TestNodeStopped(t *testing.T) {
 	fs := submitNaps(t, ex, n, 5, &tl)
 	waitDone(t, fs, n/5)
 	stop := time.Duration(0)
-	if err := c.nodes[1].Stop(context.Background(), &stop); err != nil {
+	if err := c.nodes[1].Stop(t.Context(), &stop); err != nil {
 		t.Fatal(err)
 	}
 	t.Log("node n2 stopped")
 	waitDone(t, fs, n/2)
-	if err := c.nodes[1].Start(context.Background()); err != nil {
+	if err := c.nodes[1].Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Log("node n2 started again")
@@ -276,7 +276,7 @@ func TestNodeStoppedWhileSubmitting(t *testing.T) {
 				return
 			default:
 			}
-			f, err := executor.Submit(context.Background(), ex, builtin.Sleep, nap(i, 1))
+			f, err := executor.Submit(t.Context(), ex, builtin.Sleep, nap(i, 1))
 			if err != nil {
 				t.Errorf("Submit %d: %v", i, err)
 				return
@@ -289,7 +289,7 @@ func TestNodeStoppedWhileSubmitting(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	before := nc.ConnectedUrlRedacted()
 	zero := time.Duration(0)
-	if err := c.nodes[1].Stop(context.Background(), &zero); err != nil {
+	if err := c.nodes[1].Stop(t.Context(), &zero); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("node n2 (%s), the producer's, stopped", before)
@@ -332,7 +332,7 @@ func TestScaleOut(t *testing.T) {
 	ex := c.producer()
 	const n = 1200
 	var done atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	result := make(chan error, 1)
 	go func() {
@@ -386,7 +386,7 @@ func TestProducersNodeStoppedThenKilledDuringMap(t *testing.T) {
 	nc := c.connectVia(c.nodes[1])
 	ex := c.producerOn(nc)
 	const n = 6000
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	nodeOf := func() testcontainers.Container {
 		for _, node := range c.nodes {
@@ -410,18 +410,18 @@ func TestProducersNodeStoppedThenKilledDuringMap(t *testing.T) {
 		switch got {
 		case n / 4:
 			node := nodeOf()
-			if err := node.Stop(context.Background(), nil); err != nil {
+			if err := node.Stop(t.Context(), nil); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("the producer's node stopped after %d results", got)
-			if err := node.Start(context.Background()); err != nil {
+			if err := node.Start(t.Context()); err != nil {
 				t.Fatal(err)
 			}
 		case n / 2:
 			node := nodeOf()
 			docker(t, "kill", "-s", "KILL", node.GetContainerID())
 			t.Logf("the producer's node killed after %d results", got)
-			if err := node.Start(context.Background()); err != nil {
+			if err := node.Start(t.Context()); err != nil {
 				t.Fatal(err)
 			}
 		}

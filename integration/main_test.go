@@ -20,9 +20,11 @@ import (
 
 // Image names of this run; unique so parallel runs never share images.
 var (
-	runID       = strconv.FormatInt(time.Now().UnixNano(), 36)
-	workerImage = "jetpool-it/worker:" + runID
-	natsImage   = "jetpool-it/nats:" + runID
+	runID          = strconv.FormatInt(time.Now().UnixNano(), 36)
+	workerImage    = "jetpool-it/worker:" + runID
+	natsImage      = "jetpool-it/nats:" + runID
+	wordcountImage = "jetpool-it/wordcount-worker:" + runID
+	submitImage    = "jetpool-it/submit:" + runID
 )
 
 func TestMain(m *testing.M) {
@@ -54,8 +56,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildImages compiles the worker and nats-server statically and wraps each
-// in a FROM scratch image, with the Dockerfiles the project ships.
+// buildImages compiles the worker, submit, the wordcount example's worker
+// and nats-server statically and wraps each in a FROM scratch image, with the
+// Dockerfiles the project ships.
 func buildImages() error {
 	dir, err := os.MkdirTemp("", "jetpool-it-*")
 	if err != nil {
@@ -68,9 +71,13 @@ func buildImages() error {
 	}
 	steps := [][]string{
 		{"go", "build", "-trimpath", "-o", filepath.Join(dir, "worker"), "./cmd/worker"},
+		{"go", "build", "-trimpath", "-o", filepath.Join(dir, "wordcount-worker"), "./examples/wordcount/worker"},
 		{"go", "build", "-trimpath", "-o", filepath.Join(dir, "nats-server"), "github.com/nats-io/nats-server/v2"},
+		{"go", "build", "-trimpath", "-o", filepath.Join(dir, "submit"), "./cmd/submit"},
 		{"docker", "build", "-q", "-f", filepath.Join(root, "docker/worker.Dockerfile"), "-t", workerImage, dir},
 		{"docker", "build", "-q", "-f", filepath.Join(root, "docker/nats.Dockerfile"), "-t", natsImage, dir},
+		{"docker", "build", "-q", "-f", filepath.Join(root, "docker/submit.Dockerfile"), "-t", submitImage, dir},
+		{"docker", "build", "-q", "-f", filepath.Join(root, "examples/wordcount/Dockerfile"), "-t", wordcountImage, dir},
 	}
 	for _, s := range steps {
 		cmd := exec.Command(s[0], s[1:]...)
@@ -84,5 +91,5 @@ func buildImages() error {
 }
 
 func removeImages() {
-	exec.Command("docker", "rmi", "-f", workerImage, natsImage).Run()
+	exec.Command("docker", "rmi", "-f", workerImage, natsImage, submitImage, wordcountImage).Run()
 }

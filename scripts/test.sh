@@ -2,12 +2,22 @@
 # The whole test suite: formatting, vet, staticcheck, every package's tests
 # with the race detector (the integration tests build their own images and
 # need Docker), and a bounded run of each fuzz target.
+#
+# It installs one thing: tmux, with apt-get, where tmux is missing and
+# apt-get is there (it must run as root then). The progress bar's tests read
+# a real terminal through tmux; without it they fail when CI=true and are
+# skipped otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The progress bar's test reads a real terminal through tmux.
-if ! command -v tmux >/dev/null && command -v apt-get >/dev/null; then
-  apt-get install -y -qq tmux >/dev/null 2>&1 || echo "tmux could not be installed; the terminal test will fail"
+if ! command -v tmux >/dev/null; then
+  if command -v apt-get >/dev/null; then
+    echo "test.sh: installing tmux with apt-get (apt-get update, apt-get install tmux) for the terminal tests"
+    { apt-get update -qq && apt-get install -y -qq tmux; } >/dev/null 2>&1 ||
+      echo "test.sh: apt-get could not install tmux; the terminal tests will fail"
+  else
+    echo "test.sh: tmux is missing and there is no apt-get to install it; the terminal tests will fail with CI=true"
+  fi
 fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -173,10 +173,15 @@ func (h *handler[In, Out]) decode(raw []byte) (In, error) {
 	c.r.Reset(raw)
 	defer c.r.Reset(nil)
 	c.dec.Reset(&c.r)
-	// As msgpack.Unmarshal does.
+	// As msgpack.Unmarshal does, with json tags and unknown fields as
+	// jsonStructs says.
 	c.dec.UsePreallocateValues(true)
-	err := c.dec.Decode(&in)
-	return in, err
+	c.dec.SetCustomStructTag(jsonStructs)
+	c.dec.DisallowUnknownFields(true)
+	if err := c.dec.Decode(&in); err != nil {
+		return in, inWords(err, reflect.TypeFor[In]())
+	}
+	return in, nil
 }
 
 // encode appends out's msgpack encoding to dst: a scalar directly, anything
@@ -189,6 +194,7 @@ func (h *handler[In, Out]) encode(dst []byte, out Out) ([]byte, error) {
 	defer h.release(c)
 	c.buf.Reset()
 	c.enc.Reset(&c.buf)
+	c.enc.SetCustomStructTag(jsonStructs)
 	if err := c.enc.Encode(out); err != nil {
 		return dst, err
 	}

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -72,6 +73,7 @@ func appendIn(dst []byte, in any) ([]byte, error) {
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(buf)
+	enc.SetCustomStructTag(jsonStructs)
 	if err := enc.Encode(in); err != nil {
 		return dst, err
 	}
@@ -89,8 +91,13 @@ func decodeOut[Out any](raw []byte) (any, error) {
 	if err := msgp.Check(raw); err != nil {
 		return nil, fmt.Errorf("task: decode result: %w", err)
 	}
-	if err := msgpack.Unmarshal(raw, &out); err != nil {
-		return nil, fmt.Errorf("task: decode result: %w", err)
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(bytes.NewReader(raw))
+	dec.UsePreallocateValues(true)
+	dec.SetCustomStructTag(jsonStructs)
+	if err := dec.Decode(&out); err != nil {
+		return nil, fmt.Errorf("task: decode result: %w", inWords(err, reflect.TypeFor[Out]()))
 	}
 	return out, nil
 }

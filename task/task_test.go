@@ -83,7 +83,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	reg := task.NewRegistry()
 	task.Handle(reg, square, func(_ context.Context, n int) (int, error) { return n * n, nil })
 	h, _ := reg.Lookup("square")
-	out, err := h.CallRaw(context.Background(), in)
+	out, err := h.CallRaw(t.Context(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,23 +116,23 @@ func TestCallRawErrors(t *testing.T) {
 		return b
 	}
 	var te *task.Error
-	if _, err := h.CallRaw(context.Background(), enc("seven")); !errors.As(err, &te) || te.Type != task.TypeBadInput || te.Kind != "square" {
+	if _, err := h.CallRaw(t.Context(), enc("seven")); !errors.As(err, &te) || te.Type != task.TypeBadInput || te.Kind != "square" {
 		t.Fatalf("wrong-typed input: %v, want a bad_input task error", err)
 	}
-	if _, err := h.CallRaw(context.Background(), []byte{0xc1}); !errors.As(err, &te) || te.Type != task.TypeBadInput {
+	if _, err := h.CallRaw(t.Context(), []byte{0xc1}); !errors.As(err, &te) || te.Type != task.TypeBadInput {
 		t.Fatalf("garbage input: %v, want bad_input", err)
 	}
-	_, err := h.CallRaw(context.Background(), enc(1))
+	_, err := h.CallRaw(t.Context(), enc(1))
 	if !errors.As(err, &te) || te.Type != task.TypePanic || te.Message != "boom" || !strings.Contains(te.Stack, "task_test.go") {
 		t.Fatalf("panic: %#v, want a panic error with the handler's stack", err)
 	}
-	if _, err := h.CallRaw(context.Background(), enc(2)); !errors.As(err, &te) || te.Message != "plain failure" || te.Type != "*errors.errorString" {
+	if _, err := h.CallRaw(t.Context(), enc(2)); !errors.As(err, &te) || te.Message != "plain failure" || te.Type != "*errors.errorString" {
 		t.Fatalf("plain error: %#v", err)
 	}
-	if _, err := h.Call(context.Background(), "seven"); !errors.As(err, &te) || te.Type != task.TypeBadInput {
+	if _, err := h.Call(t.Context(), "seven"); !errors.As(err, &te) || te.Type != task.TypeBadInput {
 		t.Fatalf("Call with a string: %v", err)
 	}
-	if v, err := h.Call(context.Background(), 5); err != nil || v != 25 {
+	if v, err := h.Call(t.Context(), 5); err != nil || v != 25 {
 		t.Fatalf("Call(5) = %v, %v", v, err)
 	}
 }
@@ -182,17 +182,17 @@ func TestRetryable(t *testing.T) {
 func TestRetryPolicy(t *testing.T) {
 	p := task.RetryPolicy{Attempts: 3, Backoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
 	calls := 0
-	err := p.Do(context.Background(), func() error { calls++; return task.Retryable(errors.New("again")) })
+	err := p.Do(t.Context(), func() error { calls++; return task.Retryable(errors.New("again")) })
 	if calls != 3 || err == nil {
 		t.Fatalf("retryable error: %d calls, %v; want 3 calls and the error", calls, err)
 	}
 	calls = 0
-	err = p.Do(context.Background(), func() error { calls++; return errors.New("final") })
+	err = p.Do(t.Context(), func() error { calls++; return errors.New("final") })
 	if calls != 1 || err == nil {
 		t.Fatalf("plain error: %d calls, want 1", calls)
 	}
 	calls = 0
-	err = p.Do(context.Background(), func() error {
+	err = p.Do(t.Context(), func() error {
 		if calls++; calls < 2 {
 			return task.Retryable(errors.New("once"))
 		}
@@ -201,7 +201,7 @@ func TestRetryPolicy(t *testing.T) {
 	if calls != 2 || err != nil {
 		t.Fatalf("success on the second call: %d calls, %v", calls, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	calls = 0
 	slow := task.RetryPolicy{Attempts: 5, Backoff: time.Hour}
@@ -211,10 +211,10 @@ func TestRetryPolicy(t *testing.T) {
 }
 
 func TestWorkerID(t *testing.T) {
-	if got := task.WorkerID(context.Background()); got != "" {
+	if got := task.WorkerID(t.Context()); got != "" {
 		t.Fatalf("WorkerID of a bare context = %q", got)
 	}
-	if got := task.WorkerID(task.WithWorker(context.Background(), "w-1")); got != "w-1" {
+	if got := task.WorkerID(task.WithWorker(t.Context(), "w-1")); got != "w-1" {
 		t.Fatalf("WorkerID = %q", got)
 	}
 }
@@ -378,7 +378,7 @@ func TestCallWithWrongTypedInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := h.Call(context.Background(), c.in)
+			_, err := h.Call(t.Context(), c.in)
 			var te *task.Error
 			if !errors.As(err, &te) || te.Kind != "norm" || te.Type != task.TypeBadInput || te.Message != c.want {
 				t.Fatalf("Call(%#v) = %#v, want a bad_input error %q", c.in, err, c.want)
@@ -391,14 +391,14 @@ func TestCallWithWrongTypedInput(t *testing.T) {
 	if ran {
 		t.Fatal("the handler ran on a wrong-typed input")
 	}
-	if v, err := h.Call(context.Background(), point{3, 4}); err != nil || v != 25.0 {
+	if v, err := h.Call(t.Context(), point{3, 4}); err != nil || v != 25.0 {
 		t.Fatalf("Call(point{3, 4}) = %v, %v", v, err)
 	}
 
 	task.Handle(reg, anyEcho, func(_ context.Context, v any) (any, error) { return v, nil })
 	h, _ = reg.Lookup("any-echo")
 	for _, in := range []any{nil, 1, "x", point{}} {
-		if v, err := h.Call(context.Background(), in); err != nil || v != in {
+		if v, err := h.Call(t.Context(), in); err != nil || v != in {
 			t.Errorf("an any handler: Call(%#v) = %v, %v", in, v, err)
 		}
 	}
@@ -424,13 +424,13 @@ func TestCallRawWithWrongTypedInput(t *testing.T) {
 		"a huge length prefix":    {0xdf, 0xff, 0xff, 0xff, 0xff},
 		"nested beyond the limit": append(bytes.Repeat([]byte{0x91}, 1000), 0x01),
 	} {
-		_, err := h.CallRaw(context.Background(), raw)
+		_, err := h.CallRaw(t.Context(), raw)
 		var te *task.Error
 		if !errors.As(err, &te) || te.Type != task.TypeBadInput || te.Kind != "norm" || te.Message == "" {
 			t.Errorf("%s: %#v, want a bad_input error with a message", name, err)
 		}
 	}
-	out, err := h.CallRaw(context.Background(), enc(point{3, 4}))
+	out, err := h.CallRaw(t.Context(), enc(point{3, 4}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,10 +462,10 @@ func TestPanicIsRecoveredWithStack(t *testing.T) {
 	h, _ := reg.Lookup("square")
 	for n, want := range []string{"a string", "an error 1", "assignment to entry in nil map", "panic called with nil argument"} {
 		for name, call := range map[string]func() error{
-			"Call": func() error { _, err := h.Call(context.Background(), n); return err },
+			"Call": func() error { _, err := h.Call(t.Context(), n); return err },
 			"CallRaw": func() error {
 				raw, _ := msgpack.Marshal(n)
-				_, err := h.CallRaw(context.Background(), raw)
+				_, err := h.CallRaw(t.Context(), raw)
 				return err
 			},
 		} {
@@ -518,7 +518,7 @@ func TestHandlerErrorsKeepTheirCause(t *testing.T) {
 		{3, "custom", "as is", false, nil},
 	}
 	for _, c := range cases {
-		_, err := h.Call(context.Background(), c.in)
+		_, err := h.Call(t.Context(), c.in)
 		var te *task.Error
 		if !errors.As(err, &te) || te.Type != c.typ || te.Message != c.msg || te.Retryable != c.retryable || te.Stack != "" {
 			t.Errorf("Call(%d) = %#v, want type %q, message %q, retryable %v", c.in, err, c.typ, c.msg, c.retryable)
@@ -539,7 +539,7 @@ func TestCallRawResultsAreNotShared(t *testing.T) {
 	h, _ := reg.Lookup("big")
 	call := func(n int) []byte {
 		raw, _ := msgpack.Marshal(n)
-		out, err := h.CallRaw(context.Background(), raw)
+		out, err := h.CallRaw(t.Context(), raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -572,7 +572,7 @@ func TestCallRawOutputThatDoesNotEncode(t *testing.T) {
 	task.Handle(reg, ch, func(context.Context, int) (chan int, error) { return make(chan int), nil })
 	h, _ := reg.Lookup("channel")
 	raw, _ := msgpack.Marshal(1)
-	_, err := h.CallRaw(context.Background(), raw)
+	_, err := h.CallRaw(t.Context(), raw)
 	var te *task.Error
 	if !errors.As(err, &te) || te.Type != "encode" || te.Kind != "channel" {
 		t.Fatalf("CallRaw = %#v, want an encode error", err)
@@ -625,13 +625,13 @@ func TestCallWithAnInterfaceInput(t *testing.T) {
 		return s.String(), nil
 	})
 	h, _ := reg.Lookup("stringer")
-	if v, err := h.Call(context.Background(), nil); err != nil || v != "nil" {
+	if v, err := h.Call(t.Context(), nil); err != nil || v != "nil" {
 		t.Fatalf("Call(nil) = %v, %v", v, err)
 	}
-	if v, err := h.Call(context.Background(), time.Second); err != nil || v != "1s" {
+	if v, err := h.Call(t.Context(), time.Second); err != nil || v != "1s" {
 		t.Fatalf("Call(time.Second) = %v, %v", v, err)
 	}
-	_, err := h.Call(context.Background(), 5)
+	_, err := h.Call(t.Context(), 5)
 	var te *task.Error
 	if !errors.As(err, &te) || te.Type != task.TypeBadInput || te.Message != "input is int, want fmt.Stringer" {
 		t.Fatalf("Call(5) = %v, want a bad_input error naming fmt.Stringer", err)
@@ -751,7 +751,7 @@ func TestRetryPolicyAttempts(t *testing.T) {
 		wantNil  bool
 		wantLast bool // the error of the last call is returned
 	}{
-		{"zero policy retries nothing", task.RetryPolicy{}, flaky, 1, false, true},
+		{"zero policy is the default", task.RetryPolicy{Backoff: time.Millisecond}, flaky, task.DefaultAttempts, false, true},
 		{"negative attempts mean one", task.RetryPolicy{Attempts: -3, Backoff: time.Millisecond}, flaky, 1, false, true},
 		{"one attempt", task.RetryPolicy{Attempts: 1, Backoff: time.Millisecond}, flaky, 1, false, true},
 		{"every attempt used", task.RetryPolicy{Attempts: 4, Backoff: time.Millisecond}, flaky, 4, false, true},
@@ -775,7 +775,7 @@ func TestRetryPolicyAttempts(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var last error
 			fn, at := callTimes(func(n int) error { last = c.fn(n); return last })
-			err := c.p.Do(context.Background(), fn)
+			err := c.p.Do(t.Context(), fn)
 			if len(*at) != c.calls {
 				t.Fatalf("%d calls, want %d", len(*at), c.calls)
 			}
@@ -789,7 +789,7 @@ func TestRetryPolicyAttempts(t *testing.T) {
 func TestRetryPolicyBackoff(t *testing.T) {
 	p := task.RetryPolicy{Attempts: 5, Backoff: 4 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 	fn, at := callTimes(func(int) error { return task.Retryable(errQuota) })
-	p.Do(context.Background(), fn)
+	p.Do(t.Context(), fn)
 	if len(*at) != 5 {
 		t.Fatalf("%d calls, want 5", len(*at))
 	}
@@ -805,7 +805,7 @@ func TestRetryPolicyBackoff(t *testing.T) {
 	// it would take over 8 minutes.
 	capped := task.RetryPolicy{Attempts: 20, Backoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}
 	start := time.Now()
-	capped.Do(context.Background(), func() error { return task.Retryable(errQuota) })
+	capped.Do(t.Context(), func() error { return task.Retryable(errQuota) })
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("20 capped attempts took %v", d)
 	}
@@ -813,7 +813,7 @@ func TestRetryPolicyBackoff(t *testing.T) {
 
 func TestRetryPolicyDefaultBackoff(t *testing.T) {
 	fn, at := callTimes(func(int) error { return task.Retryable(errQuota) })
-	task.RetryPolicy{Attempts: 2}.Do(context.Background(), fn)
+	task.RetryPolicy{Attempts: 2}.Do(t.Context(), fn)
 	if len(*at) != 2 {
 		t.Fatalf("%d calls, want 2", len(*at))
 	}
@@ -825,7 +825,7 @@ func TestRetryPolicyDefaultBackoff(t *testing.T) {
 // TestRetryPolicyStopsWhenContextEnds: a context that ends during a backoff
 // ends Do at once with the last error.
 func TestRetryPolicyStopsWhenContextEnds(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	last := task.Retryable(errQuota)
 	calls := 0
@@ -848,7 +848,7 @@ func TestRetryPolicyStopsWhenContextEnds(t *testing.T) {
 }
 
 func TestWorkerIDs(t *testing.T) {
-	ctx := task.WithWorker(context.Background(), "w-1")
+	ctx := task.WithWorker(t.Context(), "w-1")
 	inner := task.WithWorker(ctx, "w-2")
 	if task.WorkerID(ctx) != "w-1" || task.WorkerID(inner) != "w-2" {
 		t.Fatalf("WorkerID = %q, %q; want w-1, w-2", task.WorkerID(ctx), task.WorkerID(inner))
@@ -859,7 +859,7 @@ func TestWorkerIDs(t *testing.T) {
 		t.Fatalf("a derived context names %q", task.WorkerID(child))
 	}
 	type otherKey struct{}
-	if task.WorkerID(context.WithValue(context.Background(), otherKey{}, "x")) != "" {
+	if task.WorkerID(context.WithValue(t.Context(), otherKey{}, "x")) != "" {
 		t.Fatal("WorkerID read another package's value")
 	}
 
@@ -867,7 +867,7 @@ func TestWorkerIDs(t *testing.T) {
 	reg := task.NewRegistry()
 	task.Handle(reg, task.New[int, string]("whoami"), func(ctx context.Context, _ int) (string, error) { return task.WorkerID(ctx), nil })
 	h, _ := reg.Lookup("whoami")
-	if v, err := h.Call(task.WithWorker(context.Background(), "host-7"), 0); err != nil || v != "host-7" {
+	if v, err := h.Call(task.WithWorker(t.Context(), "host-7"), 0); err != nil || v != "host-7" {
 		t.Fatalf("the handler saw %v, %v", v, err)
 	}
 }
@@ -907,16 +907,95 @@ func TestAppendRaw(t *testing.T) {
 		}
 		raw, _ := msgpack.Marshal(c.in)
 		dst := append(make([]byte, 0, 64), prefix...)
-		got, err := a.AppendRaw(context.Background(), dst, raw)
+		got, err := a.AppendRaw(t.Context(), dst, raw)
 		if c.wantErr {
 			if err == nil || !bytes.Equal(got, prefix) {
 				t.Errorf("%s(%d): %q, %v; want the buffer unchanged and an error", c.kind, c.in, got, err)
 			}
 			continue
 		}
-		want, err2 := h.CallRaw(context.Background(), raw)
+		want, err2 := h.CallRaw(t.Context(), raw)
 		if err != nil || err2 != nil || !bytes.Equal(got, append(bytes.Clone(prefix), want...)) {
 			t.Errorf("%s(%d): AppendRaw %x, %v; CallRaw %x, %v", c.kind, c.in, got, err, want, err2)
 		}
+	}
+}
+
+func TestRetryPolicyMaxAttempts(t *testing.T) {
+	for _, c := range []struct {
+		attempts, want int
+	}{{0, task.DefaultAttempts}, {-2, 1}, {1, 1}, {7, 7}} {
+		if got := (task.RetryPolicy{Attempts: c.attempts}).MaxAttempts(); got != c.want {
+			t.Errorf("RetryPolicy{Attempts: %d}.MaxAttempts() = %d, want %d", c.attempts, got, c.want)
+		}
+	}
+}
+
+// jsonOnly is a struct written for JSON: json tags and no msgpack tags.
+type jsonOnly struct {
+	Text  string `json:"text"`
+	Count int    `json:"count,omitempty"`
+}
+
+// TestStructsTakeTheirJSONNames: a struct with json tags only travels with
+// its json names, so JSON written for it (as the submit CLI sends it)
+// fills its fields; a field it does not have and a value of the wrong type
+// are refused in words.
+func TestStructsTakeTheirJSONNames(t *testing.T) {
+	words := task.New[jsonOnly, jsonOnly]("words")
+	reg := task.NewRegistry()
+	task.Handle(reg, words, func(_ context.Context, in jsonOnly) (jsonOnly, error) {
+		in.Count = len(strings.Fields(in.Text))
+		return in, nil
+	})
+	h, _ := reg.Lookup("words")
+	call := func(in any) (jsonOnly, error) {
+		t.Helper()
+		raw, err := msgpack.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := h.CallRaw(t.Context(), raw)
+		if err != nil {
+			return jsonOnly{}, err
+		}
+		v, err := words.Codec().DecodeOut(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(jsonOnly), nil
+	}
+	if got, err := call(map[string]any{"text": "a b c"}); err != nil || got != (jsonOnly{Text: "a b c", Count: 3}) {
+		t.Fatalf("JSON-named input: %+v, %v; want text \"a b c\" and count 3", got, err)
+	}
+	// A Go producer's encoding takes the same names.
+	raw, err := words.Codec().EncodeIn(jsonOnly{Text: "x y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asMap map[string]any
+	if err := msgpack.Unmarshal(raw, &asMap); err != nil || asMap["text"] != "x y" {
+		t.Fatalf("encoded input %v, %v; want the key \"text\"", asMap, err)
+	}
+	for _, c := range []struct {
+		in   any
+		want string
+	}{
+		{map[string]any{"txt": "a"}, `an object (task_test.jsonOnly) has no field "txt"`},
+		{map[string]any{"text": 7}, "want an object (task_test.jsonOnly) (a string in it), got an integer"},
+		{"just text", "want an object (task_test.jsonOnly), got a string"},
+	} {
+		_, err := call(c.in)
+		var te *task.Error
+		if !errors.As(err, &te) || te.Type != task.TypeBadInput || !strings.Contains(te.Message, c.want) {
+			t.Errorf("input %v: %v; want a bad_input error saying %q", c.in, err, c.want)
+		}
+	}
+	square := task.New[int, int]("sq")
+	task.Handle(reg, square, func(_ context.Context, n int) (int, error) { return n * n, nil })
+	hs, _ := reg.Lookup("sq")
+	rawStr, _ := msgpack.Marshal("x")
+	if _, err := hs.CallRaw(t.Context(), rawStr); err == nil || !strings.Contains(err.Error(), "want an integer, got a string") {
+		t.Errorf("a string for an int: %v, want it said in words", err)
 	}
 }

@@ -111,8 +111,8 @@ func IsChild() bool { return child.Is() }
 
 // ServeIfChild makes a program its own process pool's worker: called first
 // thing in main, it does nothing in a normal run, and in a process started
-// by executor.NewProcessPool it serves reg until SIGTERM or the loss of the
-// broker, then exits the process.
+// by processpool.New (executor/processpool) it serves reg until SIGTERM or
+// the loss of the broker, then exits the process.
 func ServeIfChild(reg *task.Registry) {
 	if !IsChild() {
 		return

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/task"
 )
 
@@ -25,9 +27,17 @@ const startTimeout = 2 * time.Second
 // answer, the chunk gives it back (see chunkRun.askStart).
 func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg, sl *slot) {
 	m := w.metrics.kind(src.kind)
-	var c broker.Chunk
-	err := broker.Decode(msg.Data, &c)
+	meta, err := msg.Metadata()
 	if err != nil {
+		w.log.Warn("worker: chunk without JetStream metadata terminated", "kind", src.kind, "err", err)
+		w.terminate(m, msg)
+		return
+	}
+	if meta.NumDelivered > 1 {
+		m.redelivered.Add(1)
+	}
+	var c wire.Chunk
+	if err := wire.Decode(msg.Data, &c); err != nil {
 		w.log.Warn("worker: malformed chunk terminated", "kind", src.kind, "err", err)
 		w.terminate(m, msg)
 		return
@@ -46,16 +56,12 @@ func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg, sl *slot
 			return
 		}
 	}
-	meta, err := msg.Metadata()
-	if err != nil {
-		w.log.Warn("worker: chunk without JetStream metadata terminated", "kind", src.kind, "err", err)
-		w.terminate(m, msg)
+	r := &chunkRun{w: w, c: &c, msg: msg, m: m, delivery: meta.NumDelivered, ackWait: src.ackWait, maxDeliver: src.maxDeliver,
+		deadline: deadline, streamSeq: meta.Sequence.Stream}
+	if c.Named() {
+		r.startNamed(ctx)
 		return
 	}
-	if meta.NumDelivered > 1 {
-		m.redelivered.Add(1)
-	}
-	r := &chunkRun{w: w, c: &c, msg: msg, m: m, delivery: meta.NumDelivered, ackWait: src.ackWait, deadline: deadline}
 	r.start(ctx, sl)
 }
 
@@ -65,10 +71,17 @@ func (w *Worker) handle(ctx context.Context, src source, msg *nats.Msg, sl *slot
 // whose producer stayed silent is terminated, and one still waiting for a
 // verdict when ctx ended goes back to the stream.
 func (r *chunkRun) start(ctx context.Context, sl *slot) {
+	// Registered from its first request: a producer probing an attempt it
+	// granted must hear that the worker holds it even before the grant
+	// arrives (see answerProbe).
+	key := chunkKey{r.c.Executor, r.c.ID}
+	r.w.register(key, r)
+	defer r.w.unregister(key, r)
 	asked := time.Now()
 	reply, outcome := r.askStart(ctx, sl)
 	switch outcome {
 	case drained:
+		r.m.returned.Add(1)
 		r.msg.Nak()
 		return
 	case silent:
@@ -78,11 +91,11 @@ func (r *chunkRun) start(ctx context.Context, sl *slot) {
 	}
 	r.m.startWait.Observe(time.Since(asked).Seconds())
 	switch reply.Verdict {
-	case broker.VerdictDrop:
+	case wire.VerdictDrop:
 		r.m.dropped.Add(1)
 		r.msg.Ack()
 		return
-	case broker.VerdictBusy:
+	case wire.VerdictBusy:
 		r.m.busy.Add(1)
 		r.msg.NakWithDelay(r.ackWait)
 		return
@@ -130,10 +143,10 @@ const (
 // longer than that gets a single try, so the chunks of a producer that is
 // gone for good are terminated at once. If ctx ends first, it gives up with
 // drained.
-func (r *chunkRun) askStart(ctx context.Context, sl *slot) (broker.StartReply, startOutcome) {
+func (r *chunkRun) askStart(ctx context.Context, sl *slot) (wire.StartReply, startOutcome) {
 	w, c, msg, ackWait := r.w, r.c, r.msg, r.ackWait
-	digest := broker.Digest(msg.Data)
-	req := broker.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.interrupts, Delivery: r.delivery, Digest: digest[:], Ack: msg.Reply}
+	digest := wire.Digest(msg.Data)
+	req := wire.Start{Chunk: c.ID, Worker: w.cfg.ID, Inbox: w.interrupts, Delivery: r.delivery, Digest: digest[:], Ack: msg.Reply}
 	subject := c.Control + broker.StartSuffix
 	var giveUp time.Time
 	backoff := 50 * time.Millisecond
@@ -144,7 +157,7 @@ func (r *chunkRun) askStart(ctx context.Context, sl *slot) (broker.StartReply, s
 		case err == nil:
 			w.answered(subject)
 			return reply, answered
-		case errors.Is(err, broker.ErrMalformed) || errors.Is(err, errShortReply):
+		case errors.Is(err, wire.ErrMalformed) || errors.Is(err, errShortReply):
 			w.log.Warn("worker: malformed start reply", "executor", c.Executor, "chunk", c.ID, "err", err)
 		case !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout):
 			w.log.Debug("worker: start request", "chunk", c.ID, "err", err)
@@ -154,7 +167,7 @@ func (r *chunkRun) askStart(ctx context.Context, sl *slot) (broker.StartReply, s
 			giveUp = w.silentSince(subject, now).Add(w.cfg.PoolConfig.Grace)
 		}
 		if !now.Before(giveUp) {
-			return broker.StartReply{}, silent
+			return wire.StartReply{}, silent
 		}
 		sl.release()
 		for {
@@ -166,7 +179,7 @@ func (r *chunkRun) askStart(ctx context.Context, sl *slot) (broker.StartReply, s
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return broker.StartReply{}, drained
+				return wire.StartReply{}, drained
 			case <-t.C:
 			}
 			backoff = min(2*backoff, time.Second)
@@ -174,18 +187,18 @@ func (r *chunkRun) askStart(ctx context.Context, sl *slot) (broker.StartReply, s
 				break
 			}
 			if !time.Now().Before(giveUp) {
-				return broker.StartReply{}, silent
+				return wire.StartReply{}, silent
 			}
 		}
 		if !sl.retake(ctx) {
-			return broker.StartReply{}, drained
+			return wire.StartReply{}, drained
 		}
 	}
 }
 
 // pingRequest is a start request for no chunk: a producer answers it with
 // no verdicts.
-var pingRequest, _ = broker.Encode(&broker.Starts{})
+var pingRequest, _ = wire.Encode(&wire.Starts{})
 
 // ping reports whether the producer listening on subject answers.
 func (w *Worker) ping(subject string) bool {
@@ -238,20 +251,32 @@ type chunkKey struct {
 // an interrupt ends it for the running item; the next item gets a fresh one.
 // An interrupt for a later item marks it so that it never begins.
 type chunkRun struct {
-	w        *Worker
-	c        *broker.Chunk
-	msg      *nats.Msg
-	m        *kindMetrics  // the kind's counts
-	delivery uint64        // JetStream's delivery count
-	ackWait  time.Duration // the consumer's
-	deadline time.Time     // the chunk's; zero: none
+	w          *Worker
+	c          *wire.Chunk
+	msg        *nats.Msg
+	m          *kindMetrics  // the kind's counts
+	delivery   uint64        // JetStream's delivery count
+	ackWait    time.Duration // the consumer's
+	maxDeliver int           // the consumer's; 0: no limit
+	deadline   time.Time     // the chunk's; zero: none
+	// streamSeq is the task stream's sequence of the message.
+	streamSeq uint64
+	// job is the attempt at a named chunk, set before it runs; nil for a
+	// chunk of unnamed work.
+	job *jobAttempt
+	// abandon is set for a named chunk's last delivery: its attempt fails
+	// the items owed with max_deliveries instead of running them (see
+	// startNamed).
+	abandon bool
 
-	// Set by run before the chunk is registered for interrupts.
-	grant   uint64 // the attempt's; an interrupt must carry it
-	items   int    // granted items; bounds the marks
-	handler task.Handler
-	base    context.Context
-	beats   heartbeat
+	// Set by run. grant is 0 until then, and set under the worker's mu,
+	// which guards it: interrupts and probes read it.
+	grant    uint64 // the attempt's; an interrupt must carry it
+	items    int    // granted items; bounds the marks
+	handler  task.Handler
+	appender appender // the handler, if it is one
+	base     context.Context
+	beats    heartbeat
 
 	mu          sync.Mutex
 	seq         uint32
@@ -329,9 +354,14 @@ func (w *Worker) unregister(key chunkKey, r *chunkRun) {
 // it has every result. A handler's context ends at the chunk's deadline, on
 // an interrupt, or once the chunk has run, never with Run's, and carries the
 // producer's span context when the message has a traceparent header.
-func (r *chunkRun) run(reply broker.StartReply) {
+func (r *chunkRun) run(reply wire.StartReply) {
 	w, c := r.w, r.c
-	key := chunkKey{c.Executor, c.ID}
+	if r.job != nil {
+		// Registered for interrupt notices (see checkInterrupts).
+		key := chunkKey{jobKeyPrefix + c.Job, c.Ord}
+		w.register(key, r)
+		defer w.unregister(key, r)
+	}
 	base := broker.ExtractTrace(task.WithWorker(context.Background(), w.cfg.ID), r.msg.Header)
 	if !r.deadline.IsZero() {
 		var cancel context.CancelFunc
@@ -339,24 +369,38 @@ func (r *chunkRun) run(reply broker.StartReply) {
 		defer cancel()
 	}
 	h, known := w.reg.Lookup(c.Kind)
-	r.grant, r.items, r.handler, r.base = reply.Grant, len(reply.Items), h, base
+	r.items, r.handler, r.base = len(reply.Items), h, base
 	defer r.close()
-	w.register(key, r)
-	defer w.unregister(key, r)
+	// The grant last: from here interrupts carrying it reach the run.
+	w.mu.Lock()
+	r.grant = reply.Grant
+	w.mu.Unlock()
 	r.beats = heartbeat{w: w, c: c, msg: r.msg, grant: reply.Grant}
+	if r.job != nil {
+		r.beats.renew = r.renewJob
+	}
 	r.beats.start(reply.LeaseMs, r.ackWait)
 	defer r.beats.stop()
 
-	rep := newReporter(w, c, reply.Grant, len(reply.Items))
+	rep := newReporter(w, c, r.m, reply.Grant, len(reply.Items))
+	if r.job != nil {
+		rep.store = r.storeResults
+	}
 	// The items' outputs are appended to one buffer, reused once the
 	// results referring to it have been sent. An item's clock starts when
-	// the previous one's stopped.
-	var out []byte
-	now := time.Now()
+	// the previous one's stopped; the clock is read as the monotonic time
+	// since the chunk began, which costs half of a time.Now.
+	out := make([]byte, 0, len(r.msg.Data))
+	r.appender, _ = h.(appender)
+	began := time.Now()
+	now, elapsed := began, time.Duration(0)
 	for i, seq := range reply.Items {
-		var res broker.ItemResult
+		var res wire.ItemResult
+		took := time.Duration(-1)
 		args, ok := argsOf(c, seq)
 		switch {
+		case r.abandon:
+			res = failed(seq, task.TypeMaxDeliveries, fmt.Sprintf("chunk delivered %d times without completing", r.delivery))
 		case !known:
 			res = failed(seq, task.TypeUnknownKind, "no handler for kind "+c.Kind+" on worker "+w.cfg.ID)
 		case !ok:
@@ -366,30 +410,29 @@ func (r *chunkRun) run(reply broker.StartReply) {
 		default:
 			var ran bool
 			if res, out, ran = r.runItem(seq, args, out); ran {
-				began := now
-				now = time.Now()
-				r.m.duration.Observe(now.Sub(began).Seconds())
+				prev := elapsed
+				elapsed = time.Since(began)
+				now = began.Add(elapsed)
+				took = elapsed - prev
 			}
 		}
-		if res.Err != nil {
-			r.m.failed.Add(1)
-		} else {
-			r.m.succeeded.Add(1)
-		}
-		if rep.add(res, i < len(reply.Items)-1, now) {
+		if rep.add(res, i < len(reply.Items)-1, now, took) {
 			out = out[:0]
 		}
 	}
 	r.beats.stop()
 	rep.final()
+	if r.job != nil {
+		r.finishJob()
+	}
 }
 
-func failed(seq uint32, typ, message string) broker.ItemResult {
-	return broker.ItemResult{Seq: seq, Err: &broker.ErrorInfo{Type: typ, Message: message}}
+func failed(seq uint32, typ, message string) wire.ItemResult {
+	return wire.ItemResult{Seq: seq, Err: &wire.ErrorInfo{Type: typ, Message: message}}
 }
 
 // argsOf finds item seq's input; items are normally stored at their index.
-func argsOf(c *broker.Chunk, seq uint32) ([]byte, bool) {
+func argsOf(c *wire.Chunk, seq uint32) ([]byte, bool) {
 	if int(seq) < len(c.Items) && c.Items[seq].Seq == seq {
 		return c.Items[seq].Args, true
 	}
@@ -410,7 +453,7 @@ type appender interface {
 // runItem calls the handler on item seq's args, retrying errors marked
 // retryable, and returns its result, out, to which the handler may have
 // appended the result's value, and whether the handler was called at all.
-func (r *chunkRun) runItem(seq uint32, args, out []byte) (broker.ItemResult, []byte, bool) {
+func (r *chunkRun) runItem(seq uint32, args, out []byte) (wire.ItemResult, []byte, bool) {
 	ctx, ok := r.begin(seq)
 	if !ok {
 		return failed(seq, task.TypeInterrupted, "interrupted before it started"), out, false
@@ -421,7 +464,7 @@ func (r *chunkRun) runItem(seq uint32, args, out []byte) (broker.ItemResult, []b
 		value []byte
 		err   error
 	)
-	if a, ok := r.handler.(appender); ok {
+	if a := r.appender; a != nil {
 		start := len(out)
 		if out, err = a.AppendRaw(ctx, out, args); err == nil {
 			value = out[start:len(out):len(out)]
@@ -429,13 +472,13 @@ func (r *chunkRun) runItem(seq uint32, args, out []byte) (broker.ItemResult, []b
 	} else {
 		value, err = r.handler.CallRaw(ctx, args)
 	}
-	if err != nil && r.w.cfg.Retry.Attempts > 1 && task.IsRetryable(err) {
+	if err != nil && r.w.cfg.Retry.MaxAttempts() > 1 && task.IsRetryable(err) {
 		value, err = r.retry(ctx, args, err)
 	}
 	if err != nil {
-		return broker.ItemResult{Seq: seq, Err: broker.NewErrorInfo(r.c.Kind, err)}, out, true
+		return wire.ItemResult{Seq: seq, Err: wire.NewErrorInfo(r.c.Kind, err)}, out, true
 	}
-	return broker.ItemResult{Seq: seq, Value: value}, out, true
+	return wire.ItemResult{Seq: seq, Value: value}, out, true
 }
 
 // retry calls the handler again after a first call failed with err, as the
@@ -461,14 +504,18 @@ func (r *chunkRun) retry(ctx context.Context, args []byte, err error) ([]byte, e
 // chunks end before their first beat.
 type heartbeat struct {
 	w     *Worker
-	c     *broker.Chunk
+	c     *wire.Chunk
 	msg   *nats.Msg
 	grant uint64
 	every time.Duration
 
+	// renew, if set, renews the lease in its stead: a named job's chunk
+	// renews in the jobs bucket.
+	renew func()
+
 	mu      sync.Mutex
 	stopped bool
-	renew   []byte // the encoded Lease, made on the first beat
+	lease   []byte // the encoded Lease, made on the first beat
 	t       *time.Timer
 }
 
@@ -491,10 +538,15 @@ func (b *heartbeat) beat() {
 		return
 	}
 	b.msg.InProgress()
-	if b.renew == nil {
-		b.renew, _ = broker.Encode(&broker.Lease{Chunk: b.c.ID, Grant: b.grant})
+	switch {
+	case b.renew != nil:
+		b.renew()
+	default:
+		if b.lease == nil {
+			b.lease, _ = wire.Encode(&wire.Lease{Chunk: b.c.ID, Grant: b.grant})
+		}
+		b.w.nc.Publish(b.c.Control+broker.LeaseSuffix, b.lease)
 	}
-	b.w.nc.Publish(b.c.Control+broker.LeaseSuffix, b.renew)
 	b.t.Reset(b.every)
 }
 

@@ -30,6 +30,12 @@ type Config struct {
 	// task.MaxNameLen letters, digits, '-' and '_'. Default: the host name
 	// (reduced to those characters), the pid and a random suffix.
 	ID string
+	// User names the worker in the records it writes for named jobs (see
+	// broker/wire's job flow): a name like ID's. A server can let each user
+	// write only the records under its own name (docs/security.conf), so it
+	// should be the NATS user the worker connects as; workers that share it
+	// decide among themselves by compare-and-set. Default: ID.
+	User string
 	// Concurrency is how many chunks run at once across all kinds; default
 	// GOMAXPROCS. The items of one chunk run one after another.
 	Concurrency int
@@ -39,8 +45,9 @@ type Config struct {
 	// and sets the grace period for producers that do not answer. An
 	// existing consumer keeps its own AckWait, which the worker then follows.
 	PoolConfig broker.PoolConfig
-	// Retry says how handler errors marked task.Retryable are retried;
-	// default: not at all.
+	// Retry says how handler errors marked task.Retryable are retried; the
+	// zero value is task's default (3 calls at most, backoff from 100ms to
+	// 10s); Attempts 1 retries nothing.
 	Retry task.RetryPolicy
 	// Logger receives the worker's logs; default slog.Default().
 	Logger *slog.Logger
@@ -76,6 +83,11 @@ func (c Config) withDefaults(reg *task.Registry) (Config, broker.Subjects, error
 		c.ID = defaultID()
 	} else if err := task.ValidateName(c.ID); err != nil {
 		return c, subj, fmt.Errorf("%w: id %q: %w", ErrInvalidConfig, c.ID, err)
+	}
+	if c.User == "" {
+		c.User = c.ID
+	} else if err := task.ValidateName(c.User); err != nil {
+		return c, subj, fmt.Errorf("%w: user %q: %w", ErrInvalidConfig, c.User, err)
 	}
 	switch {
 	case c.Concurrency < 0:

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/jetpool/jetpool/broker"
 )
 
 // DiscoverWait is how long [ServedKinds] collects workers' answers: long
@@ -29,41 +31,23 @@ type Online struct {
 }
 
 // Discover asks every jetpool worker on nc for its service stats ($SRV.STATS,
-// as `nats micro stats` does) and returns those of pool's workers that answer
-// within wait, sorted by host, then id. There is no telling when every worker
-// has answered, so it always blocks for wait, or until ctx ends, in which
-// case it returns ctx's error. A worker that answers twice is listed once;
-// answers that do not decode are skipped.
+// as `nats micro stats` does) and returns those of pool's workers ("" is
+// broker.DefaultPool) that answer within wait, sorted by host, then id.
+// There is no telling when every worker has answered, so it always blocks
+// for wait, or until ctx ends, in which case it returns ctx's error. A
+// worker that answers twice is listed once; answers that do not decode are
+// skipped.
 func Discover(ctx context.Context, nc *nats.Conn, pool string, wait time.Duration) ([]Online, error) {
-	subject, err := micro.ControlSubject(micro.StatsVerb, ServiceName, "")
-	if err != nil {
-		return nil, err
-	}
-	inbox := nc.NewRespInbox()
 	var mu sync.Mutex
 	byID := map[string]Online{}
-	sub, err := nc.Subscribe(inbox, func(m *nats.Msg) {
-		w, ok := decodeOnline(m.Data, pool)
-		if !ok {
-			return
-		}
+	err := gatherStats(ctx, nc, pool, wait, func(s *micro.Stats) {
+		w := online(s)
 		mu.Lock()
 		byID[w.ID] = w
 		mu.Unlock()
 	})
 	if err != nil {
 		return nil, err
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, err
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -80,13 +64,45 @@ func Discover(ctx context.Context, nc *nats.Conn, pool string, wait time.Duratio
 	return workers, nil
 }
 
-// decodeOnline reads a $SRV.STATS answer and reports whether it is one of
-// pool's workers.
-func decodeOnline(data []byte, pool string) (Online, bool) {
-	var s micro.Stats
-	if json.Unmarshal(data, &s) != nil || s.Name != ServiceName || s.Metadata[MetaPool] != pool {
-		return Online{}, false
+// gatherStats asks every jetpool worker on nc for its service stats
+// ($SRV.STATS) and calls keep, from the connection's goroutine, with each
+// answer of one of pool's workers ("" is broker.DefaultPool) that arrives
+// within wait; answers that do not decode are skipped. It blocks for wait,
+// or until ctx ends, in which case it returns ctx's error.
+func gatherStats(ctx context.Context, nc *nats.Conn, pool string, wait time.Duration, keep func(*micro.Stats)) error {
+	subject, err := micro.ControlSubject(micro.StatsVerb, ServiceName, "")
+	if err != nil {
+		return err
 	}
+	if pool == "" {
+		pool = broker.DefaultPool
+	}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.Subscribe(inbox, func(m *nats.Msg) {
+		var s micro.Stats
+		if json.Unmarshal(m.Data, &s) == nil && s.Name == ServiceName && s.Metadata[MetaPool] == pool {
+			keep(&s)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
+		return err
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// online is the worker a $SRV.STATS answer describes.
+func online(s *micro.Stats) Online {
 	w := Online{ID: s.Metadata[MetaWorkerID], Host: s.Metadata[MetaHost], PID: s.Metadata[MetaPID], Version: s.Version}
 	if w.ID == "" {
 		w.ID = s.ID
@@ -100,7 +116,7 @@ func decodeOnline(data []byte, pool string) (Online, bool) {
 			json.Unmarshal(ep.Data, &w.Status)
 		}
 	}
-	return w, true
+	return w
 }
 
 // ServedKinds returns, for each kind some worker of pool online serves, how

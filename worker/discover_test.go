@@ -80,7 +80,7 @@ func TestServedKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	ctx := context.Background()
+	ctx := t.Context()
 
 	served, err := worker.ServedKinds(ctx, nc, broker.DefaultPool)
 	if err != nil || len(served) != 0 {
@@ -102,6 +102,10 @@ func TestServedKinds(t *testing.T) {
 	workers, err := worker.Discover(ctx, nc, broker.DefaultPool, worker.DiscoverWait)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// "" names the default pool, as in worker.Config.
+	if unnamed, err := worker.Discover(ctx, nc, "", worker.DiscoverWait); err != nil || len(unnamed) != len(workers) {
+		t.Fatalf("Discover of pool \"\": %d workers, %v; want the default pool's %d", len(unnamed), err, len(workers))
 	}
 	var ids []string
 	for _, w := range workers {

@@ -95,7 +95,7 @@ func (d *dispatcher) dispatch(ctx context.Context, msg *nats.Msg) {
 		d.reserved--
 	case d.slots.take():
 	default:
-		msg.Nak()
+		d.giveBack(msg)
 		return
 	}
 	d.start(ctx, msg)
@@ -107,7 +107,7 @@ func (d *dispatcher) dispatch(ctx context.Context, msg *nats.Msg) {
 func (d *dispatcher) start(ctx context.Context, msg *nats.Msg) {
 	if ctx.Err() != nil {
 		// Leave it to another worker.
-		msg.Nak()
+		d.giveBack(msg)
 		d.slots.give()
 		return
 	}
@@ -178,8 +178,15 @@ func (d *dispatcher) close() {
 	d.lost.Stop()
 	d.slots.unwatch(d.freed)
 	for _, m := range d.p.close() {
-		m.Nak()
+		d.giveBack(m)
 	}
+}
+
+// giveBack hands msg back to the stream unstarted, for this worker or
+// another to take again, and counts it.
+func (d *dispatcher) giveBack(msg *nats.Msg) {
+	d.w.metrics.kind(d.src.kind).returned.Add(1)
+	msg.Nak()
 }
 
 // slotPool is the worker's run slots, shared by the pullers of every kind.

@@ -105,6 +105,7 @@ func ExampleWorker_Collector() {
 	// jetpool_worker_chunks_dropped_total COUNTER
 	// jetpool_worker_chunks_in_flight GAUGE
 	// jetpool_worker_chunks_redelivered_total COUNTER
+	// jetpool_worker_chunks_returned_total COUNTER
 	// jetpool_worker_chunks_started_total COUNTER
 	// jetpool_worker_chunks_terminated_total COUNTER
 	// jetpool_worker_start_wait_seconds HISTOGRAM

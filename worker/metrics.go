@@ -19,6 +19,7 @@ const (
 	MetricChunksDropped     = "jetpool_worker_chunks_dropped_total"
 	MetricChunksTerminated  = "jetpool_worker_chunks_terminated_total"
 	MetricChunksRedelivered = "jetpool_worker_chunks_redelivered_total"
+	MetricChunksReturned    = "jetpool_worker_chunks_returned_total"
 	MetricChunksInFlight    = "jetpool_worker_chunks_in_flight"
 	MetricStartWait         = "jetpool_worker_start_wait_seconds"
 )
@@ -31,9 +32,10 @@ type Stats struct {
 	Concurrency      int   `json:"concurrency"`       // chunks it runs at once
 	ChunksStarted    int64 `json:"chunks_started"`    // chunks the producer let this worker run
 	ChunksDropped    int64 `json:"chunks_dropped"`    // chunks the producer said to drop (cancelled or done)
-	ChunksTerminated int64 `json:"chunks_terminated"` // malformed, expired, or their producer gone
+	ChunksTerminated int64 `json:"chunks_terminated"` // malformed, expired, their producer gone, or a named chunk failed at its last delivery
 	ChunksBusy       int64 `json:"-"`                 // chunks another live attempt held; not in the status
 	Redelivered      int64 `json:"redelivered"`       // chunks delivered more than once
+	ChunksReturned   int64 `json:"chunks_returned"`   // chunks handed back to the stream unstarted: no free slot, or draining
 	TasksSucceeded   int64 `json:"tasks_succeeded"`
 	TasksFailed      int64 `json:"tasks_failed"`
 	TasksRetried     int64 `json:"tasks_retried"` // handler calls after the first of a task
@@ -63,8 +65,11 @@ type metrics struct {
 	// is the worker's.
 	series  []series
 	created time.Time
-	// The histograms have no counterpart in Stats and are Prometheus'.
-	duration, startWait *prometheus.HistogramVec
+	// The histograms have no counterpart in Stats. The task durations are
+	// counted by the worker's chunks in durations and exported with
+	// durationDesc; the start waits, one per chunk, are Prometheus'.
+	durationDesc *prometheus.Desc
+	startWait    *prometheus.HistogramVec
 }
 
 // kindMetrics are one kind's counts, so that counting costs an atomic add
@@ -72,9 +77,10 @@ type metrics struct {
 type kindMetrics struct {
 	started, succeeded, failed, retried      atomic.Int64 // tasks
 	chunksStarted, dropped, terminated, busy atomic.Int64
-	redelivered                              atomic.Int64
+	redelivered, returned                    atomic.Int64
 	inFlight                                 atomic.Int64
-	duration, startWait                      prometheus.Observer
+	durations                                durations
+	startWait                                prometheus.Observer
 }
 
 // series is one count of every kind exported as a Prometheus series.
@@ -105,21 +111,19 @@ func newMetrics(pool string, kinds []string) *metrics {
 				func(k *kindMetrics) *atomic.Int64 { return &k.chunksStarted }),
 			counter(MetricChunksDropped, "Chunks the producer said to drop: cancelled or already done.",
 				func(k *kindMetrics) *atomic.Int64 { return &k.dropped }),
-			counter(MetricChunksTerminated, "Chunks terminated: malformed, expired, or their producer gone.",
+			counter(MetricChunksTerminated, "Chunks terminated: malformed, expired, their producer gone, or a named chunk failed at its last delivery.",
 				func(k *kindMetrics) *atomic.Int64 { return &k.terminated }),
 			counter(MetricChunksRedelivered, "Chunks delivered to this worker that JetStream had delivered before.",
 				func(k *kindMetrics) *atomic.Int64 { return &k.redelivered }),
+			counter(MetricChunksReturned, "Chunks handed back to the stream unstarted, to be delivered again: no slot was free when they arrived, or the worker was draining.",
+				func(k *kindMetrics) *atomic.Int64 { return &k.returned }),
 			{
 				prometheus.NewDesc(MetricChunksInFlight, "Chunks running now.", []string{"kind"}, pl), prometheus.GaugeValue,
 				func(k *kindMetrics) *atomic.Int64 { return &k.inFlight },
 			},
 		},
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: MetricTaskDuration, Help: "Time from a task's first handler call to its result, retries and their backoff included.",
-			// A millisecond to about four minutes, by fours: tasks range from a
-			// multiplication to a download.
-			ConstLabels: pl, Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
-		}, []string{"kind"}),
+		durationDesc: prometheus.NewDesc(MetricTaskDuration, "Time from a task's first handler call to its result, retries and their backoff included.",
+			[]string{"kind"}, pl),
 		startWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: MetricStartWait, Help: "Time from a chunk taking a slot to its producer's verdict: the start round trip, with any wait for a batched request.",
 			// 100µs to about three seconds, by twos: a round trip on one host
@@ -132,7 +136,6 @@ func newMetrics(pool string, kinds []string) *metrics {
 	// over them are defined from the worker's first scrape.
 	for _, k := range kinds {
 		m.kinds[k] = &kindMetrics{
-			duration:  m.duration.WithLabelValues(k),
 			startWait: m.startWait.WithLabelValues(k),
 		}
 	}
@@ -153,6 +156,7 @@ func (m *metrics) stats() Stats {
 		s.ChunksTerminated += k.terminated.Load()
 		s.ChunksBusy += k.busy.Load()
 		s.Redelivered += k.redelivered.Load()
+		s.ChunksReturned += k.returned.Load()
 		s.TasksSucceeded += k.succeeded.Load()
 		s.TasksFailed += k.failed.Load()
 		s.TasksRetried += k.retried.Load()
@@ -165,7 +169,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, s := range m.series {
 		ch <- s.desc
 	}
-	m.duration.Describe(ch)
+	ch <- m.durationDesc
 	m.startWait.Describe(ch)
 }
 
@@ -188,7 +192,13 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- metric
 		}
 	}
-	m.duration.Collect(ch)
+	for kind, k := range m.kinds {
+		metric, err := k.durations.metric(m.durationDesc, kind)
+		if err != nil {
+			metric = prometheus.NewInvalidMetric(m.durationDesc, err)
+		}
+		ch <- metric
+	}
 	m.startWait.Collect(ch)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -15,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/embedded"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/internal/version"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
@@ -97,19 +98,20 @@ func TestMetrics(t *testing.T) {
 	for _, k := range []string{Square.Kind(), Block.Kind(), flaky.Kind()} {
 		want("jetpool_worker_tasks_started_total", k, 0)
 		want("jetpool_worker_chunks_in_flight", k, 0)
+		want("jetpool_worker_chunks_returned_total", k, 0)
 	}
 
 	// Chunk 2 is busy at its first delivery and runs at its second; chunk 3
 	// is dropped.
 	var asked2 atomic.Int64
-	p.setDecide(func(req broker.Start, all []uint32) broker.StartReply {
+	p.setDecide(func(req wire.Start, all []uint32) wire.StartReply {
 		switch {
 		case req.Chunk == 2 && asked2.Add(1) == 1:
-			return broker.StartReply{Verdict: broker.VerdictBusy}
+			return wire.StartReply{Verdict: wire.VerdictBusy}
 		case req.Chunk == 3:
-			return broker.StartReply{Verdict: broker.VerdictDrop}
+			return wire.StartReply{Verdict: wire.VerdictDrop}
 		}
-		return broker.StartReply{Verdict: broker.VerdictGo, Items: all, LeaseMs: p.leaseMs}
+		return wire.StartReply{Verdict: wire.VerdictGo, Items: all, LeaseMs: p.leaseMs}
 	})
 	p.submit(1, Square.Kind(), 1, 2, 3)
 	p.submit(2, Square.Kind(), 4)
@@ -130,7 +132,11 @@ func TestMetrics(t *testing.T) {
 	want("jetpool_worker_chunks_started_total", Square.Kind(), 2)
 	want("jetpool_worker_chunks_dropped_total", Square.Kind(), 1)
 	want("jetpool_worker_chunks_terminated_total", Square.Kind(), 1)
-	want("jetpool_worker_chunks_redelivered_total", Square.Kind(), 1)
+	// Chunk 2's busy verdict brings it back once; any chunk that arrived
+	// when no slot was free (a pull request answered after it was taken as
+	// lost, on a loaded machine) was handed back and came back too.
+	returned, _ := sample(t, pr, "jetpool_worker_chunks_returned_total", lbl(Square.Kind()))
+	want("jetpool_worker_chunks_redelivered_total", Square.Kind(), 1+returned)
 	// Four verdicts: go, busy then go, drop; the garbage was never asked for.
 	want("jetpool_worker_start_wait_seconds", Square.Kind(), 4)
 
@@ -162,6 +168,7 @@ func TestMetrics(t *testing.T) {
 		"jetpool_worker_chunks_dropped_total":     st.ChunksDropped,
 		"jetpool_worker_chunks_terminated_total":  st.ChunksTerminated,
 		"jetpool_worker_chunks_redelivered_total": st.Redelivered,
+		"jetpool_worker_chunks_returned_total":    st.ChunksReturned,
 		"jetpool_worker_tasks_succeeded_total":    st.TasksSucceeded,
 		"jetpool_worker_tasks_failed_total":       st.TasksFailed,
 		"jetpool_worker_tasks_retried_total":      st.TasksRetried,
@@ -254,8 +261,13 @@ func TestServiceRegistration(t *testing.T) {
 	if w.StatusSubject() != wantSubject {
 		t.Errorf("StatusSubject() = %q, want %q", w.StatusSubject(), wantSubject)
 	}
-	if len(info.Endpoints) != 1 || info.Endpoints[0].Name != "status" || info.Endpoints[0].Subject != wantSubject {
-		t.Errorf("endpoints %+v, want one named status on %s", info.Endpoints, wantSubject)
+	wantMetrics := "jetpool.default.worker.w-1.metrics"
+	if w.MetricsSubject() != wantMetrics {
+		t.Errorf("MetricsSubject() = %q, want %q", w.MetricsSubject(), wantMetrics)
+	}
+	if len(info.Endpoints) != 2 || info.Endpoints[0].Name != "status" || info.Endpoints[0].Subject != wantSubject ||
+		info.Endpoints[1].Name != "metrics" || info.Endpoints[1].Subject != wantMetrics {
+		t.Errorf("endpoints %+v, want status on %s and metrics on %s", info.Endpoints, wantSubject, wantMetrics)
 	}
 
 	wantStatus := worker.Status{Concurrency: 3, ChunksStarted: 1, TasksSucceeded: 2}
@@ -264,8 +276,11 @@ func TestServiceRegistration(t *testing.T) {
 	if err := json.Unmarshal(request(t, e.nc, subject), &stats); err != nil {
 		t.Fatalf("decode stats: %v", err)
 	}
-	if len(stats.Endpoints) != 1 {
-		t.Fatalf("%d endpoints in stats, want 1", len(stats.Endpoints))
+	if len(stats.Endpoints) != 2 || stats.Endpoints[0].Name != "status" {
+		t.Fatalf("endpoints in stats %+v, want status then metrics", stats.Endpoints)
+	}
+	if d := string(stats.Endpoints[1].Data); d != "" && d != "null" {
+		t.Errorf("the metrics endpoint's stats carry data %s; only status's do", d)
 	}
 	var st worker.Status
 	if err := json.Unmarshal(stats.Endpoints[0].Data, &st); err != nil {
@@ -308,7 +323,7 @@ func TestReadyFollowsTheDrain(t *testing.T) {
 	if w.Ready() {
 		t.Fatal("ready before Run")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -357,7 +372,7 @@ func TestHandlerContextCarriesTheProducersTrace(t *testing.T) {
 
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	c := p.chunk(1, Square.Kind(), 3)
-	data, err := broker.Encode(&c)
+	data, err := wire.Encode(&c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +380,7 @@ func TestHandlerContextCarriesTheProducersTrace(t *testing.T) {
 	msg.Data = data
 	msg.Header.Set("traceparent", parent)
 	msg.Header.Set("tracestate", "vendor=value")
-	if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
+	if _, err := e.js.PublishMsg(t.Context(), msg); err != nil {
 		t.Fatal(err)
 	}
 	got := recv(t, spans, "handler call")
@@ -381,4 +396,59 @@ func TestHandlerContextCarriesTheProducersTrace(t *testing.T) {
 		t.Errorf("handler's span context %+v, want none", got)
 	}
 	p.one(2)
+}
+
+// TestProbeAnswers: a worker answers a producer's probe with the grants it
+// runs, and, for a chunk whose start it is still asking for, with the grant
+// it was asked about; an attempt it does not hold, or holds under another
+// grant, is left out.
+func TestProbeAnswers(t *testing.T) {
+	e := newEnv(t, fastPool, embedded.Config{})
+	p := e.producer("test1")
+	g := newGates()
+	reg := task.NewRegistry()
+	g.handle(reg)
+	e.startWorker(reg, worker.Config{Concurrency: 2})
+	asking := make(chan wire.Start, 1)
+	answer := make(chan struct{})
+	p.setDecide(func(req wire.Start, all []uint32) wire.StartReply {
+		if req.Chunk == 2 {
+			asking <- req
+			<-answer
+		}
+		return wire.StartReply{Verdict: wire.VerdictGo, Items: all, LeaseMs: p.leaseMs}
+	})
+	p.submit(1, Block.Kind(), "running")
+	recv(t, g.started, "chunk 1's handler")
+	p.submit(2, Block.Kind(), "asking")
+	req := recv(t, asking, "chunk 2's start request")
+	probe := func(chunks, grants []uint64) []uint64 {
+		t.Helper()
+		data, err := wire.Encode(&wire.Probe{Executor: "test1", Chunks: chunks, Grants: grants})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := e.nc.Request(req.Inbox, data, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reply wire.ProbeReply
+		if err := wire.Decode(m.Data, &reply); err != nil {
+			t.Fatal(err)
+		}
+		return reply.Grants
+	}
+	// The fake producer grants chunk id+1000.
+	got := probe([]uint64{1, 1, 2, 3}, []uint64{1001, 5, 77, 1003})
+	if want := []uint64{1001, 77}; !slices.Equal(got, want) {
+		t.Fatalf("probe answered %v, want %v: chunk 1's grant, and chunk 2's while it asks", got, want)
+	}
+	close(answer)
+	recv(t, g.started, "chunk 2's handler")
+	if got := probe([]uint64{2}, []uint64{77}); len(got) != 0 {
+		t.Fatalf("once granted 1002, chunk 2 is still said to run under 77: %v", got)
+	}
+	g.release("running")
+	g.release("asking")
+	p.collect(2)
 }

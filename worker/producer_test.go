@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/embedded"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
@@ -132,9 +133,9 @@ func (e *env) publish(kind string, data []byte) {
 	}
 }
 
-func (e *env) publishChunk(c broker.Chunk) {
+func (e *env) publishChunk(c wire.Chunk) {
 	e.t.Helper()
-	data, err := broker.Encode(&c)
+	data, err := wire.Encode(&c)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func (e *env) waitSettled() {
 
 // decideFunc is a fake producer's verdict on a start request for a chunk
 // whose items are all.
-type decideFunc func(req broker.Start, all []uint32) broker.StartReply
+type decideFunc func(req wire.Start, all []uint32) wire.StartReply
 
 // fakeProducer plays the producer's side of the protocol on one control
 // subject: it answers start requests with decide (by default: go, every
@@ -192,9 +193,9 @@ type fakeProducer struct {
 	acks   map[uint64]string   // the ack subject of each chunk's latest start
 	decide decideFunc
 
-	starts  chan broker.Start
-	leases  chan broker.Lease
-	results chan broker.Result
+	starts  chan wire.Start
+	leases  chan wire.Lease
+	results chan wire.Result
 }
 
 func (e *env) producer(id string) *fakeProducer {
@@ -203,9 +204,9 @@ func (e *env) producer(id string) *fakeProducer {
 		e: e, id: id, control: e.subj.Control(id), leaseMs: e.pc.AckWait.Milliseconds(),
 		items:   make(map[uint64][]uint32),
 		acks:    make(map[uint64]string),
-		starts:  make(chan broker.Start, 1024),
-		leases:  make(chan broker.Lease, 1024),
-		results: make(chan broker.Result, 1024),
+		starts:  make(chan wire.Start, 1024),
+		leases:  make(chan wire.Lease, 1024),
+		results: make(chan wire.Result, 1024),
 	}
 	if got, want := p.control, broker.DefaultPrefix+"."+broker.DefaultPool+".ctl."+id; got != want {
 		e.t.Fatalf("control subject %q, want %q", got, want)
@@ -230,12 +231,12 @@ func (p *fakeProducer) setDecide(fn decideFunc) {
 func (p *fakeProducer) on(m *nats.Msg) {
 	switch strings.TrimPrefix(m.Subject, p.control) {
 	case broker.StartSuffix:
-		var reqs broker.Starts
-		if err := broker.Decode(m.Data, &reqs); err != nil {
+		var reqs wire.Starts
+		if err := wire.Decode(m.Data, &reqs); err != nil {
 			p.e.t.Errorf("bad start request: %v", err)
 			return
 		}
-		var replies broker.StartReplies
+		var replies wire.StartReplies
 		for _, req := range reqs.Items {
 			if len(req.Digest) != 32 || !strings.HasPrefix(req.Ack, "$JS.ACK.") {
 				p.e.t.Errorf("start request for chunk %d with digest % x and ack %q", req.Chunk, req.Digest, req.Ack)
@@ -244,7 +245,7 @@ func (p *fakeProducer) on(m *nats.Msg) {
 			all, decide := p.items[req.Chunk], p.decide
 			p.acks[req.Chunk] = req.Ack
 			p.mu.Unlock()
-			reply := broker.StartReply{Verdict: broker.VerdictGo, Items: all, LeaseMs: p.leaseMs, Grant: req.Chunk + 1000}
+			reply := wire.StartReply{Verdict: wire.VerdictGo, Items: all, LeaseMs: p.leaseMs, Grant: req.Chunk + 1000}
 			if decide != nil {
 				reply = decide(req, all)
 				reply.Grant = req.Chunk + 1000
@@ -252,17 +253,17 @@ func (p *fakeProducer) on(m *nats.Msg) {
 			replies.Items = append(replies.Items, reply)
 			p.starts <- req
 		}
-		data, _ := broker.Encode(&replies)
+		data, _ := wire.Encode(&replies)
 		m.Respond(data)
 	case broker.LeaseSuffix:
-		var l broker.Lease
-		if err := broker.Decode(m.Data, &l); err != nil {
+		var l wire.Lease
+		if err := wire.Decode(m.Data, &l); err != nil {
 			p.e.t.Errorf("bad lease: %v", err)
 			return
 		}
 		p.leases <- l
 	case broker.ResultSuffix:
-		rs, err := broker.DecodeResults(m.Data)
+		rs, err := wire.DecodeResults(m.Data)
 		if err != nil {
 			p.e.t.Errorf("bad result: %v", err)
 		}
@@ -284,16 +285,16 @@ func (p *fakeProducer) on(m *nats.Msg) {
 }
 
 // chunk builds chunk id of kind with one item per arg and registers it.
-func (p *fakeProducer) chunk(id uint64, kind string, args ...any) broker.Chunk {
+func (p *fakeProducer) chunk(id uint64, kind string, args ...any) wire.Chunk {
 	p.e.t.Helper()
-	c := broker.Chunk{Executor: p.id, ID: id, Kind: kind, Control: p.control}
+	c := wire.Chunk{Executor: p.id, ID: id, Kind: kind, Control: p.control}
 	seqs := make([]uint32, len(args))
 	for i, a := range args {
 		raw, err := msgpack.Marshal(a)
 		if err != nil {
 			p.e.t.Fatal(err)
 		}
-		c.Items = append(c.Items, broker.Item{Seq: uint32(i), Args: raw})
+		c.Items = append(c.Items, wire.Item{Seq: uint32(i), Args: raw})
 		seqs[i] = uint32(i)
 	}
 	p.mu.Lock()
@@ -310,9 +311,9 @@ func (p *fakeProducer) submit(id uint64, kind string, args ...any) {
 
 // collect reads results until n chunks had their final one, and returns each
 // chunk's items in the order they came and its result messages.
-func (p *fakeProducer) collect(n int) (items map[uint64][]broker.ItemResult, msgs map[uint64][]broker.Result) {
+func (p *fakeProducer) collect(n int) (items map[uint64][]wire.ItemResult, msgs map[uint64][]wire.Result) {
 	p.e.t.Helper()
-	items, msgs = make(map[uint64][]broker.ItemResult), make(map[uint64][]broker.Result)
+	items, msgs = make(map[uint64][]wire.ItemResult), make(map[uint64][]wire.Result)
 	for finals := 0; finals < n; {
 		r := recv(p.e.t, p.results, "result")
 		items[r.Chunk] = append(items[r.Chunk], r.Items...)
@@ -325,7 +326,7 @@ func (p *fakeProducer) collect(n int) (items map[uint64][]broker.ItemResult, msg
 }
 
 // one collects the results of the only chunk expected.
-func (p *fakeProducer) one(id uint64) []broker.ItemResult {
+func (p *fakeProducer) one(id uint64) []wire.ItemResult {
 	p.e.t.Helper()
 	items, _ := p.collect(1)
 	if _, ok := items[id]; !ok {
@@ -362,7 +363,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 }
 
 // decodeValue unmarshals an item's value or fails the test.
-func decodeValue[T any](t testing.TB, it broker.ItemResult) T {
+func decodeValue[T any](t testing.TB, it wire.ItemResult) T {
 	t.Helper()
 	var v T
 	if it.Err != nil {

@@ -21,7 +21,7 @@ func TestRunRefusesAStreamOfAnotherPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := broker.NewSubjects("a_b", "c")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if _, err := broker.EnsureStream(ctx, js, other, broker.PoolConfig{}); err != nil {
 		t.Fatal(err)

@@ -47,6 +47,32 @@ func publishN(t *testing.T, nc *nats.Conn, n int) {
 	}
 }
 
+// waitPending waits until consumer "c" has n chunks to deliver: the server
+// tells a consumer of new messages asynchronously, and a no-wait request
+// that comes first is answered "no messages".
+func waitPending(t *testing.T, nc *nats.Conn, n uint64) {
+	t.Helper()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c, err := js.Consumer(ctx, "P", "c")
+		if err == nil {
+			var info *jetstream.ConsumerInfo
+			if info, err = c.Info(ctx); err == nil && info.NumPending == n {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("consumer c never had %d chunks pending (last error %v)", n, err)
+		case <-tick.C:
+		}
+	}
+}
+
 // fetch sends a request and polls until the server ended it.
 func fetch(t *testing.T, p *puller, n int, wait time.Duration) ([]*nats.Msg, error) {
 	t.Helper()
@@ -72,6 +98,7 @@ func fetch(t *testing.T, p *puller, n int, wait time.Duration) ([]*nats.Msg, err
 func TestPullerNoWaitReturnsWhatIsThere(t *testing.T) {
 	nc, p := pullEnv(t)
 	publishN(t, nc, 3)
+	waitPending(t, nc, 3)
 	start := time.Now()
 	msgs, err := fetch(t, p, 5, 0)
 	if err != nil {
@@ -105,6 +132,7 @@ func TestPullerNoWaitReturnsWhatIsThere(t *testing.T) {
 func TestPullerBatchIsBounded(t *testing.T) {
 	nc, p := pullEnv(t)
 	publishN(t, nc, 10)
+	waitPending(t, nc, 10)
 	msgs, err := fetch(t, p, 4, 0)
 	if err != nil || len(msgs) != 4 || p.idle {
 		t.Fatalf("4 of 10: %d chunks, idle %v, %v", len(msgs), p.idle, err)

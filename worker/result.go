@@ -3,7 +3,6 @@ package worker
 import (
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -11,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
+	"github.com/jetpool/jetpool/internal/bytesize"
 	"github.com/jetpool/jetpool/task"
 )
 
@@ -23,39 +24,62 @@ const headroom = 1024
 // server's maximum payload, and the final message comes last.
 type reporter struct {
 	w     *Worker
-	c     *broker.Chunk
+	c     *wire.Chunk
+	m     *kindMetrics
 	grant uint64
 	limit int // bytes of items per message
+	// store, if set, takes each results message in the reporter's stead: a
+	// named job's chunk stores its results in the owner's results stream.
+	store func(items []wire.ItemResult, final bool)
 
 	mu       sync.Mutex
-	pending  []broker.ItemResult
+	pending  []wire.ItemResult
 	size     int
 	lastSent time.Time
 	timer    *time.Timer // flushes pending results when they are due
 	done     bool        // the final result is sent
+	// The outcomes of the pending results and the durations of their
+	// tasks, counted in m just before they are sent, so that the items cost
+	// no atomic operation each.
+	succeeded, failed int64
+	took              durationTally
 }
 
 // newReporter returns the reporter of c's run of items granted items under
-// grant.
-func newReporter(w *Worker, c *broker.Chunk, grant uint64, items int) *reporter {
-	return &reporter{
-		w: w, c: c, grant: grant,
+// grant, counting their outcomes in m.
+func newReporter(w *Worker, c *wire.Chunk, m *kindMetrics, grant uint64, items int) *reporter {
+	r := &reporter{
+		w: w, c: c, m: m, grant: grant,
 		limit:    max(int(w.nc.MaxPayload())-headroom-len(w.cfg.ID), 1024),
-		pending:  make([]broker.ItemResult, 0, min(items, maxPendingCap)),
 		lastSent: time.Now(),
 	}
+	if p, ok := pendingPool.Get().(*[]wire.ItemResult); ok {
+		r.pending = (*p)[:0]
+	} else {
+		r.pending = make([]wire.ItemResult, 0, min(items, maxPendingCap))
+	}
+	return r
 }
 
 // maxPendingCap bounds the results a reporter makes room for up front.
 const maxPendingCap = 1024
 
-// add queues an item's result, finished at now. more says whether items
-// follow; without, the final flush follows at once and no timer is armed.
-// It reports whether every result queued so far has been sent, so the
-// buffers their values are in may be reused.
-func (r *reporter) add(res broker.ItemResult, more bool, now time.Time) (sent bool) {
-	res = r.fit(res)
+// pendingPool holds the pending lists of reporters that sent their final
+// result, cleared: a chunk of a thousand items would otherwise allocate
+// tens of kilobytes for them.
+var pendingPool sync.Pool
+
+// add queues an item's result, finished at now after its handler ran for
+// took, or took < 0 if it never ran. more says whether items follow;
+// without, the final flush follows at once and no timer is armed. It
+// reports whether every result queued so far has been sent, so the buffers
+// their values are in may be reused.
+func (r *reporter) add(res wire.ItemResult, more bool, now time.Time, took time.Duration) (sent bool) {
 	sz := itemSize(res)
+	if sz > r.limit {
+		res = r.fit(res)
+		sz = itemSize(res)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.size+sz > r.limit {
@@ -63,6 +87,14 @@ func (r *reporter) add(res broker.ItemResult, more bool, now time.Time) (sent bo
 	}
 	r.pending = append(r.pending, res)
 	r.size += sz
+	if res.Err != nil {
+		r.failed++
+	} else {
+		r.succeeded++
+	}
+	if took >= 0 {
+		r.took.observe(took)
+	}
 	if !more {
 		return false
 	}
@@ -85,7 +117,8 @@ func (r *reporter) flushDue() {
 	}
 }
 
-// final sends what is pending with Final set: no more results follow.
+// final sends what is pending with Final set: no more results follow. The
+// reporter is not used again.
 func (r *reporter) final() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -95,13 +128,28 @@ func (r *reporter) final() {
 		r.timer = nil
 	}
 	r.sendLocked(true)
+	if cap(r.pending) <= maxPendingCap {
+		p := r.pending[:0]
+		clear(p[:cap(p)]) // nothing of this chunk's outputs stays reachable
+		pendingPool.Put(&p)
+	}
+	r.pending = nil
 }
 
 func (r *reporter) sendLocked(final bool) {
 	if len(r.pending) == 0 && !final {
 		return
 	}
-	data, err := broker.Encode(&broker.Result{Chunk: r.c.ID, Worker: r.w.cfg.ID, Final: final, Grant: r.grant, Items: r.pending})
+	r.m.succeeded.Add(r.succeeded)
+	r.m.failed.Add(r.failed)
+	r.succeeded, r.failed = 0, 0
+	r.took.addTo(&r.m.durations)
+	if r.store != nil {
+		r.store(r.pending, final)
+		r.pending, r.size, r.lastSent = r.pending[:0], 0, time.Now()
+		return
+	}
+	data, err := wire.Encode(&wire.Result{Chunk: r.c.ID, Worker: r.w.cfg.ID, Final: final, Grant: r.grant, Items: r.pending})
 	if err != nil {
 		// A lost result means a redelivery that the producer drops or
 		// reruns: the chunk is not acked without its final result.
@@ -116,7 +164,7 @@ func (r *reporter) sendLocked(final bool) {
 // message that finds no send to its subject under way is published at once,
 // by its caller; messages that come while one is under way wait, and that
 // send's caller publishes them after its own, back to back in as few
-// messages as the server's maximum payload allows (broker.DecodeResults
+// messages as the server's maximum payload allows (wire.DecodeResults
 // reads them). At low load every result goes alone and at once; under load
 // one message carries the results of every chunk that finished during the
 // previous send. Messages to one subject leave in the order they came, so a
@@ -137,7 +185,7 @@ func newResultSender(nc *nats.Conn, log *slog.Logger) *resultSender {
 	return &resultSender{nc: nc, log: log, waiting: make(map[string][][]byte)}
 }
 
-// send publishes data, one encoded broker.Result, to subject, or hands it to
+// send publishes data, one encoded wire.Result, to subject, or hands it to
 // the send to subject under way. A failure is logged: a lost result means a
 // redelivery that the producer drops or reruns, since the chunk is not acked
 // without its final result.
@@ -197,23 +245,26 @@ func (s *resultSender) publish(subject string, batch [][]byte) {
 }
 
 // fit makes res small enough to travel in a message of its own.
-func (r *reporter) fit(res broker.ItemResult) broker.ItemResult {
+func (r *reporter) fit(res wire.ItemResult) wire.ItemResult {
 	if itemSize(res) <= r.limit {
 		return res
 	}
 	if res.Err == nil {
-		return failed(res.Seq, task.TypeResultTooLarge, "result of "+strconv.Itoa(len(res.Value))+
-			" bytes exceeds the server's maximum payload of "+strconv.FormatInt(r.w.nc.MaxPayload(), 10))
+		// The value fits if itemSize is within the limit: its own limit
+		// is the limit less the item's envelope.
+		size, limit := bytesize.Compare(int64(len(res.Value)), int64(r.limit-itemSize(wire.ItemResult{})))
+		return failed(res.Seq, task.TypeResultTooLarge, "result is "+size+", the limit is "+limit+
+			" (the server's maximum payload less the result message's envelope)")
 	}
 	e := *res.Err
 	e.Stack = ""
 	e.Type = truncate(e.Type, 256)
 	e.Message = truncate(e.Message, r.limit/2)
-	return broker.ItemResult{Seq: res.Seq, Err: &e}
+	return wire.ItemResult{Seq: res.Seq, Err: &e}
 }
 
 // itemSize bounds an item result's encoded size from above.
-func itemSize(res broker.ItemResult) int {
+func itemSize(res wire.ItemResult) int {
 	n := 16 + len(res.Value)
 	if e := res.Err; e != nil {
 		n += 24 + len(e.Type) + len(e.Message) + len(e.Stack)

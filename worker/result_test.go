@@ -9,19 +9,19 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 )
 
 // collect subscribes to subject and returns the results of each message
 // received, one message's at a time.
-func collect(t *testing.T, nc *nats.Conn, subject string) <-chan []broker.Result {
+func collect(t *testing.T, nc *nats.Conn, subject string) <-chan []wire.Result {
 	t.Helper()
-	msgs := make(chan []broker.Result, 1024)
+	msgs := make(chan []wire.Result, 1024)
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 		if len(m.Data) > int(nc.MaxPayload()) {
 			t.Errorf("a message of %d bytes, above the maximum payload", len(m.Data))
 		}
-		rs, err := broker.DecodeResults(m.Data)
+		rs, err := wire.DecodeResults(m.Data)
 		if err != nil {
 			t.Errorf("bad result message: %v", err)
 		}
@@ -35,9 +35,9 @@ func collect(t *testing.T, nc *nats.Conn, subject string) <-chan []broker.Result
 }
 
 // receive returns the messages from msgs that hold the next want results.
-func receive(t *testing.T, msgs <-chan []broker.Result, want int) [][]broker.Result {
+func receive(t *testing.T, msgs <-chan []wire.Result, want int) [][]wire.Result {
 	t.Helper()
-	var got [][]broker.Result
+	var got [][]wire.Result
 	timeout := time.After(10 * time.Second)
 	for n := 0; n < want; {
 		select {
@@ -53,7 +53,7 @@ func receive(t *testing.T, msgs <-chan []broker.Result, want int) [][]broker.Res
 
 // quiet fails if a message reaches msgs once everything sent on nc so far
 // has been through the server.
-func quiet(t *testing.T, nc *nats.Conn, msgs <-chan []broker.Result) {
+func quiet(t *testing.T, nc *nats.Conn, msgs <-chan []wire.Result) {
 	t.Helper()
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
@@ -67,14 +67,14 @@ func quiet(t *testing.T, nc *nats.Conn, msgs <-chan []broker.Result) {
 
 func encodedResult(t *testing.T, chunk uint64, final bool, value []byte) []byte {
 	t.Helper()
-	data, err := broker.Encode(&broker.Result{Chunk: chunk, Worker: "w", Final: final, Items: []broker.ItemResult{{Seq: 0, Value: value}}})
+	data, err := wire.Encode(&wire.Result{Chunk: chunk, Worker: "w", Final: final, Items: []wire.ItemResult{{Seq: 0, Value: value}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return data
 }
 
-func chunksOf(msg []broker.Result) []uint64 {
+func chunksOf(msg []wire.Result) []uint64 {
 	ids := make([]uint64, len(msg))
 	for i, r := range msg {
 		ids[i] = r.Chunk

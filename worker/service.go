@@ -29,10 +29,20 @@ const (
 // data ($SRV.STATS replies) is a [Status], a worker's [Stats] as JSON.
 const StatusEndpoint = "status"
 
+// MetricsEndpoint is the service endpoint that answers with the worker's
+// metrics ([Worker.Collector]) in Prometheus' text format, so that
+// [PoolMetrics] gathers those of a whole pool over NATS, with no address
+// per worker.
+const MetricsEndpoint = "metrics"
+
+// MetricsSubject is where the worker answers metrics requests:
+// <prefix>.<pool>.worker.<id>.metrics.
+func (w *Worker) MetricsSubject() string { return w.inbox + "." + MetricsEndpoint }
+
 // StatusSubject returns the subject of the worker's status endpoint:
-// <prefix>.<pool>.worker.<id>.status, beside its interrupt inbox
-// (<prefix>.<pool>.worker.<id>) and apart from the pool's task and control
-// subjects. A request to it is answered with the worker's [Status] as JSON,
+// <prefix>.<pool>.worker.<id>.status, apart from the pool's task and
+// control subjects (interrupts and probes come to an inbox of the worker's
+// connection instead, which a server can keep private to its user). A request to it is answered with the worker's [Status] as JSON,
 // the same data its $SRV.STATS reply carries.
 func (w *Worker) StatusSubject() string {
 	return w.inbox + "." + StatusEndpoint
@@ -55,7 +65,12 @@ func (w *Worker) addService() (micro.Service, error) {
 			MetaPID:         strconv.Itoa(os.Getpid()),
 			MetaConcurrency: strconv.Itoa(w.cfg.Concurrency),
 		},
-		StatsHandler: func(*micro.Endpoint) any { return w.Stats() },
+		StatsHandler: func(e *micro.Endpoint) any {
+			if e.Name != StatusEndpoint {
+				return nil
+			}
+			return w.Stats()
+		},
 		ErrorHandler: func(_ micro.Service, err *micro.NATSError) {
 			w.log.Warn("worker: service registration", "subject", err.Subject, "err", err.Description)
 		},
@@ -69,6 +84,12 @@ func (w *Worker) addService() (micro.Service, error) {
 	if err != nil {
 		svc.Stop()
 		return nil, fmt.Errorf("worker: register status endpoint: %w", err)
+	}
+	err = svc.AddEndpoint(MetricsEndpoint, micro.HandlerFunc(w.serveMetrics),
+		micro.WithEndpointSubject(w.MetricsSubject()), micro.WithEndpointQueueGroupDisabled())
+	if err != nil {
+		svc.Stop()
+		return nil, fmt.Errorf("worker: register metrics endpoint: %w", err)
 	}
 	return svc, nil
 }

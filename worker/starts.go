@@ -7,7 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 )
 
 // startBatcher sends start requests to producers with at most
@@ -38,8 +38,8 @@ type startQueue struct {
 
 // startCall is one chunk's start request while it waits for its verdict.
 type startCall struct {
-	req   broker.Start
-	reply broker.StartReply
+	req   wire.Start
+	reply wire.StartReply
 	err   error
 	// batch, when set before wake fires, is a batch this call's goroutine is
 	// to send, itself in it; otherwise wake means the call is answered.
@@ -57,7 +57,7 @@ var errShortReply = errors.New("worker: start reply does not answer every chunk"
 // ask requests leave to start one chunk from the producer listening on
 // subject and blocks until its verdict, or the round trip's error, is in. A
 // round trip takes at most startTimeout.
-func (b *startBatcher) ask(subject string, req broker.Start) (broker.StartReply, error) {
+func (b *startBatcher) ask(subject string, req wire.Start) (wire.StartReply, error) {
 	call := &startCall{req: req, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
 	q := b.queues[subject]
@@ -103,16 +103,16 @@ func (b *startBatcher) ask(subject string, req broker.Start) (broker.StartReply,
 // send makes one round trip for batch and records each call's verdict or the
 // round trip's error.
 func (b *startBatcher) send(subject string, batch []*startCall) {
-	req := broker.Starts{Items: make([]broker.Start, len(batch))}
+	req := wire.Starts{Items: make([]wire.Start, len(batch))}
 	for i, c := range batch {
 		req.Items[i] = c.req
 	}
-	var replies broker.StartReplies
-	data, err := broker.Encode(&req)
+	var replies wire.StartReplies
+	data, err := wire.Encode(&req)
 	if err == nil {
 		var resp *nats.Msg
 		if resp, err = b.nc.Request(subject, data, startTimeout); err == nil {
-			if err = broker.Decode(resp.Data, &replies); err == nil && len(replies.Items) < len(batch) {
+			if err = wire.Decode(resp.Data, &replies); err == nil && len(replies.Items) < len(batch) {
 				err = fmt.Errorf("%w: %d verdicts for %d chunks", errShortReply, len(replies.Items), len(batch))
 			}
 		}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/embedded"
+	"github.com/jetpool/jetpool/broker/wire"
 )
 
 // TestStartBatcherCoalesces: chunks asking while a round trip is in flight
@@ -22,18 +22,18 @@ func TestStartBatcherCoalesces(t *testing.T) {
 	var requests, asked atomic.Int64
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 		requests.Add(1)
-		var reqs broker.Starts
-		if err := broker.Decode(m.Data, &reqs); err != nil {
+		var reqs wire.Starts
+		if err := wire.Decode(m.Data, &reqs); err != nil {
 			t.Errorf("bad request: %v", err)
 			return
 		}
 		asked.Add(int64(len(reqs.Items)))
 		time.Sleep(20 * time.Millisecond) // a slow producer: others queue up
-		var replies broker.StartReplies
+		var replies wire.StartReplies
 		for _, r := range reqs.Items {
-			replies.Items = append(replies.Items, broker.StartReply{Verdict: broker.VerdictGo, Items: []uint32{uint32(r.Chunk)}, LeaseMs: int64(r.Delivery)})
+			replies.Items = append(replies.Items, wire.StartReply{Verdict: wire.VerdictGo, Items: []uint32{uint32(r.Chunk)}, LeaseMs: int64(r.Delivery)})
 		}
-		data, _ := broker.Encode(&replies)
+		data, _ := wire.Encode(&replies)
 		m.Respond(data)
 	})
 	if err != nil {
@@ -42,7 +42,7 @@ func TestStartBatcherCoalesces(t *testing.T) {
 	t.Cleanup(func() { sub.Unsubscribe() })
 	b := newStartBatcher(nc)
 
-	reply, err := b.ask(subject, broker.Start{Chunk: 7, Delivery: 3})
+	reply, err := b.ask(subject, wire.Start{Chunk: 7, Delivery: 3})
 	if err != nil || reply.Items[0] != 7 || reply.LeaseMs != 3 || requests.Load() != 1 {
 		t.Fatalf("lone ask: %+v, %v after %d requests", reply, err, requests.Load())
 	}
@@ -51,12 +51,12 @@ func TestStartBatcherCoalesces(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			reply, err := b.ask(subject, broker.Start{Chunk: uint64(1000 + i), Delivery: uint64(i)})
+			reply, err := b.ask(subject, wire.Start{Chunk: uint64(1000 + i), Delivery: uint64(i)})
 			if err != nil {
 				t.Errorf("chunk %d: %v", i, err)
 				return
 			}
-			if reply.Verdict != broker.VerdictGo || len(reply.Items) != 1 || reply.Items[0] != uint32(1000+i) || reply.LeaseMs != int64(i) {
+			if reply.Verdict != wire.VerdictGo || len(reply.Items) != 1 || reply.Items[0] != uint32(1000+i) || reply.LeaseMs != int64(i) {
 				t.Errorf("chunk %d got the verdict %+v", 1000+i, reply)
 			}
 		})
@@ -81,19 +81,19 @@ func TestStartBatcherCoalesces(t *testing.T) {
 func TestStartBatcherErrors(t *testing.T) {
 	nc := embeddedConn(t)
 	b := newStartBatcher(nc)
-	if _, err := b.ask("jetpool.default.ctl.nobody.start", broker.Start{Chunk: 1}); !errors.Is(err, nats.ErrNoResponders) {
+	if _, err := b.ask("jetpool.default.ctl.nobody.start", wire.Start{Chunk: 1}); !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("no producer: %v, want ErrNoResponders", err)
 	}
 	const subject = "jetpool.default.ctl.short.start"
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
-		data, _ := broker.Encode(&broker.StartReplies{})
+		data, _ := wire.Encode(&wire.StartReplies{})
 		m.Respond(data)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sub.Unsubscribe() })
-	if _, err := b.ask(subject, broker.Start{Chunk: 1}); !errors.Is(err, errShortReply) {
+	if _, err := b.ask(subject, wire.Start{Chunk: 1}); !errors.Is(err, errShortReply) {
 		t.Fatalf("short reply: %v, want errShortReply", err)
 	}
 	garbage := "jetpool.default.ctl.garbage.start"
@@ -102,7 +102,7 @@ func TestStartBatcherErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sub2.Unsubscribe() })
-	if _, err := b.ask(garbage, broker.Start{Chunk: 1}); !errors.Is(err, broker.ErrMalformed) {
+	if _, err := b.ask(garbage, wire.Start{Chunk: 1}); !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("garbage reply: %v, want ErrMalformed", err)
 	}
 }

@@ -1,8 +1,9 @@
 // Package worker is the worker runtime: it pulls chunks of the kinds it has
 // handlers for from a pool's JetStream consumers, asks their producer for
 // leave to start them, runs them with bounded concurrency, keeps them alive
-// with heartbeats and sends the results back. See broker/wire.go for the
-// protocol.
+// with heartbeats and sends the results back. A chunk of a named job asks
+// no producer: the job's records in JetStream decide its start, and its
+// results are stored there (job.go). See broker/wire for the protocol.
 //
 // A running worker can be observed three ways: its Prometheus metrics
 // ([Worker.Collector]), its readiness ([Worker.Ready]), and its NATS service
@@ -10,6 +11,10 @@
 // ([Worker.StatusSubject]) and $SRV.STATS replies carry a [Status]. A handler's
 // context carries the producer's trace span context when the chunk has a W3C
 // traceparent header.
+//
+// A whole worker program, with the flags and environment variables of
+// cmd/worker, its HTTP endpoints, logs and drain on SIGTERM, is one call:
+// [Main].
 package worker
 
 import (
@@ -17,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/task"
 )
 
@@ -48,6 +55,7 @@ type Worker struct {
 	metrics *metrics
 	starts  *startBatcher
 	results *resultSender
+	jobs    *broker.JobStore
 
 	mu      sync.Mutex
 	running map[chunkKey][]*chunkRun // granted chunks, for interrupts
@@ -77,6 +85,7 @@ func New(nc *nats.Conn, reg *task.Registry, cfg Config) (*Worker, error) {
 		metrics:    newMetrics(subj.Pool(), cfg.Kinds),
 		starts:     newStartBatcher(nc),
 		results:    newResultSender(nc, log),
+		jobs:       broker.NewJobStore(nc, js, subj),
 		running:    make(map[chunkKey][]*chunkRun),
 		silent:     make(map[string]time.Time),
 	}, nil
@@ -99,9 +108,11 @@ func (w *Worker) Kinds() []string { return append([]string(nil), w.cfg.Kinds...)
 // source is one kind's consumer.
 type source struct {
 	kind string
-	// ackWait is the consumer's own, which rules redelivery even when this
-	// worker was configured with another.
-	ackWait time.Duration
+	// ackWait and maxDeliver are the consumer's own, which rule
+	// redelivery even when this worker was configured with others;
+	// maxDeliver is 0 for a consumer that delivers without a limit.
+	ackWait    time.Duration
+	maxDeliver int
 }
 
 // Run provisions the pool's stream and the consumers of the worker's kinds
@@ -201,9 +212,12 @@ func (w *Worker) provisionOnce(ctx context.Context) ([]source, error) {
 		if err != nil {
 			return nil, err
 		}
-		sources[i] = source{kind: k, ackWait: w.cfg.PoolConfig.AckWait}
-		if info := c.CachedInfo(); info != nil && info.Config.AckWait > 0 {
-			sources[i].ackWait = info.Config.AckWait
+		sources[i] = source{kind: k, ackWait: w.cfg.PoolConfig.AckWait, maxDeliver: w.cfg.PoolConfig.MaxDeliver}
+		if info := c.CachedInfo(); info != nil {
+			if info.Config.AckWait > 0 {
+				sources[i].ackWait = info.Config.AckWait
+			}
+			sources[i].maxDeliver = max(info.Config.MaxDeliver, 0)
 		}
 	}
 	return sources, nil
@@ -221,27 +235,63 @@ func sleep(ctx context.Context, d time.Duration) {
 // onInterrupt ends the context of a task the worker runs, or keeps a granted
 // task that has not begun from beginning, if the interrupt carries the
 // grant of the task's attempt, which only its producer and this worker hold.
-// Anything else is ignored.
+// An interrupt naming a named job's chunk this worker runs only makes it
+// read the chunk's interrupt record, which only the job's owner may write
+// (see checkInterrupts). Anything else is ignored.
 //
-// An empty request is a producer's check that the worker is still there
-// (see broker/wire.go); it is answered with an empty reply.
+// A request is a producer's probe (see package wire): an empty one, a
+// check that the worker is still there, is answered with an empty reply; a
+// wire.Probe with the chunks of the producer's that the worker still runs.
 func (w *Worker) onInterrupt(m *nats.Msg) {
-	if len(m.Data) == 0 {
-		if m.Reply != "" {
-			m.Respond(nil)
-		}
+	if m.Reply != "" {
+		w.answerProbe(m)
 		return
 	}
-	var in broker.Interrupt
-	if broker.Decode(m.Data, &in) != nil {
+	var in wire.Interrupt
+	if wire.Decode(m.Data, &in) != nil {
 		return
 	}
 	w.mu.Lock()
 	runs := w.running[chunkKey{in.Executor, in.Chunk}]
 	for _, r := range runs {
-		if r.grant == in.Grant {
+		if in.Grant != 0 && r.grant == in.Grant {
 			r.interrupt(in.Seq)
 		}
 	}
+	named := slices.Clone(w.running[chunkKey{jobKeyPrefix + in.Executor, in.Chunk}])
 	w.mu.Unlock()
+	for _, r := range named {
+		r.checkInterrupts()
+	}
+}
+
+// answerProbe answers a producer's probe with the grants, of the attempts
+// it names, that the worker runs or is still asking to start: a chunk is
+// registered from its first start request until its final result is sent,
+// or queued behind another send to the same producer (see resultSender),
+// which publishes it within moments; the producer acts only on two answers
+// a second apart that leave an attempt out.
+func (w *Worker) answerProbe(m *nats.Msg) {
+	if len(m.Data) == 0 {
+		m.Respond(nil)
+		return
+	}
+	var p wire.Probe
+	if wire.Decode(m.Data, &p) != nil {
+		return
+	}
+	reply := wire.ProbeReply{Grants: []uint64{}}
+	w.mu.Lock()
+	for i, id := range p.Chunks {
+		for _, r := range w.running[chunkKey{p.Executor, id}] {
+			if r.grant == p.Grants[i] || r.grant == 0 {
+				reply.Grants = append(reply.Grants, p.Grants[i])
+				break
+			}
+		}
+	}
+	w.mu.Unlock()
+	if data, err := wire.Encode(&reply); err == nil {
+		m.Respond(data)
+	}
 }

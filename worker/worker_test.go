@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/embedded"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
@@ -115,8 +116,8 @@ func TestChunkRunsInOrder(t *testing.T) {
 func TestDropVerdictAcksAndRunsNothing(t *testing.T) {
 	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
-	p.setDecide(func(broker.Start, []uint32) broker.StartReply {
-		return broker.StartReply{Verdict: broker.VerdictDrop}
+	p.setDecide(func(wire.Start, []uint32) wire.StartReply {
+		return wire.StartReply{Verdict: wire.VerdictDrop}
 	})
 	var calls atomic.Int64
 	w := e.startWorker(squares(&calls), worker.Config{})
@@ -136,9 +137,9 @@ func TestDropVerdictAcksAndRunsNothing(t *testing.T) {
 func TestGoRunsOnlyTheGrantedItems(t *testing.T) {
 	e := newEnv(t, fastPool, embedded.Config{})
 	p := e.producer("test1")
-	p.setDecide(func(_ broker.Start, all []uint32) broker.StartReply {
+	p.setDecide(func(_ wire.Start, all []uint32) wire.StartReply {
 		// Items 0 and 2 were cancelled meanwhile.
-		return broker.StartReply{Verdict: broker.VerdictGo, Items: []uint32{1, 3}, LeaseMs: 2000}
+		return wire.StartReply{Verdict: wire.VerdictGo, Items: []uint32{1, 3}, LeaseMs: 2000}
 	})
 	var calls atomic.Int64
 	e.startWorker(squares(&calls), worker.Config{})
@@ -160,7 +161,7 @@ func TestGoRunsOnlyTheGrantedItems(t *testing.T) {
 	e.waitSettled()
 }
 
-func seqs(items []broker.ItemResult) []uint32 {
+func seqs(items []wire.ItemResult) []uint32 {
 	out := make([]uint32, len(items))
 	for i, it := range items {
 		out[i] = it.Seq
@@ -175,8 +176,8 @@ func TestMalformedChunksAreTerminated(t *testing.T) {
 	w := e.startWorker(squares(&calls), worker.Config{})
 
 	wrongShape, _ := msgpack.Marshal(map[string]int{"a": 1})
-	encode := func(c broker.Chunk) []byte {
-		b, err := broker.Encode(&c)
+	encode := func(c wire.Chunk) []byte {
+		b, err := wire.Encode(&c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,8 +223,8 @@ func TestSilentProducerChunkTerminatedAfterGrace(t *testing.T) {
 	w := e.startWorker(squares(&calls), worker.Config{})
 	e.waitServing(Square.Kind())
 
-	gone := broker.Chunk{Executor: "gone", ID: 1, Kind: Square.Kind(), Control: e.subj.Control("gone"),
-		Items: []broker.Item{{Seq: 0, Args: msgpack.RawMessage{0x01}}}}
+	gone := wire.Chunk{Executor: "gone", ID: 1, Kind: Square.Kind(), Control: e.subj.Control("gone"),
+		Items: []wire.Item{{Seq: 0, Args: msgpack.RawMessage{0x01}}}}
 	begin := time.Now()
 	e.publishChunk(gone)
 	e.waitSettled()
@@ -244,8 +245,8 @@ func TestLateProducerIsWaitedFor(t *testing.T) {
 	e.startWorker(squares(nil), worker.Config{})
 	e.waitServing(Square.Kind())
 
-	c := broker.Chunk{Executor: "late", ID: 7, Kind: Square.Kind(), Control: e.subj.Control("late"),
-		Items: []broker.Item{{Seq: 0, Args: msgpack.RawMessage{0x05}}}}
+	c := wire.Chunk{Executor: "late", ID: 7, Kind: Square.Kind(), Control: e.subj.Control("late"),
+		Items: []wire.Item{{Seq: 0, Args: msgpack.RawMessage{0x05}}}}
 	e.publishChunk(c)
 	// The worker holds the chunk and meets no responders...
 	eventually(t, "chunk delivered", func() bool { return e.consumerInfo(Square.Kind()).NumAckPending == 1 })
@@ -265,11 +266,11 @@ func TestBusyVerdictRedelivers(t *testing.T) {
 	e := newEnv(t, pc, embedded.Config{})
 	p := e.producer("test1")
 	var asked atomic.Int64
-	p.setDecide(func(_ broker.Start, all []uint32) broker.StartReply {
+	p.setDecide(func(_ wire.Start, all []uint32) wire.StartReply {
 		if asked.Add(1) == 1 {
-			return broker.StartReply{Verdict: broker.VerdictBusy}
+			return wire.StartReply{Verdict: wire.VerdictBusy}
 		}
-		return broker.StartReply{Verdict: broker.VerdictGo, Items: all, LeaseMs: 500}
+		return wire.StartReply{Verdict: wire.VerdictGo, Items: all, LeaseMs: 500}
 	})
 	w := e.startWorker(squares(nil), worker.Config{})
 	p.submit(1, Square.Kind(), 4)
@@ -300,7 +301,7 @@ func TestInterruptCancelsTheRunningItem(t *testing.T) {
 		t.Fatalf("%s started first", name)
 	}
 	interrupt := func(seq uint32) {
-		data, err := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 1, Seq: seq, Grant: 1001})
+		data, err := wire.Encode(&wire.Interrupt{Executor: "test1", Chunk: 1, Seq: seq, Grant: 1001})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,10 +309,10 @@ func TestInterruptCancelsTheRunningItem(t *testing.T) {
 	}
 	// Garbage and interrupts of other chunks are ignored.
 	e.nc.Publish(start.Inbox, []byte("garbage"))
-	other, _ := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 2, Seq: 0, Grant: 1002})
+	other, _ := wire.Encode(&wire.Interrupt{Executor: "test1", Chunk: 2, Seq: 0, Grant: 1002})
 	e.nc.Publish(start.Inbox, other)
 	// So is one without the attempt's grant.
-	forged, _ := broker.Encode(&broker.Interrupt{Executor: "test1", Chunk: 1, Seq: 0, Grant: 7})
+	forged, _ := wire.Encode(&wire.Interrupt{Executor: "test1", Chunk: 1, Seq: 0, Grant: 7})
 	e.nc.Publish(start.Inbox, forged)
 	// The queued item is interrupted before its turn, then the running one.
 	interrupt(1)
@@ -522,8 +523,8 @@ func TestDrainReleasesUnstartedChunks(t *testing.T) {
 	var calls atomic.Int64
 	w := e.startWorker(squares(&calls), worker.Config{})
 	e.waitServing(Square.Kind())
-	c := broker.Chunk{Executor: "away", ID: 1, Kind: Square.Kind(), Control: e.subj.Control("away"),
-		Items: []broker.Item{{Seq: 0, Args: msgpack.RawMessage{0x03}}}}
+	c := wire.Chunk{Executor: "away", ID: 1, Kind: Square.Kind(), Control: e.subj.Control("away"),
+		Items: []wire.Item{{Seq: 0, Args: msgpack.RawMessage{0x03}}}}
 	e.publishChunk(c)
 	eventually(t, "chunk delivered", func() bool { return e.consumerInfo(Square.Kind()).NumAckPending == 1 })
 
@@ -538,6 +539,9 @@ func TestDrainReleasesUnstartedChunks(t *testing.T) {
 	}
 	if calls.Load() != 0 {
 		t.Errorf("the handler ran without leave")
+	}
+	if st := w.Stats(); st.ChunksReturned != 1 {
+		t.Errorf("Stats().ChunksReturned = %d, want 1", st.ChunksReturned)
 	}
 	// ...for the next worker, once its producer is back.
 	p := e.producer("away")
@@ -704,6 +708,8 @@ func TestOversizedResults(t *testing.T) {
 	}
 	if err := items[1][0].Err; err == nil || err.Type != "result_too_large" {
 		t.Errorf("item 0: error %+v, want result_too_large", err)
+	} else if !regexp.MustCompile(`^result is 100 KiB, the limit is 6[0-3](\.\d)? KiB \(`).MatchString(err.Message) {
+		t.Errorf("item 0: message %q, want the result's size above the limit it names", err.Message)
 	}
 	for i, it := range items[1][1:] {
 		if v := decodeValue[string](t, it); len(v) != sizes[i+1].(int) {
@@ -821,17 +827,17 @@ func BenchmarkChunks(b *testing.B) {
 	var grants atomic.Uint64
 	var acks sync.Map // grant -> ack subject
 	goAll := func(m *nats.Msg) {
-		var reqs broker.Starts
-		if broker.Decode(m.Data, &reqs) != nil {
+		var reqs wire.Starts
+		if wire.Decode(m.Data, &reqs) != nil {
 			return
 		}
-		replies := broker.StartReplies{Items: make([]broker.StartReply, len(reqs.Items))}
+		replies := wire.StartReplies{Items: make([]wire.StartReply, len(reqs.Items))}
 		for i := range replies.Items {
 			g := grants.Add(1)
 			acks.Store(g, reqs.Items[i].Ack)
-			replies.Items[i] = broker.StartReply{Verdict: broker.VerdictGo, Items: []uint32{0}, LeaseMs: 2000, Grant: g}
+			replies.Items[i] = wire.StartReply{Verdict: wire.VerdictGo, Items: []uint32{0}, LeaseMs: 2000, Grant: g}
 		}
-		data, _ := broker.Encode(&replies)
+		data, _ := wire.Encode(&replies)
 		m.Respond(data)
 	}
 	finals := make(chan struct{}, b.N)
@@ -841,7 +847,7 @@ func BenchmarkChunks(b *testing.B) {
 	}{
 		{broker.StartSuffix, goAll},
 		{broker.ResultSuffix, func(m *nats.Msg) {
-			rs, _ := broker.DecodeResults(m.Data)
+			rs, _ := wire.DecodeResults(m.Data)
 			for _, r := range rs {
 				if ack, ok := acks.LoadAndDelete(r.Grant); ok && r.Final {
 					e.nc.Publish(ack.(string), []byte("+ACK"))
@@ -856,8 +862,8 @@ func BenchmarkChunks(b *testing.B) {
 		}
 		sub.SetPendingLimits(-1, -1)
 	}
-	data, _ := broker.Encode(&broker.Chunk{Executor: "bench", Kind: Square.Kind(), Control: control,
-		Items: []broker.Item{{Seq: 0, Args: msgpack.RawMessage{0x07}}}})
+	data, _ := wire.Encode(&wire.Chunk{Executor: "bench", Kind: Square.Kind(), Control: control,
+		Items: []wire.Item{{Seq: 0, Args: msgpack.RawMessage{0x07}}}})
 	for range b.N {
 		if _, err := e.js.PublishAsync(e.subj.Tasks(Square.Kind()), data); err != nil {
 			b.Fatal(err)
@@ -911,8 +917,8 @@ func TestChunksOutAreBounded(t *testing.T) {
 			var out int64
 			for _, kind := range []string{Square.Kind(), Cube.Kind()} {
 				// Not fatal: the worker may not have made the consumer yet.
-				if c, err := e.js.Consumer(context.Background(), e.subj.Stream(), e.subj.Consumer(kind)); err == nil {
-					if info, err := c.Info(context.Background()); err == nil {
+				if c, err := e.js.Consumer(t.Context(), e.subj.Stream(), e.subj.Consumer(kind)); err == nil {
+					if info, err := c.Info(t.Context()); err == nil {
 						out += int64(info.NumAckPending)
 					}
 				}

@@ -58,7 +58,7 @@ func TestEmbeddedRandomPorts(t *testing.T) {
 // messages again.
 func TestEmbeddedStoreDirSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	s, _ := broker.NewSubjects(broker.DefaultPrefix, "restart")
 

@@ -169,32 +169,47 @@ func childPids(t *testing.T, pid int) []int {
 	return pids
 }
 
-// TestProgressBarInATerminal runs a map in a real terminal (tmux) and reads
-// the screen: the bar draws with counts, rate and ETA while the job runs, and
-// ends on its own line at the final count, leaving the terminal clean.
-func TestProgressBarInATerminal(t *testing.T) {
+// tmuxPane runs script in a shell in a detached tmux session of its own and
+// returns a function that reads the session's screen. The server is killed
+// when the test ends.
+func tmuxPane(t *testing.T, name, script string) (screen func() string) {
+	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("tmux is required for the terminal test when CI=true")
 		}
 		t.Skip("no tmux")
 	}
-	const n = 60
-	socket := "jetpool-test-" + strconv.Itoa(os.Getpid())
+	socket := "jetpool-test-" + strconv.Itoa(os.Getpid()) + "-" + name
 	tmux := func(args ...string) (string, error) {
 		out, err := exec.Command("tmux", append([]string{"-L", socket}, args...)...).CombinedOutput()
 		return string(out), err
 	}
+	if out, err := tmux("new-session", "-d", "-s", name, "-x", "150", "-y", "20", "sh", "-c", script); err != nil {
+		t.Fatalf("tmux: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { tmux("kill-server") })
+	return func() string {
+		out, err := tmux("capture-pane", "-p", "-t", name)
+		if err != nil {
+			t.Fatalf("capture-pane: %v\n%s", err, out)
+		}
+		return out
+	}
+}
+
+// TestProgressBarInATerminal runs a map in a real terminal (tmux) and reads
+// the screen: the bar draws with counts, rate and ETA while the job runs, and
+// ends on its own line at the final count, leaving the terminal clean.
+func TestProgressBarInATerminal(t *testing.T) {
+	const n = 60
 	args := make([]string, n)
 	for i := range args {
 		args[i] = "150"
 	}
 	script := fmt.Sprintf("%s=1 %s map sleep %s --embedded --workers 2 --worker-concurrency 3 > /dev/null; echo EXIT=$?; sleep 60",
 		envRunMain, os.Args[0], strings.Join(args, " "))
-	if out, err := tmux("new-session", "-d", "-s", "bar", "-x", "150", "-y", "20", "sh", "-c", script); err != nil {
-		t.Fatalf("tmux: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { tmux("kill-server") })
+	capture := tmuxPane(t, "bar", script)
 
 	running := regexp.MustCompile(`\[#*\.+\] (\d+)/60  failed 0  \d+/s  ETA \S+`)
 	final := regexp.MustCompile(`(?m)^\[#{30}\] 60/60  failed 0  \d+/s  ETA 0s\s*\nEXIT=0\s*$`)
@@ -202,10 +217,7 @@ func TestProgressBarInATerminal(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	var screen string
 	for time.Now().Before(deadline) {
-		var err error
-		if screen, err = tmux("capture-pane", "-p", "-t", "bar"); err != nil {
-			t.Fatalf("capture-pane: %v\n%s", err, screen)
-		}
+		screen = capture()
 		if m := running.FindStringSubmatch(screen); m != nil {
 			if done, _ := strconv.Atoi(m[1]); done > 0 && done < n {
 				sawRunning = true
@@ -214,12 +226,60 @@ func TestProgressBarInATerminal(t *testing.T) {
 		if strings.Contains(screen, "EXIT=") {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the screen has no way to say it changed
 	}
 	if !sawRunning {
 		t.Errorf("never saw the bar part way through; last screen:\n%s", screen)
 	}
 	if !final.MatchString(strings.TrimRight(screen, "\n ")) {
 		t.Fatalf("the bar did not end cleanly at 60/60 followed by the exit line; screen:\n%s", screen)
+	}
+}
+
+// TestProgressBarFromStdin: with the inputs on standard input, the bar
+// shows what is done and the rate while the input is still open, results
+// included (they do not wait for the input to end), and the total and ETA
+// once it has ended.
+func TestProgressBarFromStdin(t *testing.T) {
+	dir := t.TempDir()
+	more := filepath.Join(dir, "more")
+	// 30 inputs, then the input stays open until the test creates the
+	// file "more", then 30 more and the end of the input.
+	script := fmt.Sprintf(`(i=0; while [ $i -lt 30 ]; do echo 150; i=$((i+1)); done; `+
+		`while [ ! -e %s ]; do sleep 0.05; done; `+
+		`i=0; while [ $i -lt 30 ]; do echo 150; i=$((i+1)); done) | `+
+		`%s=1 %s map sleep --embedded --workers 2 --worker-concurrency 3 > %s; echo EXIT=$?; sleep 60`,
+		more, envRunMain, os.Args[0], filepath.Join(dir, "out"))
+	capture := tmuxPane(t, "stdin", script)
+
+	open := regexp.MustCompile(`(\d+) done  failed 0  \d+/s  \(input still open\)`)
+	final := regexp.MustCompile(`(?m)^\[#{30}\] 60/60  failed 0  \d+/s  ETA 0s\s*\nEXIT=0\s*$`)
+	deadline := time.Now().Add(60 * time.Second)
+	var screen string
+	for {
+		screen = capture()
+		if m := open.FindStringSubmatch(screen); m != nil && m[1] == "30" {
+			break // every input so far is done, and the input is open
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw 30 done with the input still open; last screen:\n%s", screen)
+		}
+		time.Sleep(50 * time.Millisecond) // the screen has no way to say it changed
+	}
+	if out, err := os.ReadFile(filepath.Join(dir, "out")); err != nil || strings.Count(string(out), "150\n") != 30 {
+		t.Errorf("with 30 done and the input open, the output holds %q (%v), want 30 results", out, err)
+	}
+	if err := os.WriteFile(more, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(screen, "EXIT=") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the map did not end; last screen:\n%s", screen)
+		}
+		time.Sleep(50 * time.Millisecond)
+		screen = capture()
+	}
+	if !final.MatchString(strings.TrimRight(screen, "\n ")) {
+		t.Fatalf("the bar did not end at 60/60 with its ETA once the input ended; screen:\n%s", screen)
 	}
 }

@@ -79,7 +79,7 @@ func TestServeStopAnswersWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ex.Shutdown(context.Background(), true, true)
-	f, err := executor.Submit(context.Background(), ex, executortest.Gate, "held")
+	f, err := executor.Submit(t.Context(), ex, executortest.Gate, "held")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestServeStopAnswersWaits(t *testing.T) {
 	}
 	stop()
 	stop() // twice is safe
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if _, err := f.Result(ctx); err == nil || !strings.Contains(err.Error(), "stopped") {
 		t.Fatalf("Gate task waiting when serving stopped: %v, want an error saying the harness stopped", err)

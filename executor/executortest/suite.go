@@ -29,7 +29,9 @@ type Config struct {
 	Harness *Harness
 	// Workers is how many tasks the executor runs at once: exactly this many.
 	Workers int
-	// Retry is how retryable handler errors must be retried.
+	// Retry is how retryable handler errors must be retried. The suite
+	// passes the zero policy, task's default, which every executor must
+	// honour without being told: at most task.DefaultAttempts calls.
 	Retry task.RetryPolicy
 }
 
@@ -94,7 +96,8 @@ func (e *env) start(t *testing.T, workers int) executor.Executor {
 		Registry: reg,
 		Harness:  e.h,
 		Workers:  workers,
-		Retry:    task.RetryPolicy{Attempts: 3, Backoff: 10 * time.Millisecond},
+		// The zero policy: every executor must retry by task's default.
+		Retry: task.RetryPolicy{},
 	})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), patience)
@@ -521,8 +524,8 @@ func testRetries(t *testing.T, e *env) {
 	if !errors.As(err, &te) || te.Type != "Flaky" || !te.Retryable {
 		t.Fatalf("exhausted retries: %v, want a retryable *task.Error of type Flaky", err)
 	}
-	if n := e.h.Attempts("always"); n != 3 {
-		t.Fatalf("task failing retryably ran %d times, want the 3 attempts of the policy", n)
+	if n := e.h.Attempts("always"); n != task.DefaultAttempts {
+		t.Fatalf("task failing retryably ran %d times, want the %d attempts of the default policy", n, task.DefaultAttempts)
 	}
 }
 

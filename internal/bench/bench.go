@@ -23,6 +23,7 @@ import (
 	"github.com/jetpool/jetpool/builtin"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
+	"github.com/jetpool/jetpool/worker"
 )
 
 // Figure is one measured number.
@@ -268,92 +269,170 @@ func rss() int64 {
 // no encoding and no bookkeeping. It returns the throughput with n messages
 // in flight and the latency of single round trips.
 func RawCeiling(ctx context.Context, url string, n, samples int) ([]Figure, error) {
-	pub, err := nats.Connect(url)
+	raw, err := startRaw(ctx, url, 16, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer pub.Close()
-	sub, err := nats.Connect(url)
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Close()
-	js, err := jetstream.New(pub)
-	if err != nil {
-		return nil, err
-	}
-	const stream = "RAWCEILING"
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"raw.>"},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage}); err != nil {
-		return nil, err
-	}
-	defer js.DeleteStream(context.Background(), stream)
-	sjs, _ := jetstream.New(sub)
-	cons, err := sjs.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 4096})
-	if err != nil {
-		return nil, err
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		m.Ack()
-		sub.Publish(m.Headers().Get("Reply"), nil)
-	}, jetstream.PullMaxMessages(512))
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Stop()
-
-	inbox := nats.NewInbox()
-	replies := make(chan struct{}, n)
-	rs, err := pub.Subscribe(inbox, func(*nats.Msg) { replies <- struct{}{} })
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Unsubscribe()
-	rs.SetPendingLimits(-1, -1)
-	payload := make([]byte, 16)
-	send := func() error {
-		m := &nats.Msg{Subject: "raw.task", Data: payload, Header: nats.Header{"Reply": []string{inbox}}}
-		_, err := js.PublishMsgAsync(m)
-		return err
-	}
+	defer raw.close()
 	start := time.Now()
-	for range n {
-		if err := send(); err != nil {
-			return nil, err
-		}
-	}
-	for range n {
-		select {
-		case <-replies:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	if err := raw.roundTrips(ctx, n); err != nil {
+		return nil, err
 	}
 	figs := []Figure{{"raw ceiling: publish->pull->ack->reply", float64(n) / time.Since(start).Seconds(), "tasks/s"}}
 	lat := make([]time.Duration, samples)
 	for i := range samples {
 		t0 := time.Now()
-		if err := send(); err != nil {
+		if err := raw.roundTrips(ctx, 1); err != nil {
 			return nil, err
-		}
-		select {
-		case <-replies:
-		case <-ctx.Done():
-			return nil, ctx.Err()
 		}
 		lat[i] = time.Since(t0)
 	}
 	return append(figs, percentiles("raw ceiling latency", lat)...), nil
 }
 
+// RawBatchCeiling is RawCeiling's loop with perMessage items to a message,
+// as Map sends a chunk: items items in all, each message carrying
+// perMessage msgpack ints and each reply perMessage results of the same
+// size, with the messages of at most 256 such chunks in flight. Its
+// throughput in items/s is the limit a Map of that chunk size has on this
+// broker.
+func RawBatchCeiling(ctx context.Context, url string, items, perMessage int) (Figure, error) {
+	payload := 0
+	for i := range perMessage {
+		payload += intSize(i * i)
+	}
+	payload += 5 // the array header
+	raw, err := startRaw(ctx, url, payload, payload)
+	if err != nil {
+		return Figure{}, err
+	}
+	defer raw.close()
+	msgs := max(1, items/perMessage)
+	start := time.Now()
+	for sent := 0; sent < msgs; {
+		batch := min(256, msgs-sent)
+		if err := raw.roundTrips(ctx, batch); err != nil {
+			return Figure{}, err
+		}
+		sent += batch
+	}
+	return Figure{fmt.Sprintf("raw ceiling, %d items a message", perMessage), float64(msgs*perMessage) / time.Since(start).Seconds(), "items/s"}, nil
+}
+
+// intSize is the size of n as a compact msgpack int.
+func intSize(n int) int {
+	switch {
+	case n < 128:
+		return 1
+	case n < 1<<8:
+		return 2
+	case n < 1<<16:
+		return 3
+	case n < 1<<32:
+		return 5
+	}
+	return 9
+}
+
+// raw is the bare loop: a work-queue stream, a consumer whose handler acks
+// each message and replies with a payload of its own, and the replies'
+// subscription.
+type raw struct {
+	pub, sub *nats.Conn
+	js       jetstream.JetStream
+	cc       jetstream.ConsumeContext
+	rs       *nats.Subscription
+	inbox    string
+	replies  chan struct{}
+	payload  []byte
+}
+
+const rawStream = "RAWCEILING"
+
+func startRaw(ctx context.Context, url string, payload, reply int) (r *raw, err error) {
+	r = &raw{replies: make(chan struct{}, 1<<16), payload: make([]byte, payload), inbox: nats.NewInbox()}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	if r.pub, err = nats.Connect(url); err != nil {
+		return nil, err
+	}
+	if r.sub, err = nats.Connect(url); err != nil {
+		return nil, err
+	}
+	if r.js, err = jetstream.New(r.pub); err != nil {
+		return nil, err
+	}
+	if _, err := r.js.CreateStream(ctx, jetstream.StreamConfig{Name: rawStream, Subjects: []string{"raw.>"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage}); err != nil {
+		return nil, err
+	}
+	sjs, _ := jetstream.New(r.sub)
+	cons, err := sjs.CreateConsumer(ctx, rawStream, jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 4096})
+	if err != nil {
+		return nil, err
+	}
+	answer := make([]byte, reply)
+	if r.cc, err = cons.Consume(func(m jetstream.Msg) {
+		m.Ack()
+		r.sub.Publish(m.Headers().Get("Reply"), answer)
+	}, jetstream.PullMaxMessages(512)); err != nil {
+		return nil, err
+	}
+	if r.rs, err = r.pub.Subscribe(r.inbox, func(*nats.Msg) { r.replies <- struct{}{} }); err != nil {
+		return nil, err
+	}
+	r.rs.SetPendingLimits(-1, -1)
+	return r, nil
+}
+
+// roundTrips publishes n messages and waits for their n replies.
+func (r *raw) roundTrips(ctx context.Context, n int) error {
+	for range n {
+		m := &nats.Msg{Subject: "raw.task", Data: r.payload, Header: nats.Header{"Reply": []string{r.inbox}}}
+		if _, err := r.js.PublishMsgAsync(m); err != nil {
+			return err
+		}
+	}
+	for range n {
+		select {
+		case <-r.replies:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (r *raw) close() {
+	if r.rs != nil {
+		r.rs.Unsubscribe()
+	}
+	if r.cc != nil {
+		r.cc.Stop()
+	}
+	if r.js != nil {
+		r.js.DeleteStream(context.Background(), rawStream)
+	}
+	if r.sub != nil {
+		r.sub.Close()
+	}
+	if r.pub != nil {
+		r.pub.Close()
+	}
+}
+
 // Env is a pool for benchmarks on this host: an embedded broker, a NATS
 // executor and one in-process worker, each on its own connection.
 type Env struct {
-	Srv  *embedded.Server
-	Ex   *executor.NATS
-	more []*executor.NATS
-	nc   []*nats.Conn
-	end  func()
+	Srv    *embedded.Server
+	Ex     *executor.NATS
+	Worker *worker.Worker
+	more   []*executor.NATS
+	nc     []*nats.Conn
+	end    func()
 }
 
 // StartEnv starts an Env whose worker runs concurrency chunks at once.
@@ -384,12 +463,12 @@ func StartEnv(ctx context.Context, concurrency int) (*Env, error) {
 		e.Close()
 		return nil, err
 	}
-	stopWorker, err := runWorker(wc, concurrency)
+	w, stopWorker, err := runWorker(wc, concurrency)
 	if err != nil {
 		e.Close()
 		return nil, err
 	}
-	e.end = stopWorker
+	e.Worker, e.end = w, stopWorker
 	return e, nil
 }
 

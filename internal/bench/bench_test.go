@@ -161,7 +161,7 @@ func TestRSS(t *testing.T) {
 // TestFiguresOnAPool runs each workload small on a real embedded pool, so
 // the bench command cannot rot: every figure comes out positive.
 func TestFiguresOnAPool(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	env, err := StartEnv(ctx, 8)
 	if err != nil {
@@ -188,6 +188,13 @@ func TestFiguresOnAPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	figs = append(figs, raw...)
+	if f, err = RawBatchCeiling(ctx, env.Srv.ClientURL(), 2000, 100); err != nil {
+		t.Fatal(err)
+	}
+	if f.Name != "raw ceiling, 100 items a message" || f.Unit != "items/s" {
+		t.Errorf("batched ceiling figure %v", f)
+	}
+	figs = append(figs, f)
 	if f, err = MapMemory(ctx, env.Ex, 2000, 100); err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,12 @@ import (
 
 // runWorker serves the built-in tasks on nc until the returned func is
 // called; that func waits for the worker to drain.
-func runWorker(nc *nats.Conn, concurrency int) (func(), error) {
+func runWorker(nc *nats.Conn, concurrency int) (*worker.Worker, func(), error) {
 	reg := task.NewRegistry()
 	builtin.Register(reg, builtin.Config{})
 	w, err := worker.New(nc, reg, worker.Config{Concurrency: concurrency, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -27,5 +27,5 @@ func runWorker(nc *nats.Conn, concurrency int) (func(), error) {
 		defer close(done)
 		w.Run(ctx)
 	}()
-	return func() { cancel(); <-done }, nil
+	return w, func() { cancel(); <-done }, nil
 }

@@ -1,6 +1,6 @@
 // Package child is the protocol between a process pool and its worker
 // processes: the environment a pool starts a worker process with. The
-// process pool (executor.NewProcessPool) writes it and the worker runtime
+// process pool (executor/processpool's New) writes it and the worker runtime
 // (worker.ConfigFromEnv, worker.ServeIfChild) reads it; this package holds
 // what both must agree on and nothing else, so that a producer links no
 // part of the worker runtime.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jetpool/jetpool/builtin"
 	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/executor/processpool"
 	"github.com/jetpool/jetpool/internal/bench"
 )
 
@@ -134,7 +135,7 @@ func benchOnce(ctx context.Context, o benchOptions, io IO) int {
 		print(bench.Figure{Name: name, Value: num.Value / den.Value, Unit: "x"})
 	}
 	// The figures the ratios are taken of, as the steps measure them.
-	var submit, batched, mapped bench.Figure
+	var submit, batched, mapped, rawBatched, namedSubmit, namedMap bench.Figure
 	var ceiling, latency []bench.Figure // throughput, p50, p99; p50, p99
 	one := func(f bench.Figure, err error) ([]bench.Figure, error) { return []bench.Figure{f}, err }
 	steps := []func() ([]bench.Figure, error){
@@ -166,8 +167,28 @@ func benchOnce(ctx context.Context, o benchOptions, io IO) int {
 			return one(mapped, err)
 		},
 		func() (figs []bench.Figure, err error) {
+			rawBatched, err = bench.RawBatchCeiling(ctx, env.Srv.ClientURL(), o.mapItems, o.chunk)
+			return one(rawBatched, err)
+		},
+		func() (figs []bench.Figure, err error) {
 			latency, err = bench.Latency(ctx, env.Ex, o.samples)
 			return latency, err
+		},
+		func() (figs []bench.Figure, err error) {
+			namedSubmit, err = bench.JobSubmitThroughput(ctx, env.Ex, o.tasks)
+			return one(namedSubmit, err)
+		},
+		func() (figs []bench.Figure, err error) {
+			namedMap, err = bench.JobMapThroughput(ctx, env.Ex, o.mapItems, o.chunk)
+			return one(namedMap, err)
+		},
+		func() ([]bench.Figure, error) {
+			// A job 90% done, in whole chunks, resumed.
+			done := o.mapItems * 9 / 10 / o.chunk * o.chunk
+			if done == 0 || done >= o.mapItems {
+				return nil, nil
+			}
+			return bench.JobResume(ctx, env, o.mapItems, done, o.chunk)
 		},
 	}
 	if o.scaling {
@@ -183,6 +204,9 @@ func benchOnce(ctx context.Context, o benchOptions, io IO) int {
 	}
 	ratio("submit throughput / raw ceiling", submit, ceiling[0])
 	ratio("latency p50 / raw ceiling p50", latency[0], ceiling[1])
+	ratio("map throughput / batched raw ceiling", mapped, rawBatched)
+	ratio("named job submit / submit", namedSubmit, submit)
+	ratio("named job map / map", namedMap, mapped)
 	if o.python != "" {
 		py, err := runPython(ctx, o.python, o.tasks, o.mapItems, o.chunk)
 		if err != nil {
@@ -197,6 +221,7 @@ func benchOnce(ctx context.Context, o benchOptions, io IO) int {
 		ratio("submit throughput / python ProcessPool", submit, py[0])
 		ratio("auto-batched submit / python ProcessPool", batched, py[0])
 		ratio("map throughput / python ProcessPool", mapped, py[1])
+		ratio("named job map / python ProcessPool", namedMap, py[1])
 	}
 	return ExitOK
 }
@@ -233,7 +258,7 @@ func runPython(ctx context.Context, script string, tasks, items, chunk int) ([]b
 // time with the ideal n*10ms/64.
 func benchScaling(ctx context.Context, n int) ([]bench.Figure, error) {
 	const procs, slots = 4, 16
-	p, err := executor.NewProcessPool(ctx, procs, executor.ProcessConcurrency(slots))
+	p, err := processpool.New(ctx, procs, processpool.Concurrency(slots))
 	if err != nil {
 		return nil, err
 	}

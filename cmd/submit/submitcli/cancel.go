@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/task"
 )
 
@@ -25,16 +26,24 @@ With --purge it then also removes the chunks queued in the stream (of --kind,
 or all), for work whose producer is gone: every live producer has cancelled
 its pending tasks first, so none of its futures waits for a purged chunk.
 
+With --job NAME it cancels every task of that named job that no worker has
+started, whether a producer is attached or not, exactly as Future.Cancel
+would; a cancelled task never runs, also when the job is resumed, and its
+result is an error of type cancelled.
+
 Examples:
   submit cancel --server nats://127.0.0.1:4222
   submit cancel --kind download --pool batch
   submit cancel --purge
+  submit cancel --job nightly-2026-12-01
 `
 
 func runCancel(ctx context.Context, args []string, io IO) int {
-	var c common
+	var j jobFlags
 	fs := newFlagSet("cancel", cancelUsage, io.Err)
-	c.register(fs)
+	j.register(fs)
+	p := &j.poolFlags
+	job := fs.String("job", "", "cancel the tasks of this named job that have not started (its owner: --name)")
 	kind := fs.String("kind", "", "only tasks of this kind")
 	producer := fs.String("producer", "", "only this producer's tasks (its executor id)")
 	purge := fs.Bool("purge", false, "also remove the queued chunks from the stream")
@@ -43,8 +52,33 @@ func runCancel(ctx context.Context, args []string, io IO) int {
 	if err != nil {
 		return usageErr(err)
 	}
-	if len(pos) > 0 || c.embedded || *wait <= 0 {
-		fmt.Fprintln(io.Err, "submit cancel: takes no arguments, no --embedded, and a positive --wait")
+	if len(pos) > 0 {
+		fmt.Fprintln(io.Err, "submit cancel: takes no arguments")
+		return ExitUsage
+	}
+	if *wait <= 0 {
+		fmt.Fprintf(io.Err, "submit cancel: --wait %v: want more than 0\n", *wait)
+		return ExitUsage
+	}
+	if err := j.validate(fs); err != nil {
+		fmt.Fprintln(io.Err, "submit cancel:", err)
+		return ExitUsage
+	}
+	if *job != "" {
+		for _, name := range []string{"kind", "producer", "purge", "wait"} {
+			if isSet(fs, name) {
+				fmt.Fprintf(io.Err, "submit cancel: --%s: not with --job, which cancels the whole job\n", name)
+				return ExitUsage
+			}
+		}
+		if err := task.ValidateName(*job); err != nil {
+			fmt.Fprintf(io.Err, "submit cancel: --job %q: %s\n", *job, nameWhy(err))
+			return ExitUsage
+		}
+		return cancelJob(ctx, &j, *job, io)
+	}
+	if isSet(fs, "name") {
+		fmt.Fprintln(io.Err, "submit cancel: --name: only with --job, to name the job's owner")
 		return ExitUsage
 	}
 	if *purge && *producer != "" {
@@ -55,22 +89,22 @@ func runCancel(ctx context.Context, args []string, io IO) int {
 	}
 	if *kind != "" {
 		if err := task.ValidateKind(*kind); err != nil {
-			fmt.Fprintln(io.Err, "submit cancel:", err)
+			fmt.Fprintf(io.Err, "submit cancel: --kind: %v\n", err)
 			return ExitUsage
 		}
 	}
-	subj, err := broker.NewSubjects(c.prefix, c.pool)
+	subj, err := broker.NewSubjects(p.prefix, p.pool)
 	if err != nil {
 		fmt.Fprintln(io.Err, "submit cancel:", err)
 		return ExitUsage
 	}
-	nc, code := connect(&c, io, "cancel")
+	nc, code := connect(p, io, "cancel")
 	if nc == nil {
 		return code
 	}
 	defer nc.Close()
 
-	replies, err := askCancel(ctx, nc, subj, broker.CancelRequest{Executor: *producer, Kind: *kind}, *wait)
+	replies, err := askCancel(ctx, nc, subj, wire.CancelRequest{Executor: *producer, Kind: *kind}, *wait)
 	if err != nil {
 		fmt.Fprintln(io.Err, "submit cancel:", err)
 		return ExitUnavailable
@@ -96,16 +130,16 @@ func runCancel(ctx context.Context, args []string, io IO) int {
 
 // askCancel sends req to the pool's producers and collects their replies for
 // wait.
-func askCancel(ctx context.Context, nc *nats.Conn, subj broker.Subjects, req broker.CancelRequest, wait time.Duration) ([]broker.CancelReply, error) {
-	data, err := broker.Encode(&req)
+func askCancel(ctx context.Context, nc *nats.Conn, subj broker.Subjects, req wire.CancelRequest, wait time.Duration) ([]wire.CancelReply, error) {
+	data, err := wire.Encode(&req)
 	if err != nil {
 		return nil, err
 	}
 	inbox := nc.NewRespInbox()
-	got := make(chan broker.CancelReply, 1024)
+	got := make(chan wire.CancelReply, 1024)
 	sub, err := nc.Subscribe(inbox, func(m *nats.Msg) {
-		var r broker.CancelReply
-		if broker.Decode(m.Data, &r) == nil {
+		var r wire.CancelReply
+		if wire.Decode(m.Data, &r) == nil {
 			select {
 			case got <- r:
 			default:
@@ -121,7 +155,7 @@ func askCancel(ctx context.Context, nc *nats.Conn, subj broker.Subjects, req bro
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	var replies []broker.CancelReply
+	var replies []wire.CancelReply
 	for {
 		select {
 		case r := <-got:

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/builtin"
 	"github.com/jetpool/jetpool/executor"
 	"github.com/jetpool/jetpool/task"
@@ -76,8 +76,12 @@ func (f *fileFlags) register(name, usage string, io IO) func([]string) (sources 
 			fmt.Fprintf(io.Err, "submit %s: missing --to DIR\n", name)
 			return nil, ExitUsage, false
 		}
+		if err := f.validate(fs); err != nil {
+			fmt.Fprintf(io.Err, "submit %s: %v\n", name, err)
+			return nil, ExitUsage, false
+		}
 		if f.timeout < 0 {
-			fmt.Fprintf(io.Err, "submit %s: --timeout must not be negative\n", name)
+			fmt.Fprintf(io.Err, "submit %s: --timeout %v: want 0 (none) or more\n", name, f.timeout)
 			return nil, ExitUsage, false
 		}
 		if len(pos) == 0 {
@@ -186,46 +190,67 @@ func runFiles[In any](ctx context.Context, io IO, name string, f *fileFlags, t t
 	}
 	bar := newProgress(io, len(inputs), !f.quiet && io.Terminal)
 	defer bar.finish()
-	out := bufio.NewWriter(io.Out)
-	defer out.Flush()
-	failed, timedOut, next := false, false, 0
+	out := newLineWriter(io.Out)
+	defer out.flush()
+	var failed, cancelled, timedOut bool
+	next := 0
 	// printRefused prints the lines of the refused inputs before index end.
 	printRefused := func(end int) {
 		for ; next < end; next++ {
 			failed = true
-			writeJSON(out, map[string]any{"source": sources[next], "error": errorJSON(refused[next])})
+			out.writeJSON(map[string]any{"source": sources[next], "error": errorJSON(refused[next])})
 			bar.add(true)
 		}
 	}
 	stopWarn := s.warnUnserved(ctx, t.Kind(), noWorkerAfter, io)
 	defer stopWarn()
+	// Once a task comes back cancelled ('submit cancel'), the inputs not
+	// yet submitted are not.
+	submitting := func(yield func(In) bool) {
+		for _, in := range submit {
+			if cancelled || !yield(in) {
+				return
+			}
+		}
+	}
 	k := 0
-	for res, err := range executor.Map(ctx, s.ex, t, slices.Values(submit), opts...) {
+	for res, err := range executor.Map(ctx, s.ex, t, submitting, opts...) {
 		i := submitted[k]
 		printRefused(i)
 		var te *task.Error
 		switch {
 		case err == nil:
-			writeJSON(out, fileLine{Source: sources[i], FileResult: res})
+			out.writeJSON(fileLine{Source: sources[i], FileResult: res})
 			bar.add(false)
 		case errors.As(err, &te):
 			failed = true
 			timedOut = timedOut || errors.Is(err, context.DeadlineExceeded)
-			writeJSON(out, map[string]any{"source": sources[i], "error": errorJSON(te)})
+			out.writeJSON(map[string]any{"source": sources[i], "error": errorJSON(te)})
+			bar.add(true)
+		case errors.Is(err, executor.ErrCancelled):
+			cancelled = true
+			out.writeJSON(map[string]any{"source": sources[i], "error": cancelledJSON(t.Kind())})
 			bar.add(true)
 		default:
-			out.Flush()
+			out.flush()
 			bar.finish()
 			fmt.Fprintf(io.Err, "submit %s: %v\n", name, err)
 			if errors.Is(err, context.DeadlineExceeded) {
 				return ExitTimeout
 			}
+			if errors.Is(err, broker.ErrTooLarge) {
+				return ExitUsage
+			}
 			return ExitUnavailable
 		}
 		next, k = i+1, k+1
-		out.Flush()
 	}
-	printRefused(len(inputs))
-	out.Flush()
-	return outcome(failed, timedOut)
+	if !cancelled {
+		printRefused(len(inputs))
+	}
+	if err := out.close(); err != nil {
+		fmt.Fprintf(io.Err, "submit %s: %v\n", name, err)
+		return ExitOutput
+	}
+	return outcome(failed, cancelled, timedOut)
 }

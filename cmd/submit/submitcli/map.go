@@ -1,20 +1,19 @@
 package submitcli
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
-	"strings"
+	"io"
+	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/executor/processpool"
 	"github.com/jetpool/jetpool/task"
 )
 
@@ -23,22 +22,46 @@ Usage: submit map KIND [ARG...] [flags]
 
 Runs task KIND once per argument, or once per JSON line on standard input when
 no argument is given, and prints one JSON line per result on standard output,
-in input order. A failed task prints {"error": {...}} in its place. Tasks of a
-kind no worker online serves wait for one; after a few seconds the command
+in input order, each at most 100ms after it comes (also while standard input
+is still open). A failed task prints {"error": {...}} in its place. Tasks of
+a kind no worker online serves wait for one; after a few seconds the command
 says so on standard error.
+
+The inputs of a built-in kind are decoded into its Go input type first (its
+JSON field names, no unknown fields), and one of the wrong type is refused
+before anything is submitted (exit 2), as is one too large for a message.
+Tasks cancelled by 'submit cancel' print an error of type cancelled in their
+place; the command then reads no more input and exits 5.
+
+With --job NAME the map is a named job: its chunks, their starts and their
+results are kept in JetStream, so the job runs on when the command is
+interrupted or killed, and the same command run again resumes it: results
+already stored print without running again, chunks queued or running are
+awaited, and only inputs never published are published. Another input
+under the same name is refused. Inputs go out in chunks of exactly
+--chunksize (the last may be shorter), so that a resumed run chunks them
+alike. With --job, --timeout bounds how long the command waits for
+results (exit 3), and cancels nothing: the job's tasks run on. --retention
+applies when the job is made. 'submit job NAME'
+shows the job's progress from any terminal, 'submit results NAME' prints
+its results, 'submit cancel --job NAME' and 'submit delete NAME' end it.
+With --embedded, --store DIR keeps the job between runs on this host (its
+workers end with the command, and the next run resumes it).
 
 Examples:
   submit map square 1 2 3 --embedded
   seq 1 10000 | submit map square --chunksize 100 --embedded --workers 4
   submit map sleep 100 200 --server nats://127.0.0.1:4222 --timeout 5s
+  seq 1 1000000 | submit map square --chunksize 1000 --job squares --server nats://127.0.0.1:4222
 `
 
 const runUsage = `
 Usage: submit run KIND ARG [flags]
 
-Runs task KIND once with the JSON argument ARG and prints its result. A task
-of a kind no worker online serves waits for one; after a few seconds the
-command says so on standard error.
+Runs task KIND once with the JSON argument ARG and prints its result. The
+argument of a built-in kind is decoded into its Go input type first, as for
+'submit map'. A task of a kind no worker online serves waits for one; after a
+few seconds the command says so on standard error.
 
 Examples:
   submit run square 7 --embedded
@@ -51,6 +74,8 @@ type mapFlags struct {
 	buffersize int
 	timeout    time.Duration
 	quiet      bool
+	job        string
+	retention  time.Duration
 
 	// noWorkerAfter is not a flag: it is how long tasks are outstanding
 	// before the command looks for a worker online that serves their kind,
@@ -70,12 +95,15 @@ func runOne(ctx context.Context, args []string, io IO) int {
 
 // runMap is 'submit map' with f's settings; the flags fill in the rest of f.
 func (f *mapFlags) runMap(ctx context.Context, args []string, io IO) int {
+	start := time.Now()
 	fs := newFlagSet("map", mapUsage, io.Err)
 	f.register(fs)
-	fs.IntVar(&f.chunksize, "chunksize", 1, "inputs per chunk (one message, run in order by one worker)")
-	fs.IntVar(&f.buffersize, "buffersize", executor.DefaultBuffersize, "chunks in flight ahead of the output")
+	fs.IntVar(&f.chunksize, "chunksize", 1, "inputs per chunk (one message, run in order by one worker), at least 1")
+	fs.IntVar(&f.buffersize, "buffersize", executor.DefaultBuffersize, "chunks in flight ahead of the output, at least 1")
 	fs.DurationVar(&f.timeout, "timeout", 0, "time limit for the whole map, counted from its start (0: none)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
+	fs.StringVar(&f.job, "job", "", "run the map as the named job NAME, which outlives the command and resumes when it runs again")
+	fs.DurationVar(&f.retention, "retention", 0, "with --job: how long the job's records and results are kept (0: until 'submit delete')")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return usageErr(err)
@@ -90,35 +118,45 @@ func (f *mapFlags) runMap(ctx context.Context, args []string, io IO) int {
 		fmt.Fprintln(io.Err, "submit map:", err)
 		return ExitUsage
 	}
-	opts := []executor.MapOption{executor.MapChunksize(max(f.chunksize, 0)), executor.MapBuffersize(max(f.buffersize, 0))}
-	if f.chunksize < 1 || f.buffersize < 1 || f.timeout < 0 {
-		fmt.Fprintln(io.Err, "submit map: --chunksize and --buffersize must be at least 1 and --timeout not negative")
+	if err := f.validate(fs); err != nil {
+		fmt.Fprintln(io.Err, "submit map:", err)
 		return ExitUsage
 	}
-	if f.timeout > 0 {
-		opts = append(opts, executor.MapTimeout(f.timeout))
+	switch {
+	case f.chunksize < 1:
+		fmt.Fprintf(io.Err, "submit map: --chunksize %d: want at least 1\n", f.chunksize)
+		return ExitUsage
+	case f.buffersize < 1:
+		fmt.Fprintf(io.Err, "submit map: --buffersize %d: want at least 1\n", f.buffersize)
+		return ExitUsage
+	case f.timeout < 0:
+		fmt.Fprintf(io.Err, "submit map: --timeout %v: want 0 (none) or more\n", f.timeout)
+		return ExitUsage
+	case f.retention < 0 || f.retention > 0 && f.retention < time.Second:
+		fmt.Fprintf(io.Err, "submit map: --retention %v: want 0 (until deleted) or at least 1s\n", f.retention)
+		return ExitUsage
+	case f.retention > 0 && f.job == "":
+		fmt.Fprintln(io.Err, "submit map: --retention: only with --job")
+		return ExitUsage
+	case f.job != "" && f.embedded && f.storeDir == "":
+		fmt.Fprintln(io.Err, "submit map: --job with --embedded needs --store DIR, where the job is kept from one run to the next")
+		return ExitUsage
 	}
-
-	var inputs iter.Seq[any]
-	var total int
-	var inputErr error
-	if len(rawArgs) > 0 {
-		vals := make([]any, len(rawArgs))
-		for i, a := range rawArgs {
-			if vals[i], err = parseJSON([]byte(a)); err != nil {
-				fmt.Fprintf(io.Err, "submit map: argument %d: %v\n", i+1, err)
-				return ExitUsage
-			}
+	if f.job != "" {
+		if err := task.ValidateName(f.job); err != nil {
+			fmt.Fprintf(io.Err, "submit map: --job %q: %s\n", f.job, nameWhy(err))
+			return ExitUsage
 		}
-		inputs, total = func(yield func(any) bool) {
-			for _, v := range vals {
-				if !yield(v) {
-					return
-				}
-			}
-		}, len(vals)
-	} else {
-		inputs = jsonLines(io.In, &inputErr)
+	}
+	decode := inputDecoder(kind)
+	var vals []any
+	for i, a := range rawArgs {
+		v, err := decode([]byte(a))
+		if err != nil {
+			fmt.Fprintln(io.Err, "submit:", &inputError{where: "argument " + strconv.Itoa(i+1), raw: []byte(a), err: err})
+			return ExitUsage
+		}
+		vals = append(vals, v)
 	}
 
 	io.Err = syncWriter(io.Err) // shared with the warning about unserved kinds
@@ -127,46 +165,127 @@ func (f *mapFlags) runMap(ctx context.Context, args []string, io IO) int {
 		return code
 	}
 	defer s.close()
-
-	bar := newProgress(io, total, !f.quiet && io.Terminal)
+	if f.job != "" {
+		if code := s.attach(ctx, f.job, f.retention, io); code != ExitOK {
+			return code
+		}
+	}
+	st := &stream{ex: s.ex, t: task.New[any, any](kind), chunksize: f.chunksize, buffersize: f.buffersize,
+		limit: inputLimit(s.nc.MaxPayload()), where: "argument", steady: f.job != ""}
+	if f.timeout > 0 {
+		st.deadline = start.Add(f.timeout)
+	}
+	bar := newProgress(io, len(vals), !f.quiet && io.Terminal)
 	defer bar.finish()
-	out := bufio.NewWriter(io.Out)
-	defer out.Flush()
-	failed, timedOut := false, false
+	done := make(chan struct{})
+	defer close(done)
+	var items <-chan item
+	if len(rawArgs) > 0 {
+		// Every argument is checked before any is submitted.
+		for i, v := range vals {
+			if err := st.check(i+1, v); err != nil {
+				fmt.Fprintln(io.Err, "submit:", err)
+				return ExitUsage
+			}
+		}
+		st.checked = true
+		items = argItems(vals)
+	} else {
+		st.where, st.ended = "line", bar.setTotal
+		items = lineItems(io.In, decode, done)
+	}
+
+	out := newLineWriter(io.Out)
+	defer out.flush()
 	stopWarn := s.warnUnserved(ctx, kind, f.noWorkerAfter, io)
 	defer stopWarn()
-	for v, err := range executor.Map(ctx, s.ex, task.New[any, any](kind), inputs, opts...) {
-		var te *task.Error
-		switch {
-		case err == nil:
-			writeJSON(out, v)
-			bar.add(false)
-		case errors.As(err, &te):
-			failed = true
-			// A task cut off by the map's timeout makes the run a timeout.
-			timedOut = timedOut || errors.Is(err, context.DeadlineExceeded)
-			writeJSON(out, map[string]any{"error": errorJSON(te)})
-			bar.add(true)
-		default:
-			out.Flush()
-			bar.finish()
-			fmt.Fprintln(io.Err, "submit map:", err)
-			if errors.Is(err, context.DeadlineExceeded) {
-				return ExitTimeout
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks, wait := st.run(runCtx, items)
+	var failed, cancelled, timedOut bool
+	var fatal func() int // the failure that ended the map, reported once every goroutine is done
+	for c := range chunks {
+		if c.err != nil {
+			if fatal == nil {
+				err := c.err
+				fatal = func() int {
+					if errors.Is(err, context.DeadlineExceeded) {
+						fmt.Fprintln(io.Err, "submit map: timed out after", f.timeout)
+						return ExitTimeout
+					}
+					fmt.Fprintln(io.Err, "submit:", err)
+					return ExitUsage
+				}
+				cancel()
 			}
-			return ExitUnavailable
+			continue
 		}
-		if bar.enabled {
-			out.Flush()
+		for r := range c.results {
+			if fatal != nil {
+				continue // drained so that the chunk's goroutine ends
+			}
+			var te *task.Error
+			switch err := r.err; {
+			case err == nil:
+				out.writeJSON(r.v)
+				bar.add(false)
+			case errors.As(err, &te):
+				failed = true
+				// A task cut off by the map's timeout makes the run a timeout.
+				timedOut = timedOut || errors.Is(err, context.DeadlineExceeded)
+				out.writeJSON(map[string]any{"error": errorJSON(te)})
+				bar.add(true)
+			case errors.Is(err, executor.ErrJobInput):
+				fatal = func() int {
+					fmt.Fprintf(io.Err, "submit map: %v: job %s was made with other inputs; run it with the same ones, or give another --job\n", err, f.job)
+					return ExitUsage
+				}
+				cancel()
+			case errors.Is(err, executor.ErrCancelled):
+				// Cancelled by 'submit cancel': no more inputs are
+				// submitted, and what was submitted before still
+				// prints, in order.
+				cancelled = true
+				st.halt()
+				out.writeJSON(map[string]any{"error": cancelledJSON(kind)})
+				bar.add(true)
+			default:
+				cause := c
+				fatal = func() int {
+					switch {
+					case errors.Is(err, broker.ErrTooLarge):
+						fmt.Fprintln(io.Err, "submit:", st.tooLarge(cause, err))
+						return ExitUsage
+					case errors.Is(err, context.DeadlineExceeded):
+						fmt.Fprintln(io.Err, "submit map: timed out after", f.timeout)
+						return ExitTimeout
+					}
+					fmt.Fprintln(io.Err, "submit map:", err)
+					return ExitUnavailable
+				}
+				cancel()
+			}
 		}
 	}
-	if inputErr != nil {
-		out.Flush()
+	wait()
+	werr := out.close()
+	if fatal != nil {
 		bar.finish()
-		fmt.Fprintln(io.Err, "submit map: input:", inputErr)
-		return ExitUsage
+		return fatal()
 	}
-	return outcome(failed, timedOut)
+	if werr != nil {
+		fmt.Fprintln(io.Err, "submit map:", werr)
+		return ExitOutput
+	}
+	return outcome(failed, cancelled, timedOut)
+}
+
+// TypeCancelled is the error type of a task cancelled before it started, by
+// 'submit cancel' (or a program's Future.Cancel).
+const TypeCancelled = "cancelled"
+
+func cancelledJSON(kind string) map[string]any {
+	return map[string]any{"kind": kind, "type": TypeCancelled, "message": "cancelled before it started"}
 }
 
 // runOne is 'submit run' with f's settings; the flags fill in the rest of f.
@@ -183,17 +302,22 @@ func (f *mapFlags) runOne(ctx context.Context, args []string, io IO) int {
 		fs.Usage()
 		return ExitUsage
 	}
-	if err := task.ValidateKind(pos[0]); err != nil {
+	kind := pos[0]
+	if err := task.ValidateKind(kind); err != nil {
 		fmt.Fprintln(io.Err, "submit run:", err)
 		return ExitUsage
 	}
-	arg, err := parseJSON([]byte(pos[1]))
-	if err != nil {
-		fmt.Fprintln(io.Err, "submit run: argument:", err)
+	if err := f.validate(fs); err != nil {
+		fmt.Fprintln(io.Err, "submit run:", err)
 		return ExitUsage
 	}
 	if f.timeout < 0 {
-		fmt.Fprintln(io.Err, "submit run: --timeout must not be negative")
+		fmt.Fprintf(io.Err, "submit run: --timeout %v: want 0 (none) or more\n", f.timeout)
+		return ExitUsage
+	}
+	arg, err := inputDecoder(kind)([]byte(pos[1]))
+	if err != nil {
+		fmt.Fprintln(io.Err, "submit:", &inputError{where: "argument 1", raw: []byte(pos[1]), err: err})
 		return ExitUsage
 	}
 	io.Err = syncWriter(io.Err) // shared with the warning about unserved kinds
@@ -202,6 +326,12 @@ func (f *mapFlags) runOne(ctx context.Context, args []string, io IO) int {
 		return code
 	}
 	defer s.close()
+	t := task.New[any, any](kind)
+	st := stream{t: t, where: "argument", limit: inputLimit(s.nc.MaxPayload())}
+	if err := st.check(1, arg); err != nil {
+		fmt.Fprintln(io.Err, "submit:", err)
+		return ExitUsage
+	}
 	var opts []executor.SubmitOption
 	wait := ctx
 	if f.timeout > 0 {
@@ -210,12 +340,15 @@ func (f *mapFlags) runOne(ctx context.Context, args []string, io IO) int {
 		wait, cancel = context.WithTimeout(ctx, f.timeout)
 		defer cancel()
 	}
-	fut, err := executor.Submit(ctx, s.ex, task.New[any, any](pos[0]), arg, opts...)
+	fut, err := executor.Submit(ctx, s.ex, t, arg, opts...)
 	if err != nil {
 		fmt.Fprintln(io.Err, "submit run:", err)
+		if errors.Is(err, broker.ErrTooLarge) {
+			return ExitUsage
+		}
 		return ExitUnavailable
 	}
-	stopWarn := s.warnUnserved(ctx, pos[0], f.noWorkerAfter, io)
+	stopWarn := s.warnUnserved(ctx, kind, f.noWorkerAfter, io)
 	v, err := fut.Result(wait)
 	stopWarn()
 	var te *task.Error
@@ -230,6 +363,10 @@ func (f *mapFlags) runOne(ctx context.Context, args []string, io IO) int {
 			return ExitTimeout
 		}
 		return ExitTaskFailed
+	case errors.Is(err, executor.ErrCancelled):
+		writeJSON(io.Out, map[string]any{"error": cancelledJSON(kind)})
+		fmt.Fprintln(io.Err, "submit run: the task was cancelled before it started")
+		return ExitCancelled
 	case errors.Is(err, context.DeadlineExceeded):
 		fut.Cancel()
 		fmt.Fprintln(io.Err, "submit run: timed out after", f.timeout)
@@ -247,6 +384,38 @@ type session struct {
 	nc    *nats.Conn
 	pool  string
 	close func() // shuts the executor down and closes nc
+
+	nats  *executor.NATS // the NATS executor, when the session has one
+	named bool           // ex is a named job: close cancels nothing
+}
+
+// shutdown is how close shuts the session's executor down: it waits for
+// the running tasks and cancels those not started. A named job's tasks are
+// the job's: they run on when the command ends (done, timed out or
+// interrupted) and a run of it again resumes them, so nothing is cancelled
+// and none is waited for, but the job's record is given at most 5s to say
+// that no producer is attached.
+func (s *session) shutdown(ctx context.Context) (sctx context.Context, wait, cancelFutures bool, done func()) {
+	if !s.named {
+		return ctx, true, true, func() {}
+	}
+	sctx, done = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	return sctx, false, false, done
+}
+
+// attach makes the session's executor the named job name, for 'submit map
+// --job'. On failure it has printed why and returns the exit code.
+func (s *session) attach(ctx context.Context, name string, retention time.Duration, io IO) int {
+	job, err := attachJob(ctx, s.nats, name, retention, io)
+	if err != nil {
+		fmt.Fprintln(io.Err, "submit map:", err)
+		if errors.Is(err, executor.ErrInvalidOption) {
+			return ExitUsage
+		}
+		return ExitUnavailable
+	}
+	s.ex, s.named = job, true
+	return ExitOK
 }
 
 // open returns the executor the flags ask for: a process pool on an embedded
@@ -256,12 +425,8 @@ type session struct {
 // interrupt): then it returns at once, killing an embedded pool's workers.
 func open(ctx context.Context, c *common, io IO) (*session, int) {
 	if c.embedded {
-		if c.workers < 1 || c.workers > executor.MaxProcesses || c.perWorker < 1 {
-			fmt.Fprintf(io.Err, "submit: --workers must be from 1 to %d and --worker-concurrency at least 1\n", executor.MaxProcesses)
-			return nil, ExitUsage
-		}
-		p, err := executor.NewProcessPool(ctx, c.workers, executor.ProcessConcurrency(c.perWorker),
-			executor.ProcessStoreDir(c.storeDir), executor.NATSPoolConfig(c.poolConfig()))
+		p, err := processpool.New(ctx, c.workers, processpool.Concurrency(c.perWorker),
+			processpool.StoreDir(c.storeDir), executor.NATSPoolConfig(c.poolConfig()))
 		if err != nil {
 			fmt.Fprintln(io.Err, "submit: start embedded pool:", err)
 			if errors.Is(err, executor.ErrInvalidOption) {
@@ -276,12 +441,19 @@ func open(ctx context.Context, c *common, io IO) (*session, int) {
 			return nil, ExitUnavailable
 		}
 		// A process pool serves the default pool of its own broker.
-		return &session{ex: p, nc: nc, pool: broker.DefaultPool, close: func() {
+		s := &session{ex: p, nc: nc, pool: broker.DefaultPool, nats: p.NATS}
+		s.close = func() {
 			nc.Close() // before its server stops, so that it does not reconnect
-			p.Shutdown(ctx, true, true)
-		}}, ExitOK
+			sctx, wait, cancelFutures, done := s.shutdown(ctx)
+			defer done()
+			p.Shutdown(sctx, wait, cancelFutures)
+		}
+		return s, ExitOK
 	}
 	c.conn.Name = "jetpool-submit"
+	// A lost connection is said on stderr, so that a job that pauses while
+	// the connection moves to another server does not pause in silence.
+	c.conn.Logger = stderrLogger(io.Err)
 	nc, err := broker.Connect(c.conn)
 	if err != nil {
 		fmt.Fprintln(io.Err, "submit:", err)
@@ -303,82 +475,14 @@ func open(ctx context.Context, c *common, io IO) (*session, int) {
 		}
 		return nil, ExitUnavailable
 	}
-	return &session{ex: ex, nc: nc, pool: c.pool, close: func() {
-		ex.Shutdown(ctx, true, true)
+	s := &session{ex: ex, nc: nc, pool: c.pool, nats: ex}
+	s.close = func() {
+		sctx, wait, cancelFutures, done := s.shutdown(ctx)
+		defer done()
+		ex.Shutdown(sctx, wait, cancelFutures)
 		nc.Drain()
-	}}, ExitOK
-}
-
-// jsonLines yields one parsed JSON value per non-empty line of r. A line that
-// is not JSON ends the sequence and sets *errp.
-func jsonLines(r interface{ Read([]byte) (int, error) }, errp *error) iter.Seq[any] {
-	return func(yield func(any) bool) {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		line := 0
-		for sc.Scan() {
-			line++
-			b := bytes.TrimSpace(sc.Bytes())
-			if len(b) == 0 {
-				continue
-			}
-			v, err := parseJSON(b)
-			if err != nil {
-				*errp = fmt.Errorf("line %d: %w", line, err)
-				return
-			}
-			if !yield(v) {
-				return
-			}
-		}
-		if err := sc.Err(); err != nil {
-			*errp = err
-		}
 	}
-}
-
-// parseJSON decodes one JSON value, keeping integers as int64 so workers
-// decode them into integer inputs. A bare word that is not JSON is taken as
-// a string, so `submit map say-hi ada bob` works.
-func parseJSON(b []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		if isBareWord(b) {
-			return string(b), nil
-		}
-		return nil, fmt.Errorf("not JSON: %w", err)
-	}
-	if d.More() {
-		return nil, errors.New("more than one JSON value")
-	}
-	return normalize(v), nil
-}
-
-func isBareWord(b []byte) bool {
-	s := string(b)
-	return s != "" && !strings.ContainsAny(s, "{}[]\"") && !strings.HasPrefix(s, "-") && (s[0] < '0' || s[0] > '9')
-}
-
-func normalize(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case []any:
-		for i := range x {
-			x[i] = normalize(x[i])
-		}
-	case map[string]any:
-		for k := range x {
-			x[k] = normalize(x[k])
-		}
-	}
-	return v
+	return s, ExitOK
 }
 
 func errorJSON(te *task.Error) map[string]any {
@@ -389,44 +493,33 @@ func errorJSON(te *task.Error) map[string]any {
 	return m
 }
 
-func writeJSON(w interface{ Write([]byte) (int, error) }, v any) {
-	b, err := json.Marshal(jsonable(v))
-	if err != nil {
-		b, _ = json.Marshal(map[string]any{"error": map[string]any{"type": task.TypeEncode, "message": err.Error()}})
-	}
-	w.Write(append(b, '\n'))
-}
-
-// jsonable turns msgpack's decoded maps with non-string keys into ones JSON
-// can hold.
-func jsonable(v any) any {
-	switch x := v.(type) {
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, val := range x {
-			m[fmt.Sprint(k)] = jsonable(val)
-		}
-		return m
-	case map[string]any:
-		for k, val := range x {
-			x[k] = jsonable(val)
-		}
-	case []any:
-		for i := range x {
-			x[i] = jsonable(x[i])
-		}
-	}
-	return v
-}
-
-// outcome is the exit code of a run whose tasks all reported: a timeout
-// wins over a failure.
-func outcome(failed, timedOut bool) int {
+// outcome is the exit code of a run whose tasks all reported: a
+// cancellation wins over a timeout, which wins over a failure.
+func outcome(failed, cancelled, timedOut bool) int {
 	switch {
+	case cancelled:
+		return ExitCancelled
 	case timedOut:
 		return ExitTimeout
 	case failed:
 		return ExitTaskFailed
 	}
 	return ExitOK
+}
+
+// stderrLogger logs connection events to w as "submit: " lines of text,
+// without times: a person reads them beside the results.
+func stderrLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			switch {
+			case len(groups) > 0:
+			case a.Key == slog.TimeKey:
+				return slog.Attr{}
+			case a.Key == slog.MessageKey:
+				return slog.String(a.Key, "submit: "+a.Value.String())
+			}
+			return a
+		},
+	}))
 }

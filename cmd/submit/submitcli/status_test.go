@@ -21,13 +21,13 @@ func TestStatusListsUnservedKinds(t *testing.T) {
 	if code, _, errOut := run(t, "", "run", "square", "2"); code != ExitOK {
 		t.Fatalf("run square 2: exit %d, %s", code, errOut)
 	}
-	ex, err := executor.NewNATS(context.Background(), conn(t, url), executor.NATSPoolConfig(testPool))
+	ex, err := executor.NewNATS(t.Context(), conn(t, url), executor.NATSPoolConfig(testPool))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ex.Shutdown(context.Background(), false, true) })
 	for i := range 2 {
-		if _, err := executor.Submit(context.Background(), ex, task.New[int, int]("nosuch"), i); err != nil {
+		if _, err := executor.Submit(t.Context(), ex, task.New[int, int]("nosuch"), i); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -37,11 +37,11 @@ func TestStatusListsUnservedKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "both nosuch chunks in the stream", func() bool {
-		st, err := js.Stream(context.Background(), "JETPOOL_DEFAULT")
+		st, err := js.Stream(t.Context(), "JETPOOL_DEFAULT")
 		if err != nil {
 			return false
 		}
-		info, err := st.Info(context.Background(), jetstream.WithSubjectFilter("jetpool.default.tasks.nosuch"))
+		info, err := st.Info(t.Context(), jetstream.WithSubjectFilter("jetpool.default.tasks.nosuch"))
 		return err == nil && info.State.Subjects["jetpool.default.tasks.nosuch"] == 2
 	})
 
@@ -57,7 +57,7 @@ func TestStatusListsUnservedKinds(t *testing.T) {
 	for _, k := range st.Kinds {
 		kinds[k.Kind] = k
 	}
-	if k, ok := kinds["nosuch"]; !ok || k.Pending != 2 || k.Workers != 0 {
+	if k, ok := kinds["nosuch"]; !ok || k.Queued != 2 || k.Workers != 0 {
 		t.Errorf("kind nosuch: %+v (listed %v), want 2 pending and no workers", k, ok)
 	}
 	if k := kinds["square"]; k.Workers != 1 {

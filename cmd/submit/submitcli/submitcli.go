@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -19,14 +18,39 @@ import (
 )
 
 // Exit codes: a script can tell success from task failures from timeouts.
+// 'submit --help' and the README list them.
 const (
-	ExitOK          = 0 // every task succeeded
-	ExitTaskFailed  = 1 // at least one task failed; the others' results were printed
-	ExitUsage       = 2 // bad command line or input
-	ExitTimeout     = 3 // the timeout passed before every result came
-	ExitUnavailable = 4 // the broker could not be reached or the pool not set up
-	ExitInterrupted = 130
+	ExitOK          = 0   // every task succeeded
+	ExitTaskFailed  = 1   // at least one task failed; the others' results were printed
+	ExitUsage       = 2   // a bad command line, setting or input; an input refused was not submitted
+	ExitTimeout     = 3   // the timeout passed before every result came
+	ExitUnavailable = 4   // the broker could not be reached or the pool not set up
+	ExitCancelled   = 5   // tasks were cancelled before they started (submit cancel); the others' results were printed
+	ExitNoWorkers   = 6   // submit kinds, submit metrics: no worker of the pool answered
+	ExitOutput      = 7   // the results could not all be written to standard output (closed, full)
+	ExitInterrupted = 130 // SIGINT or SIGTERM: tasks not started are cancelled, running ones are left to finish
 )
+
+// exitCode is an exit code and what it means.
+type exitCode struct {
+	code int
+	what string
+}
+
+// exitCodes describes each exit code, for the usage text.
+func exitCodes() []exitCode {
+	return []exitCode{
+		{ExitOK, "success"},
+		{ExitTaskFailed, "a task failed (its line is {\"error\": {...}}); the others printed"},
+		{ExitUsage, "bad command line, setting or input"},
+		{ExitTimeout, "--timeout passed"},
+		{ExitUnavailable, "broker unavailable"},
+		{ExitCancelled, "tasks cancelled by 'submit cancel' before they started (submit results: the job holds cancelled tasks)"},
+		{ExitNoWorkers, "'submit kinds', 'submit metrics': no worker online"},
+		{ExitOutput, "the results could not all be written (stdout closed or full)"},
+		{ExitInterrupted, "interrupted (SIGINT, SIGTERM)"},
+	}
+}
 
 // IO is where a command reads and writes.
 type IO struct {
@@ -39,18 +63,26 @@ type IO struct {
 type command struct {
 	name, summary string
 	run           func(ctx context.Context, args []string, io IO) int
+	// serves is set for a command that runs until a signal ends it: the
+	// signal is its normal end, not an interruption.
+	serves bool
 }
 
 func commands() []command {
 	return []command{
-		{"map", "run a task over many inputs, results in input order", runMap},
-		{"run", "run one task and print its result", runOne},
-		{"download", "download URLs into a directory, one task per file", runDownload},
-		{"copy", "copy files into a directory, one task per file", runCopy},
-		{"status", "show a pool's queues and the workers online", runStatus},
-		{"cancel", "cancel a pool's pending work", runCancel},
-		{"kinds", "list the built-in task kinds", runKinds},
-		{"bench", "measure throughput and latency on this host", runBench},
+		{name: "map", summary: "run a task over many inputs, results in input order", run: runMap},
+		{name: "run", summary: "run one task and print its result", run: runOne},
+		{name: "download", summary: "download URLs into a directory, one task per file", run: runDownload},
+		{name: "copy", summary: "copy files into a directory, one task per file", run: runCopy},
+		{name: "status", summary: "show a pool's queues and the workers online", run: runStatus},
+		{name: "cancel", summary: "cancel a pool's pending work, or a named job's", run: runCancel},
+		{name: "jobs", summary: "list the named jobs and their progress", run: runJobs},
+		{name: "job", summary: "show a named job's progress, once or --watch", run: runJob, serves: true},
+		{name: "results", summary: "print a named job's results in input order", run: runResults},
+		{name: "delete", summary: "delete a named job and its results", run: runDelete},
+		{name: "kinds", summary: "list the kinds the workers online serve", run: runKinds},
+		{name: "metrics", summary: "print or serve the Prometheus metrics of a pool's workers", run: runMetrics, serves: true},
+		{name: "bench", summary: "measure throughput and latency on this host", run: runBench},
 	}
 }
 
@@ -80,7 +112,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	for _, c := range commands() {
 		if c.name == args[0] {
 			code := c.run(ctx, args[1:], io)
-			if ctx.Err() != nil && code != ExitOK {
+			if ctx.Err() != nil && (code != ExitOK || !c.serves) {
 				return ExitInterrupted
 			}
 			return code
@@ -98,24 +130,10 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'submit COMMAND --help' for a command's flags and examples.")
-	fmt.Fprintln(w, "\nExit codes: 0 success, 1 a task failed, 2 usage, 3 timeout, 4 broker unavailable.")
-}
-
-func runKinds(_ context.Context, args []string, io IO) int {
-	fs := newFlagSet("kinds", "Usage: submit kinds\n\nLists the tasks the stock worker serves.", io.Err)
-	if _, err := parseInterspersed(fs, args); err != nil {
-		return usageErr(err)
+	fmt.Fprintln(w, "\nExit codes:")
+	for _, c := range exitCodes() {
+		fmt.Fprintf(w, "  %-4d %s\n", c.code, c.what)
 	}
-	kinds := builtin.Kinds()
-	names := make([]string, 0, len(kinds))
-	for k := range kinds {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		fmt.Fprintf(io.Out, "%-10s %s\n", k, kinds[k])
-	}
-	return ExitOK
 }
 
 func usageErr(err error) int {

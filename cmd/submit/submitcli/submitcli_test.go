@@ -126,10 +126,10 @@ func TestUsageErrors(t *testing.T) {
 		{"timeout not a duration", []string{"map", "square", "1", "--timeout", "soon"}, "invalid value \"soon\""},
 		{"negative timeout", []string{"run", "square", "1", "--timeout", "-1s"}, "--timeout"},
 		{"run without argument", []string{"run", "square"}, "want KIND and one JSON ARG"},
-		{"run with bad JSON", []string{"run", "square", "{"}, "not JSON"},
+		{"run with bad JSON", []string{"run", "square", "{"}, `argument 1 "{": not JSON`},
 		{"map with bad JSON argument", []string{"map", "square", "[1,"}, "argument 1"},
-		{"embedded with no workers", []string{"map", "square", "1", "--embedded", "--workers", "0"}, "--workers"},
-		{"embedded with too many workers", []string{"map", "square", "1", "--embedded", "--workers", "100000"}, "--workers must be from 1 to 256"},
+		{"embedded with no workers", []string{"map", "square", "1", "--embedded", "--workers", "0"}, "--workers 0: want 1 to 256"},
+		{"embedded with too many workers", []string{"map", "square", "1", "--embedded", "--workers", "100000"}, "--workers 100000: want 1 to 256"},
 		{"server port out of range", []string{"map", "square", "1", "--server", "nats://127.0.0.1:99999"}, "out of range"},
 		{"server with a bad scheme", []string{"run", "square", "1", "-s", "http://127.0.0.1:4222"}, "want nats, tls, ws or wss"},
 		{"creds file missing", []string{"run", "square", "1", "--creds", "/nonexistent/user.creds"}, "creds file"},
@@ -138,8 +138,8 @@ func TestUsageErrors(t *testing.T) {
 		{"copy without --to", []string{"copy", "/etc/hostname"}, "missing --to"},
 		{"download with nothing to do", []string{"download", "--to", "/tmp"}, "nothing to do"},
 		{"status with an argument", []string{"status", "extra"}, "takes no arguments"},
-		{"status with no wait", []string{"status", "--wait", "0s"}, "positive --wait"},
-		{"status of an invalid pool", []string{"status", "--pool", "a.b"}, "invalid name"},
+		{"status with no wait", []string{"status", "--wait", "0s"}, "--wait 0s: want more than 0"},
+		{"status of an invalid pool", []string{"status", "--pool", "a.b"}, "--pool: not a valid name"},
 		{"cancel of an invalid kind", []string{"cancel", "--kind", "a b"}, "invalid kind"},
 		{"cancel --purge of one producer", []string{"cancel", "--purge", "--producer", "abc"}, "cannot be limited"},
 		{"bench with no tasks", []string{"bench", "--tasks", "0"}, "must be positive"},
@@ -162,7 +162,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelpShowsExamples(t *testing.T) {
-	for _, cmd := range []string{"map", "run", "download", "copy", "status", "cancel", "bench"} {
+	for _, cmd := range []string{"map", "run", "download", "copy", "status", "cancel", "kinds", "bench"} {
 		code, _, errOut := run(t, "", cmd, "--help")
 		if code != ExitOK || !strings.Contains(errOut, "Examples:") || !strings.Contains(errOut, "submit "+cmd) {
 			t.Errorf("%s --help: exit %d\n%s", cmd, code, errOut)
@@ -189,8 +189,13 @@ func TestBenchRuns(t *testing.T) {
 	want := []string{
 		"raw ceiling: publish->pull->ack->reply", "raw ceiling latency p50", "raw ceiling latency p99",
 		"submit->result, chunk 1", "submit->result, NATSAutoBatch(10)", "map 200 ints, chunksize 10",
+		"raw ceiling, 10 items a message",
 		"submit->result latency p50", "submit->result latency p99",
-		"submit throughput / raw ceiling", "latency p50 / raw ceiling p50",
+		"named job: submit->result, chunk 1", "named job: map 200 ints, chunksize 10",
+		"resume 180 of 200 done, chunksize 10: first stored result", "resume 180 of 200 done, chunksize 10: first new result",
+		"resume 180 of 200 done, chunksize 10: all results", "resume 180 of 200 done, chunksize 10: tasks run again",
+		"submit throughput / raw ceiling", "latency p50 / raw ceiling p50", "map throughput / batched raw ceiling",
+		"named job submit / submit", "named job map / map",
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("summary has %d lines, want %d:\n%s", len(lines), len(want), summary)
@@ -283,9 +288,9 @@ func TestMapAndRun(t *testing.T) {
 	}
 
 	// A task that fails: its line is an error object, the others print, exit 1.
-	code, out, _ = run(t, "", "map", "square", "2", `"two"`, "4")
+	code, out, _ = run(t, "", "map", "sleep", "--", "2", "-1", "4")
 	outLines := strings.Split(strings.TrimSpace(out), "\n")
-	if code != ExitTaskFailed || len(outLines) != 3 || outLines[0] != "4" || outLines[2] != "16" || !strings.Contains(outLines[1], `"type":"bad_input"`) {
+	if code != ExitTaskFailed || len(outLines) != 3 || outLines[0] != "2" || outLines[2] != "4" || !strings.Contains(outLines[1], `"type":"bad_input"`) {
 		t.Fatalf("map with a bad input: exit %d, out %q", code, out)
 	}
 	// Timeouts exit 3.
@@ -495,7 +500,7 @@ func TestStatusListsWorkersAndQueues(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
-	if !st.Exists || len(st.Workers) != 1 || st.Workers[0].ID != w.ID() || st.Workers[0].Concurrency != 4 || st.Workers[0].TasksSucceeded != 2 {
+	if !st.Exists || len(st.Workers) != 1 || st.Workers[0].Worker != w.ID() || st.Workers[0].Slots != 4 || st.Workers[0].Succeeded != 2 {
 		t.Fatalf("status: %+v", st)
 	}
 	kinds := map[string]bool{}
@@ -506,7 +511,7 @@ func TestStatusListsWorkersAndQueues(t *testing.T) {
 		t.Fatalf("kinds %v, worker kinds %v", kinds, st.Workers[0].Kinds)
 	}
 	code, out, _ = run(t, "", "status")
-	if code != ExitOK || !strings.Contains(out, "1 workers online") || !strings.Contains(out, w.ID()) || !strings.Contains(out, "0/4") {
+	if code != ExitOK || !strings.Contains(out, "1 workers online") || !strings.Contains(out, w.ID()) || !strings.Contains(out, "SLOTS") {
 		t.Fatalf("status:\n%s", out)
 	}
 	// Another pool's status does not list this pool's worker.
@@ -521,20 +526,20 @@ func TestStatusListsWorkersAndQueues(t *testing.T) {
 func TestCancelPendingWork(t *testing.T) {
 	url := startBroker(t)
 	nc := conn(t, url)
-	ex, err := executor.NewNATS(context.Background(), nc, executor.NATSPoolConfig(testPool))
+	ex, err := executor.NewNATS(t.Context(), nc, executor.NATSPoolConfig(testPool))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ex.Shutdown(context.Background(), false, true) })
 	var fs []*executor.Future[int]
 	for i := range 30 {
-		f, err := executor.Submit(context.Background(), ex, builtin.Sleep, 5000+i)
+		f, err := executor.Submit(t.Context(), ex, builtin.Sleep, 5000+i)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fs = append(fs, f)
 	}
-	keep, err := executor.Submit(context.Background(), ex, builtin.Square, 3)
+	keep, err := executor.Submit(t.Context(), ex, builtin.Square, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +556,7 @@ func TestCancelPendingWork(t *testing.T) {
 		t.Fatal("a task of another kind was cancelled")
 	}
 	w := startWorker(t, url)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
 	if v, err := keep.Result(ctx); err != nil || v != 9 {
 		t.Fatalf("square(3) = %d, %v", v, err)
@@ -562,7 +567,7 @@ func TestCancelPendingWork(t *testing.T) {
 	}
 
 	// Orphaned chunks: a producer that is gone left them queued.
-	if err := ex.Shutdown(context.Background(), false, false); err != nil {
+	if err := ex.Shutdown(t.Context(), false, false); err != nil {
 		t.Fatal(err)
 	}
 	js, _ := nc.JetStream()
@@ -597,7 +602,7 @@ func TestSubmitUnderLeastPrivilege(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() {

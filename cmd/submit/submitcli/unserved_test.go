@@ -63,7 +63,7 @@ func TestWarnsOfAKindNoWorkerServes(t *testing.T) {
 			want := `submit: no worker online serves kind "` + c.kind + `" in pool "` + c.pool + `"; tasks wait for one` + "\n"
 			stderr := newWatchWriter(want)
 			var out bytes.Buffer
-			ctx, cancel := context.WithCancel(context.Background())
+			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			f := mapFlags{noWorkerAfter: 10 * time.Millisecond}
 			code := make(chan int, 1)
@@ -99,7 +99,7 @@ func TestNoWarningForAServedKind(t *testing.T) {
 	f := mapFlags{noWorkerAfter: time.Millisecond}
 	var out, errb bytes.Buffer
 	// The task outlasts the look for workers (worker.DiscoverWait).
-	code := f.runOne(context.Background(), []string{"sleep", "1500"}, IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+	code := f.runOne(t.Context(), []string{"sleep", "1500"}, IO{In: strings.NewReader(""), Out: &out, Err: &errb})
 	if code != ExitOK || strings.Contains(errb.String(), "no worker") {
 		t.Fatalf("run sleep 1500: exit %d, stderr:\n%s", code, errb.String())
 	}
@@ -111,7 +111,7 @@ func TestWarnsOfAKindTheEmbeddedPoolLacks(t *testing.T) {
 	t.Setenv(testMainEnv, "1") // the pool's worker processes are this test binary
 	want := `submit: no worker online serves kind "nosuch" in pool "default"; tasks wait for one`
 	stderr := newWatchWriter(want)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	f := mapFlags{noWorkerAfter: 10 * time.Millisecond}
 	code := make(chan int, 1)

@@ -1,0 +1,3 @@
+FROM scratch
+COPY submit /submit
+ENTRYPOINT ["/submit"]

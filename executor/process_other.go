@@ -1,7 +1,0 @@
-//go:build !linux
-
-package executor
-
-import "os/exec"
-
-func setParentDeath(*exec.Cmd) {}
