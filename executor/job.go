@@ -58,7 +58,8 @@ type JobOption func(*jobConfig) error
 // d after the record is written, instead of until the job is deleted. The
 // server removes each record once its time is up, so give a retention
 // longer than the job runs. A job that exists keeps the retention it was
-// made with. d must be at least a second.
+// made with: attaching it with another d fails with ErrInvalidOption. d
+// must be at least a second.
 func JobRetention(d time.Duration) JobOption {
 	return func(c *jobConfig) error {
 		if d < time.Second {
@@ -196,6 +197,13 @@ func (n *NATS) Job(ctx context.Context, name string, opts ...JobOption) (*Job, e
 	}
 	if found {
 		j.ttl = time.Duration(info.Retention)
+		if cfg.retention != 0 && cfg.retention != j.ttl {
+			kept := "until it is deleted"
+			if j.ttl > 0 {
+				kept = "for " + j.ttl.String()
+			}
+			return nil, fmt.Errorf("%w: JobRetention(%v): job %q exists and keeps its records %s, as it was made", ErrInvalidOption, cfg.retention, name, kept)
+		}
 	} else {
 		j.ttl = cfg.retention
 		info = wire.JobInfo{Created: time.Now().UnixNano(), Retention: int64(j.ttl)}
@@ -440,6 +448,36 @@ func (j *Job) Forged() int64 { return j.forged.Load() }
 
 // Status returns the job's status; see [NATS.JobStatus].
 func (j *Job) Status(ctx context.Context) (JobStatus, error) { return j.n.JobStatus(ctx, j.name) }
+
+// EndInput says in the job's records that the tasks this Job has published
+// are the job's whole input, as a producer does once its Map has read every
+// input: [JobStatus.InputEnded] reports it from then on, and `submit
+// results` tells a job that ended from one whose producer stopped before
+// it had published everything. Call it once the Maps and Submits that add
+// tasks have returned. A producer that publishes more tasks after it, a
+// longer input resumed, leaves the job without an end until it says so
+// again. It fails with ErrShutdown after Shutdown, and with the broker's
+// error.
+func (j *Job) EndInput(ctx context.Context) error {
+	j.mu.Lock()
+	closed, tasks := j.closed, j.nextPos
+	j.mu.Unlock()
+	if closed {
+		return ErrShutdown
+	}
+	data, err := wire.Encode(&wire.JobEnd{Tasks: tasks, At: time.Now().UnixNano()})
+	if err != nil {
+		return err
+	}
+	var opts []jetstream.PublishOpt
+	if j.ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(j.ttl))
+	}
+	if _, err := j.n.js.PublishMsg(ctx, &nats.Msg{Subject: j.n.subj.JobKey(wire.JobEndKey(j.key)), Data: data}, opts...); err != nil {
+		return fmt.Errorf("executor: end job %q's input: %w", j.name, err)
+	}
+	return nil
+}
 
 // Shutdown implements [Executor.Shutdown] for the Job alone: later submits
 // to it fail with ErrShutdown; cancelFutures cancels its futures that have

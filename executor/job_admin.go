@@ -26,7 +26,7 @@ import (
 // anywhere or not at all, and needs no Job.
 //
 // What a job keeps in JetStream, until it is deleted or its retention runs
-// out: in the jobs bucket, its record and, per chunk, the chunk's record
+// out: in the jobs bucket, its record, its end record and, per chunk, the chunk's record
 // (about 100 bytes and the digests), one record per cancel, and per worker
 // author that claimed it a claim and a lease record (about 100 bytes and
 // the items it stored results for); in the owner's results stream, its
@@ -57,6 +57,11 @@ type JobStatus struct {
 	// Failed counts the errors and the deadlines among them), Cancelled,
 	// Running (a worker started its chunk), Queued.
 	Done, Failed, Cancelled, Running, Queued int
+	// InputEnded reports whether a producer said that the job's input
+	// ended ([Job.EndInput]) with the tasks published now: false while
+	// a producer may add more, and for a job whose producer stopped
+	// before it had published all of its input.
+	InputEnded bool
 	// FirstResult and LastResult are when the first and the last results
 	// were stored; Rate is the tasks done per second between the two.
 	FirstResult, LastResult time.Time
@@ -114,6 +119,7 @@ func (n *NATS) readStore() *broker.JobStore {
 // jobRecords is every record of one job, as scanJob reads them.
 type jobRecords struct {
 	info   *wire.JobInfo
+	end    *wire.JobEnd                // nil: no producer said where the input ends
 	keys   []string                    // every key, the job's record's among them
 	chunks map[uint64][]wire.JobRecord // by ord, keys relative to the chunk
 }
@@ -129,10 +135,17 @@ func (n *NATS) scanJob(ctx context.Context, name string) (*jobRecords, error) {
 		key, _ := n.subj.JobKeyOf(m.Subject())
 		rest := strings.TrimPrefix(key, job+".")
 		jr.keys = append(jr.keys, key)
-		if rest == "job" {
+		switch rest {
+		case "job":
 			var info wire.JobInfo
 			if wire.Decode(m.Data(), &info) == nil {
 				jr.info = &info
+			}
+			return
+		case "end":
+			var end wire.JobEnd
+			if wire.Decode(m.Data(), &end) == nil {
+				jr.end = &end
 			}
 			return
 		}
@@ -322,6 +335,7 @@ func (n *NATS) JobStatus(ctx context.Context, name string) (JobStatus, error) {
 			}
 		}
 	}
+	st.InputEnded = recs.end != nil && recs.end.Tasks == uint64(st.Tasks)
 	st.FirstResult, st.LastResult = res.first, res.last
 	if d := res.last.Sub(res.first); d > 0 {
 		st.Rate = float64(st.Done) / d.Seconds()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -710,5 +711,92 @@ func TestJobShutdownDetachesAtOnce(t *testing.T) {
 		if v, err := f.Result(ctx); err != nil || v != (i+2)*(i+2) {
 			t.Errorf("future %d = %d, %v", i, v, err)
 		}
+	}
+}
+
+// TestJobInputEnds: a job's input has ended only once its producer said
+// so with the tasks published at that moment; a producer that resumes it
+// with a longer input leaves it without an end until it says so again, and
+// a job's end goes with the job.
+func TestJobInputEnds(t *testing.T) {
+	p := newJobPool(t)
+	p.worker(newCalls(0), worker.Config{Concurrency: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	inputEnded := func(ex *executor.NATS, tasks int) bool {
+		t.Helper()
+		st, err := ex.JobStatus(ctx, "ends")
+		if err != nil || st.Tasks != tasks {
+			t.Fatalf("JobStatus = %+v, %v; want %d tasks", st, err, tasks)
+		}
+		return st.InputEnded
+	}
+
+	ex, _ := p.producer()
+	job := attach(t, ex, "ends")
+	wantSquaresInOrder(t, ctx, job, 9, executor.MapChunksize(3))
+	if inputEnded(ex, 9) {
+		t.Fatal("the input ended before its producer said so")
+	}
+	if err := job.EndInput(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !inputEnded(ex, 9) {
+		t.Fatal("the input has not ended after EndInput")
+	}
+	job.Shutdown(ctx, true, false)
+	if err := job.EndInput(ctx); !errors.Is(err, executor.ErrShutdown) {
+		t.Fatalf("EndInput after Shutdown: %v, want ErrShutdown", err)
+	}
+
+	// The same input and 6 more: the job grew, and has no end until the
+	// new producer says so.
+	again, _ := p.producer()
+	job = attach(t, again, "ends")
+	wantSquaresInOrder(t, ctx, job, 15, executor.MapChunksize(3))
+	if inputEnded(again, 15) {
+		t.Fatal("a job whose input grew still counts as ended")
+	}
+	if err := job.EndInput(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !inputEnded(again, 15) {
+		t.Fatal("the input has not ended after the second EndInput")
+	}
+	job.Shutdown(ctx, true, false)
+	if err := again.DeleteJob(ctx, "ends"); err != nil {
+		t.Fatal(err)
+	}
+	js := jetstreamOf(t, p.nc)
+	waitUntil(t, func() bool {
+		return subjectsOf(t, js, "KV_JETPOOL_DEFAULT_JOBS", "$KV.JETPOOL_DEFAULT_JOBS.anon.ends.>") == 0
+	}, "the deleted job's records, its end among them, to be gone")
+}
+
+// TestJobRetentionOfAJobThatExists: a job keeps the retention it was made
+// with; attaching it with another is refused before anything is written,
+// with the same or none it attaches.
+func TestJobRetentionOfAJobThatExists(t *testing.T) {
+	p := newJobPool(t)
+	ex, _ := p.producer()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	attach(t, ex, "kept", executor.JobRetention(time.Hour)).Shutdown(ctx, true, false)
+	if _, err := ex.Job(ctx, "kept", executor.JobRetention(2*time.Hour)); !errors.Is(err, executor.ErrInvalidOption) ||
+		!strings.Contains(err.Error(), "1h0m0s") {
+		t.Fatalf("attach with another retention: %v, want ErrInvalidOption naming the job's 1h0m0s", err)
+	}
+	for _, opts := range [][]executor.JobOption{{executor.JobRetention(time.Hour)}, nil} {
+		job := attach(t, ex, "kept", opts...)
+		st, err := job.Status(ctx)
+		if err != nil || st.Retention != time.Hour {
+			t.Fatalf("Status = %+v, %v; want a retention of 1h", st, err)
+		}
+		job.Shutdown(ctx, true, false)
+	}
+	attach(t, ex, "forever").Shutdown(ctx, true, false)
+	if _, err := ex.Job(ctx, "forever", executor.JobRetention(time.Hour)); !errors.Is(err, executor.ErrInvalidOption) ||
+		!strings.Contains(err.Error(), "until it is deleted") {
+		t.Fatalf("attach a job kept until deleted with a retention: %v, want ErrInvalidOption", err)
 	}
 }

@@ -23,9 +23,9 @@ import (
 //     bucket that every party of the pool may read. Its keys all begin with
 //     the job, "<owner>.<name>", and name their writer in a token of their
 //     own, so that a server can let each party write only its own:
-//     "<job>.job" (JobInfo), "<job>.<ord>.c" (JobChunk), "<job>.<ord>.x.<id>"
-//     (JobCancel) and "<job>.<ord>.i" (JobCancel, the interrupted items) are
-//     the owner's; "<job>.<ord>.s.<author>" and "<job>.<ord>.l.<author>"
+//     "<job>.job" (JobInfo), "<job>.end" (JobEnd), "<job>.<ord>.c"
+//     (JobChunk), "<job>.<ord>.x.<id>" (JobCancel) and "<job>.<ord>.i"
+//     (JobCancel, the interrupted items) are the owner's; "<job>.<ord>.s.<author>" and "<job>.<ord>.l.<author>"
 //     (JobClaim) are the workers' of that author.
 //   - The owner's results stream (broker.Subjects.ResultsStream), which
 //     only the owner reads: JobResults on
@@ -148,6 +148,19 @@ type JobInfo struct {
 	Retention int64    // nanoseconds each record is kept; 0: until deleted
 	Producer  string   // the executor attached, "" once it detached
 	Beat      int64    // Unix nanoseconds of the attached producer's last beat
+}
+
+// JobEndKey is the key of the record that says where the job's input ends.
+func JobEndKey(job string) string { return job + ".end" }
+
+// JobEnd is the record its owner writes once the job's input has ended
+// (executor's Job.EndInput): the input is the job's first Tasks tasks. A
+// job whose chunks hold more tasks than that grew since, and one whose
+// chunks hold fewer has not published all of it: neither has ended.
+type JobEnd struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Tasks    uint64
+	At       int64 // Unix nanoseconds
 }
 
 // JobChunk is a chunk's record, written by the owner before it publishes

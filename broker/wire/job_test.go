@@ -190,3 +190,4 @@ func TestInputDigestTellsInputsApart(t *testing.T) {
 		t.Error("the same input has another digest")
 	}
 }
+

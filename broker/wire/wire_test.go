@@ -108,6 +108,7 @@ func envelopes() []struct {
 			Job: "anon.nightly-1", Ord: 1 << 40, Pos: 1 << 45, Key: bytes.Repeat([]byte{7}, JobKeyLen), TTL: time.Hour},
 			func() any { return new(Chunk) }},
 		{"job info", &JobInfo{Created: 1, Retention: int64(time.Hour), Producer: "p", Beat: 2}, func() any { return new(JobInfo) }},
+		{"job end", &JobEnd{Tasks: 1 << 40, At: 7}, func() any { return new(JobEnd) }},
 		{"job chunk", &JobChunk{Pos: 3, N: 2, Kind: "square", Input: []byte{1}, Commit: []byte{2}, Deadline: 4, Seq: 5},
 			func() any { return new(JobChunk) }},
 		{"job cancel", &JobCancel{Items: []uint32{0, 9}}, func() any { return new(JobCancel) }},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -128,13 +129,27 @@ func TestNamedJobCommands(t *testing.T) {
 		t.Fatalf("job --watch: exit %d\n%s%s", r.code, r.out, r.stderr)
 	}
 
+	// The interrupted map never said that its input ended: its results
+	// are all there, but nothing tells them from the first part of a
+	// longer input.
+	r = submit(t, "", env, "results", "nightly")
+	if r.code != submitcli.ExitIncomplete || r.out != "100\n101\n102\n" || !strings.Contains(r.stderr, "job nightly's input did not end") {
+		t.Fatalf("results of the job whose map was interrupted: exit %d\n%s%s", r.code, r.out, r.stderr)
+	}
+	if st := jobStatus(t, env, "nightly"); st.InputEnded {
+		t.Fatalf("job whose map was interrupted: %+v; want its input not ended", st)
+	}
+
 	r = submit(t, "", env, "map", "gate", "100", "101", "102", "--job", "nightly", "--quiet")
 	if r.code != 0 || r.out != "100\n101\n102\n" || !strings.Contains(r.stderr, "resuming job nightly: 3 of 3") {
 		t.Fatalf("map run again: exit %d\n%s%s", r.code, r.out, r.stderr)
 	}
 	r = submit(t, "", env, "results", "nightly")
-	if r.code != 0 || r.out != "100\n101\n102\n" {
+	if r.code != 0 || r.out != "100\n101\n102\n" || r.stderr != "" {
 		t.Fatalf("results: exit %d\n%s%s", r.code, r.out, r.stderr)
+	}
+	if r = submit(t, "", env, "job", "nightly"); r.code != 0 || !regexp.MustCompile(`(?m)^input +ended$`).MatchString(r.out) {
+		t.Fatalf("job of a finished map: exit %d\n%s%s; want its input ended", r.code, r.out, r.stderr)
 	}
 	r = submit(t, "", env, "map", "gate", "100", "999", "--job", "nightly", "--quiet")
 	if r.code != 2 || !strings.Contains(r.stderr, "job nightly was made with other inputs") {
@@ -280,5 +295,27 @@ func TestNamedMapTimeoutCancelsNothing(t *testing.T) {
 	g.release()
 	if r := submit(t, "", env, "map", "gate", "100", "--job", "late", "--quiet"); r.code != 0 || r.out != "100\n" {
 		t.Fatalf("named map run again: exit %d\n%s%s", r.code, r.out, r.stderr)
+	}
+}
+
+// TestNamedMapRetentionOfAJobThatExists: a job keeps the retention it was
+// made with; a map of it with another --retention exits 2 and says which
+// it keeps, and one with the same runs.
+func TestNamedMapRetentionOfAJobThatExists(t *testing.T) {
+	url := startBroker(t, embedded.Config{})
+	startGateWorker(t, url, worker.Config{Concurrency: 1}, nil)
+	env := []string{"NATS_URL=" + url}
+	if r := submit(t, "", env, "map", "gate", "1", "2", "--job", "kept", "--retention", "1h", "--quiet"); r.code != 0 || r.out != "1\n2\n" {
+		t.Fatalf("map: exit %d\n%s%s", r.code, r.out, r.stderr)
+	}
+	r := submit(t, "", env, "map", "gate", "1", "2", "--job", "kept", "--retention", "2h", "--quiet")
+	if r.code != submitcli.ExitUsage || r.out != "" || !strings.Contains(r.stderr, `job "kept" exists and keeps its records for 1h0m0s`) {
+		t.Fatalf("map with another retention: exit %d\n%s%s", r.code, r.out, r.stderr)
+	}
+	if r := submit(t, "", env, "map", "gate", "1", "2", "--job", "kept", "--retention", "1h", "--quiet"); r.code != 0 || r.out != "1\n2\n" {
+		t.Fatalf("map with the same retention: exit %d\n%s%s", r.code, r.out, r.stderr)
+	}
+	if st := jobStatus(t, env, "kept"); st.Retention != 3600 || !st.InputEnded || !st.Finished {
+		t.Fatalf("job: %+v; want kept 1h, its input ended, finished", st)
 	}
 }

@@ -53,7 +53,8 @@ Prints a named job's results in input order, one JSON line per task as
 with or without a producer attached. It ends after the last task once no
 producer is attached. The exit code is the one 'submit map' would have
 given: 1 if a task failed, 3 if a task's deadline passed before it ran, 5
-if one was cancelled.
+if one was cancelled; or 8 if the job's input did not end: its producer
+stopped before it had published all of it (run its map again to resume).
 
 Examples:
   submit results nightly-2026-12-01 --server nats://127.0.0.1:4222 > out.jsonl
@@ -182,14 +183,17 @@ type JobJSON struct {
 	Queued    int       `json:"queued"`
 	Rate      float64   `json:"rate"`                  // tasks done per second
 	ETA       float64   `json:"eta_seconds,omitempty"` // at that rate; 0: finished or unknown
-	Finished  bool      `json:"finished"`
+	// InputEnded: a producer said the job's input ended with the tasks
+	// published (a map that read all of its input).
+	InputEnded bool `json:"input_ended"`
+	Finished   bool `json:"finished"`
 }
 
 func jobJSON(st executor.JobStatus) JobJSON {
 	return JobJSON{
 		Name: st.Name, Created: st.Created, Retention: st.Retention.Seconds(), Attached: st.Attached, Producer: st.Producer,
 		Chunks: st.Chunks, Tasks: st.Tasks, Done: st.Done, Failed: st.Failed, Cancelled: st.Cancelled,
-		Running: st.Running, Queued: st.Queued, Rate: st.Rate, ETA: eta(st).Seconds(), Finished: finished(st),
+		Running: st.Running, Queued: st.Queued, Rate: st.Rate, ETA: eta(st).Seconds(), InputEnded: st.InputEnded, Finished: finished(st),
 	}
 }
 
@@ -368,6 +372,7 @@ func printJob(io IO, st JobJSON) {
 		{"kept", retention},
 		{"producer", producerText(st)},
 		{"tasks", fmt.Sprintf("%d in %d chunks", st.Tasks, st.Chunks)},
+		{"input", inputText(st)},
 		{"done", fmt.Sprintf("%d (%d failed)", st.Done, st.Failed)},
 		{"cancelled", fmt.Sprint(st.Cancelled)},
 		{"running", fmt.Sprint(st.Running)},
@@ -378,6 +383,17 @@ func printJob(io IO, st JobJSON) {
 		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
 	}
 	tw.Flush()
+}
+
+// inputText says whether the job's input ended.
+func inputText(st JobJSON) string {
+	switch {
+	case st.InputEnded:
+		return "ended"
+	case st.Attached:
+		return "open: the producer attached may add more"
+	}
+	return "not ended: its producer stopped before it published all of it; run its map again to resume"
 }
 
 func runResults(ctx context.Context, args []string, io IO) int {
@@ -424,7 +440,18 @@ func runResults(ctx context.Context, args []string, io IO) int {
 		fmt.Fprintln(io.Err, "submit results:", err)
 		return ExitOutput
 	}
-	return outcome(failed, cancelled, timedOut)
+	code = outcome(failed, cancelled, timedOut)
+	st, err := ex.JobStatus(ctx, name)
+	if err != nil {
+		return jobErr(io, "results", err)
+	}
+	if !st.InputEnded {
+		fmt.Fprintf(io.Err, "submit results: job %s's input did not end: its producer stopped before it had published all of it (%d tasks so far); run its map again to resume\n", name, st.Tasks)
+		if code == ExitOK {
+			code = ExitIncomplete
+		}
+	}
+	return code
 }
 
 func runDelete(ctx context.Context, args []string, io IO) int {

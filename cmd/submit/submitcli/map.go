@@ -42,8 +42,9 @@ under the same name is refused. Inputs go out in chunks of exactly
 --chunksize (the last may be shorter), so that a resumed run chunks them
 alike. With --job, --timeout bounds how long the command waits for
 results (exit 3), and cancels nothing: the job's tasks run on. --retention
-applies when the job is made. 'submit job NAME'
-shows the job's progress from any terminal, 'submit results NAME' prints
+applies when the job is made; another for a job that exists is refused.
+A map that has published all of its input says in the job's records that
+its input ended. 'submit job NAME' shows the job's progress from any terminal, 'submit results NAME' prints
 its results, 'submit cancel --job NAME' and 'submit delete NAME' end it.
 With --embedded, --store DIR keeps the job between runs on this host (its
 workers end with the command, and the next run resumes it).
@@ -272,6 +273,14 @@ func (f *mapFlags) runMap(ctx context.Context, args []string, io IO) int {
 	if fatal != nil {
 		bar.finish()
 		return fatal()
+	}
+	if job, ok := s.ex.(*executor.Job); ok && !cancelled {
+		// Every input was read and published: the job's input ended
+		// here, which 'submit results' and 'submit job' report.
+		if err := job.EndInput(ctx); err != nil {
+			fmt.Fprintln(io.Err, "submit map:", err)
+			return ExitUnavailable
+		}
 	}
 	if werr != nil {
 		fmt.Fprintln(io.Err, "submit map:", werr)

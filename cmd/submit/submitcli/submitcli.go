@@ -28,6 +28,7 @@ const (
 	ExitCancelled   = 5   // tasks were cancelled before they started (submit cancel); the others' results were printed
 	ExitNoWorkers   = 6   // submit kinds, submit metrics: no worker of the pool answered
 	ExitOutput      = 7   // the results could not all be written to standard output (closed, full)
+	ExitIncomplete  = 8   // submit results: the job's input did not end; the results of what was published were printed
 	ExitInterrupted = 130 // SIGINT or SIGTERM: tasks not started are cancelled, running ones are left to finish
 )
 
@@ -48,6 +49,7 @@ func exitCodes() []exitCode {
 		{ExitCancelled, "tasks cancelled by 'submit cancel' before they started (submit results: the job holds cancelled tasks)"},
 		{ExitNoWorkers, "'submit kinds', 'submit metrics': no worker online"},
 		{ExitOutput, "the results could not all be written (stdout closed or full)"},
+		{ExitIncomplete, "'submit results': the job's input did not end (its producer stopped before publishing all of it)"},
 		{ExitInterrupted, "interrupted (SIGINT, SIGTERM)"},
 	}
 }
