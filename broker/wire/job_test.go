@@ -190,4 +190,3 @@ func TestInputDigestTellsInputsApart(t *testing.T) {
 		t.Error("the same input has another digest")
 	}
 }
-
