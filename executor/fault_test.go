@@ -3,6 +3,7 @@ package executor_test
 import (
 	"bufio"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -413,17 +414,16 @@ func TestKilledProducerCostsOthersNothing(t *testing.T) {
 	}
 }
 
-// startDoomedProducer starts this test binary as a producer that submits
-// doomedTasks naps to the broker at url, and returns once they are
-// submitted; the test kills it.
-func startDoomedProducer(t *testing.T, url string) *exec.Cmd {
+// startSelf starts this test binary, running no test, with env added to its
+// environment, and returns it with its standard output.
+func startSelf(t *testing.T, env string) (*exec.Cmd, io.ReadCloser) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), envTestProducer+"="+url)
+	cmd.Env = append(os.Environ(), env)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -432,6 +432,15 @@ func startDoomedProducer(t *testing.T, url string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	return cmd, out
+}
+
+// startDoomedProducer starts this test binary as a producer that submits
+// doomedTasks naps to the broker at url, and returns once they are
+// submitted; the test kills it.
+func startDoomedProducer(t *testing.T, url string) *exec.Cmd {
+	t.Helper()
+	cmd, out := startSelf(t, envTestProducer+"="+url)
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "submitted\n" {
 		t.Fatalf("producer said %q, %v", line, err)

@@ -91,20 +91,7 @@ type jobProducerRun struct {
 
 func startJobProducer(t *testing.T, spec string) *jobProducerRun {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), envTestJobProducer+"="+spec)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startSelf(t, envTestJobProducer+"="+spec)
 	r := &jobProducerRun{cmd: cmd, lines: make(chan string, 1024)}
 	go func() {
 		defer close(r.lines)

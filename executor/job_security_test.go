@@ -15,7 +15,6 @@ import (
 	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/executor"
-	"github.com/jetpool/jetpool/task"
 	"github.com/jetpool/jetpool/worker"
 )
 
@@ -39,13 +38,7 @@ func TestSecurityJobRunsWithLeastPrivilege(t *testing.T) {
 	srv := secureServer(t)
 	ex, _, perrs := producerAs(t, srv, "producer")
 	wnc, werrs := connectAs(t, srv, "worker", "worker-secret")
-	reg := task.NewRegistry()
-	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
-	task.Handle(reg, untilInterrupted, func(ctx context.Context, n int) (int, error) {
-		<-ctx.Done()
-		return 0, ctx.Err()
-	})
-	startWorker(t, wnc, reg, worker.Config{Pool: "batch", Concurrency: 2, User: "worker"})
+	startWorker(t, wnc, securityRegistry(), worker.Config{Pool: "batch", Concurrency: 2, User: "worker"})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	job := attach(t, ex, "nightly")
@@ -68,6 +61,9 @@ func TestSecurityJobRunsWithLeastPrivilege(t *testing.T) {
 	if _, err := long.Result(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted task: %v, want context.Canceled", err)
 	}
+	if err := job.EndInput(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := job.Shutdown(ctx, true, false); err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +83,8 @@ func TestSecurityJobRunsWithLeastPrivilege(t *testing.T) {
 		t.Fatalf("Jobs = %+v, %v", jobs, err)
 	}
 	st, err := ex.JobStatus(ctx, "nightly")
-	if err != nil || st.Tasks != 11 || st.Done != 11 || st.Failed != 1 {
-		t.Fatalf("JobStatus = %+v, %v; want 11 tasks done, 1 failed", st, err)
+	if err != nil || st.Tasks != 11 || st.Done != 11 || st.Failed != 1 || !st.InputEnded {
+		t.Fatalf("JobStatus = %+v, %v; want 11 tasks done, 1 failed, the input ended", st, err)
 	}
 	n := 0
 	for r, err := range ex.JobResults(ctx, "nightly") {

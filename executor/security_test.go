@@ -79,17 +79,22 @@ func wantViolation(t *testing.T, errs <-chan error, what string) {
 // untilInterrupted runs until its context ends.
 var untilInterrupted = task.New[int, int]("until-interrupted")
 
-func TestSecurityPoolRunsWithLeastPrivilege(t *testing.T) {
-	srv := secureServer(t)
-	ex, _, perrs := producerAs(t, srv, "producer")
-	wnc, werrs := connectAs(t, srv, "worker", "worker-secret")
+// securityRegistry serves Square and untilInterrupted.
+func securityRegistry() *task.Registry {
 	reg := task.NewRegistry()
 	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
 	task.Handle(reg, untilInterrupted, func(ctx context.Context, n int) (int, error) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	})
-	startWorker(t, wnc, reg, worker.Config{Pool: "batch", Concurrency: 2})
+	return reg
+}
+
+func TestSecurityPoolRunsWithLeastPrivilege(t *testing.T) {
+	srv := secureServer(t)
+	ex, _, perrs := producerAs(t, srv, "producer")
+	wnc, werrs := connectAs(t, srv, "worker", "worker-secret")
+	startWorker(t, wnc, securityRegistry(), worker.Config{Pool: "batch", Concurrency: 2})
 	i := 0
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
