@@ -81,8 +81,7 @@ func (r *chunkRun) start(ctx context.Context, sl *slot) {
 	reply, outcome := r.askStart(ctx, sl)
 	switch outcome {
 	case drained:
-		r.m.returned.Add(1)
-		r.msg.Nak()
+		r.giveBack()
 		return
 	case silent:
 		r.w.log.Warn("worker: producer did not answer within the grace period; chunk terminated", "executor", r.c.Executor, "chunk", r.c.ID)
@@ -109,6 +108,17 @@ func (r *chunkRun) start(ctx context.Context, sl *slot) {
 			"items", len(reply.Items), "delivery", r.delivery)
 	}
 	r.run(reply)
+}
+
+// giveBack hands a chunk that did not start back to the stream as the worker
+// drains, once the worker's pullers have stopped: the stream then hands it
+// to another worker rather than to a puller of this one that is closing.
+func (r *chunkRun) giveBack() {
+	if stopped := r.w.pullsStopped; stopped != nil {
+		<-stopped
+	}
+	r.m.returned.Add(1)
+	r.msg.Nak()
 }
 
 // terminate ends a chunk that can never run, counted in m: JetStream does

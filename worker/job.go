@@ -78,8 +78,7 @@ func (r *chunkRun) startNamed(ctx context.Context) {
 	}
 	for range claimTries {
 		if ctx.Err() != nil {
-			r.m.returned.Add(1)
-			r.msg.Nak()
+			r.giveBack()
 			return
 		}
 		a, seq, err := r.claimJob(&st)

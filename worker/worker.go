@@ -60,6 +60,11 @@ type Worker struct {
 	mu      sync.Mutex
 	running map[chunkKey][]*chunkRun // granted chunks, for interrupts
 	silent  map[string]time.Time     // producers not answering, by start subject, since when
+	// pullsStopped is closed once the running Run's pullers have stopped,
+	// set as Run begins: a chunk that goes back unstarted on a drain waits
+	// for it, so that the stream hands it to another worker, not to a
+	// puller of this one that is still closing.
+	pullsStopped chan struct{}
 }
 
 // New checks cfg and returns a worker serving reg's handlers over nc. It starts
@@ -161,6 +166,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	// slot before it pulls, so no message waits client-side for a slot.
 	slots := newSlotPool(w.cfg.Concurrency)
 	var chunks, pullers sync.WaitGroup
+	pullsStopped := make(chan struct{})
+	w.pullsStopped = pullsStopped
 	for _, src := range sources {
 		pullers.Go(func() { w.pull(ctx, src, slots, &chunks) })
 	}
@@ -173,6 +180,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker serving", "pool", w.subj.Pool(), "kinds", w.cfg.Kinds, "concurrency", w.cfg.Concurrency,
 		"status_subject", w.StatusSubject())
 	pullers.Wait()
+	close(pullsStopped)
 	w.log.Info("worker draining", "in_flight", w.metrics.stats().InFlight)
 	chunks.Wait()
 	if err := w.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

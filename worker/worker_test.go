@@ -525,8 +525,17 @@ func TestDrainReleasesUnstartedChunks(t *testing.T) {
 	e.waitServing(Square.Kind())
 	c := wire.Chunk{Executor: "away", ID: 1, Kind: Square.Kind(), Control: e.subj.Control("away"),
 		Items: []wire.Item{{Seq: 0, Args: msgpack.RawMessage{0x03}}}}
+	// The worker holds the chunk once it asks the chunk's producer, which
+	// is away, for leave to start it: the ask is seen and left unanswered.
+	asks, err := e.nc.SubscribeSync(c.Control + broker.StartSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.publishChunk(c)
-	eventually(t, "chunk delivered", func() bool { return e.consumerInfo(Square.Kind()).NumAckPending == 1 })
+	if _, err := asks.NextMsg(waitFor); err != nil {
+		t.Fatalf("the worker did not ask to start the chunk: %v", err)
+	}
+	asks.Unsubscribe()
 
 	// A drain does not wait out the grace of a producer that does not answer:
 	// the chunk goes back to the stream at once...
@@ -541,7 +550,7 @@ func TestDrainReleasesUnstartedChunks(t *testing.T) {
 		t.Errorf("the handler ran without leave")
 	}
 	if st := w.Stats(); st.ChunksReturned != 1 {
-		t.Errorf("Stats().ChunksReturned = %d, want 1", st.ChunksReturned)
+		t.Errorf("Stats().ChunksReturned = %d, want 1: %+v", st.ChunksReturned, st)
 	}
 	// ...for the next worker, once its producer is back.
 	p := e.producer("away")
