@@ -125,7 +125,8 @@ func TestNamedJobCommands(t *testing.T) {
 	g.waitEntered(t, 102)
 	r := submit(t, "", env, "job", "nightly", "--watch")
 	lines := strings.Split(strings.TrimSpace(r.out), "\n")
-	if r.code != 0 || !strings.Contains(lines[len(lines)-1], "3/3 done") || !strings.Contains(lines[len(lines)-1], "ETA finished") {
+	if last := lines[len(lines)-1]; r.code != 0 || !strings.Contains(last, "3/3 done") || !strings.Contains(last, "ETA finished") ||
+		!strings.HasSuffix(last, "input not ended") {
 		t.Fatalf("job --watch: exit %d\n%s%s", r.code, r.out, r.stderr)
 	}
 

@@ -294,6 +294,12 @@ func statusLine(st JobJSON) string {
 	}
 	fmt.Fprintf(&b, "%d/%d done  failed %d  cancelled %d  running %d  queued %d  %s  ETA %s  producer %s",
 		st.Done, st.Tasks, st.Failed, st.Cancelled, st.Running, st.Queued, rateText(st), etaText(st), producerText(st))
+	switch {
+	case st.InputEnded:
+		b.WriteString("  input ended")
+	case !st.Attached:
+		b.WriteString("  input not ended")
+	}
 	return b.String()
 }
 
