@@ -26,10 +26,11 @@ import (
 // anywhere or not at all, and needs no Job.
 //
 // What a job keeps in JetStream, until it is deleted or its retention runs
-// out: in the jobs bucket, its record, its end record and, per chunk, the chunk's record
-// (about 100 bytes and the digests), one record per cancel, and per worker
-// author that claimed it a claim and a lease record (about 100 bytes and
-// the items it stored results for); in the owner's results stream, its
+// out: in the jobs bucket, its record, its end record and, per chunk, the
+// chunk's record (about 100 bytes and the digests), one record per cancel,
+// and per worker author that claimed it a claim and a lease record (about
+// 100 bytes and the items it stored results for); in the owner's results
+// stream, its
 // secret and, per attempt of a chunk, its results messages (the items'
 // values and errors, split to fit the server's maximum payload). A chunk
 // runs in one attempt without faults, and in at most MaxDeliver; so a job
