@@ -433,6 +433,7 @@ type Env struct {
 	more   []*executor.NATS
 	nc     []*nats.Conn
 	end    func()
+	stops  []func() // AddWorker's workers
 }
 
 // StartEnv starts an Env whose worker runs concurrency chunks at once.
@@ -488,6 +489,22 @@ func (e *Env) NewExecutor(ctx context.Context, opts ...executor.NATSOption) (*ex
 	return ex, nil
 }
 
+// AddWorker starts another in-process worker on the pool, on a connection of
+// its own, running concurrency chunks at once; Close stops it.
+func (e *Env) AddWorker(concurrency int) error {
+	nc, err := nats.Connect(e.Srv.ClientURL())
+	if err != nil {
+		return err
+	}
+	e.nc = append(e.nc, nc)
+	_, stop, err := runWorker(nc, concurrency)
+	if err != nil {
+		return err
+	}
+	e.stops = append(e.stops, stop)
+	return nil
+}
+
 // Messages returns how many messages the producer's and the worker's
 // connections have received and sent so far.
 func (e *Env) Messages() (producer, worker nats.Statistics) {
@@ -505,6 +522,9 @@ func (e *Env) Close() {
 	}
 	if e.end != nil {
 		e.end()
+	}
+	for _, stop := range e.stops {
+		stop()
 	}
 	for _, nc := range e.nc {
 		nc.Close()
