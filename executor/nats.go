@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/jetpool/jetpool/broker"
-	"github.com/jetpool/jetpool/broker/wire"
 )
 
 // ErrDisconnected fails the futures of a NATS executor that was cut off from
@@ -66,12 +65,10 @@ type NATS struct {
 	store       *broker.JobStore // nil until first used
 	provisioned bool             // the jobs bucket is known to exist
 
-	subs    []*nats.Subscription
-	results *nats.Subscription // of subs, the results' (see probeWorkers)
-	// resultsReader decodes result messages; onResult alone uses it.
-	resultsReader wire.ResultsReader
-	stop          chan struct{} // closed when closed and every chunk is settled
-	finished      chan struct{} // closed when the executor's goroutines are gone
+	subs     []*nats.Subscription
+	results  *nats.Subscription // of subs, the results' (see probeWorkers)
+	stop     chan struct{}      // closed when closed and every chunk is settled
+	finished chan struct{}      // closed when the executor's goroutines are gone
 }
 
 // NewNATS returns an executor publishing to a pool over nc, creating the

@@ -7,11 +7,9 @@ import (
 	"github.com/jetpool/jetpool/task"
 )
 
-// onResult takes a result message: the results of one or more chunks. It
-// runs on the results subscription's goroutine alone, which owns
-// n.resultsReader.
+// onResult takes a result message: the results of one or more chunks.
 func (n *NATS) onResult(m *nats.Msg) {
-	rs, err := n.resultsReader.Read(m.Data)
+	rs, err := wire.DecodeResults(m.Data)
 	for i := range rs {
 		n.result(&rs[i])
 	}

@@ -84,9 +84,6 @@ type reader struct {
 	msgp.Reader
 	recent [4]string // the last strings read
 	slot   int       // where the next string goes in recent
-	// arena, if set, is where lists of item results are taken from, at
-	// its end, instead of each allocating its own (see ResultsReader).
-	arena *[]ItemResult
 }
 
 // end returns the first error the reads met, or one for the bytes they
@@ -135,23 +132,6 @@ func (r *reader) listLen() (int, bool) {
 		return 0, false
 	}
 	return n, n >= 0
-}
-
-// arenaList is list[ItemResult] taking its slice from the end of r.arena:
-// the room left there, or a new arena of twice the size.
-func (r *reader) arenaList() []ItemResult {
-	n, ok := r.listLen()
-	if !ok {
-		return nil
-	}
-	a := *r.arena
-	if cap(a)-len(a) < n {
-		a = make([]ItemResult, 0, max(2*cap(a), n, 64))
-	}
-	items := a[len(a) : len(a)+n : len(a)+n]
-	clear(items)
-	*r.arena = a[:len(a)+n]
-	return items
 }
 
 // fields is how many fields c's encoding has: a chunk of unnamed work
@@ -501,12 +481,7 @@ func (res *Result) read(r *reader, depth int) {
 
 // readItemResults reads what appendItemResults writes, each item at depth.
 func readItemResults(r *reader, depth int) []ItemResult {
-	var items []ItemResult
-	if r.arena == nil {
-		items = list[ItemResult](r)
-	} else {
-		items = r.arenaList()
-	}
+	items := list[ItemResult](r)
 	for i := 0; i < len(items) && r.Err() == nil; i++ {
 		items[i].read(r, depth)
 	}

@@ -322,37 +322,7 @@ func Decode(data []byte, v any) error {
 // Results before the first that fails, and then an error matching
 // ErrMalformed; a message holding no Result is malformed too. Like Decode's,
 // the Results' byte slices share data's memory.
-func DecodeResults(data []byte) ([]Result, error) { return decodeResults(data, nil, nil) }
-
-// A ResultsReader reads result messages as DecodeResults does, reusing its
-// memory from one message to the next: a producer reading a thousand results
-// a message allocates nothing for them. What Read returns is valid until the
-// next Read. The zero value is ready to use; a ResultsReader is not safe for
-// concurrent use.
-type ResultsReader struct {
-	rs    []Result
-	items []ItemResult
-}
-
-// maxKeptItems bounds the items a ResultsReader keeps room for between
-// messages.
-const maxKeptItems = 1 << 16
-
-// Read decodes data as DecodeResults does.
-func (d *ResultsReader) Read(data []byte) ([]Result, error) {
-	if cap(d.items) > maxKeptItems {
-		d.items = nil
-	}
-	clear(d.rs[:cap(d.rs)])
-	d.items = d.items[:0]
-	rs, err := decodeResults(data, d.rs[:0], &d.items)
-	d.rs = rs
-	return rs, err
-}
-
-// decodeResults appends the Results of data to rs, their items taken from
-// the end of *arena if arena is not nil.
-func decodeResults(data []byte, rs []Result, arena *[]ItemResult) (_ []Result, err error) {
+func DecodeResults(data []byte) (rs []Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: result %d of the message: decoder panic: %v", ErrMalformed, len(rs), p)
@@ -361,7 +331,7 @@ func decodeResults(data []byte, rs []Result, arena *[]ItemResult) (_ []Result, e
 	if len(data) == 0 {
 		return rs, fmt.Errorf("%w: empty result message", ErrMalformed)
 	}
-	r := reader{arena: arena}
+	var r reader
 	r.Reset(data)
 	for r.Len() > 0 {
 		var res Result

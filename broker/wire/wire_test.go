@@ -169,37 +169,6 @@ func TestEnvelopesRoundTrip(t *testing.T) {
 	}
 }
 
-// TestResultsReaderReuses: a ResultsReader reads message after message as
-// DecodeResults does, a large one after small ones and a small one after a
-// large one, and a malformed one in between leaves the next unharmed.
-func TestResultsReaderReuses(t *testing.T) {
-	message := func(chunk uint64, items int) ([]byte, []Result) {
-		res := Result{Chunk: chunk, Worker: "w", Final: true, Grant: 7}
-		for i := range items {
-			res.Items = append(res.Items, ItemResult{Seq: uint32(i), Value: []byte{byte(i % 100)}})
-		}
-		res.Items = append(res.Items, ItemResult{Seq: uint32(items), Err: &ErrorInfo{Type: "panic", Message: "boom"}})
-		enc, err := Encode(&res)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return append(enc, enc...), []Result{res, res}
-	}
-	var d ResultsReader
-	for i, items := range []int{1, 3000, 2, 20000, 0, 5} {
-		data, want := message(uint64(i), items)
-		if i == 4 {
-			if _, err := d.Read(data[:len(data)-1]); !errors.Is(err, ErrMalformed) {
-				t.Fatalf("a cut message read with %v, want ErrMalformed", err)
-			}
-		}
-		got, err := d.Read(data)
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Fatalf("message %d of %d items read as %d results (%v)", i, items, len(got), err)
-		}
-	}
-}
-
 // TestDecodeResults: a result message is Results back to back; a bad one
 // ends the reading with ErrMalformed, and the Results before it are kept.
 func TestDecodeResults(t *testing.T) {
