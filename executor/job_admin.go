@@ -245,15 +245,32 @@ func deriveJobKey(secret []byte, what string, ord uint64) []byte {
 	return m.Sum(nil)
 }
 
+// readIdle is how long the server keeps a read's consumer that nobody
+// deleted.
+const readIdle = 10 * time.Second
+
 // readAll calls fn with every message of stream matching filter that the
 // policy delivers (all of them, or the last of each subject), in order, and
 // returns once the last one is read. A stream that does not exist fails
 // with an error matching jetstream.ErrStreamNotFound.
+//
+// Each read is a consumer of its own, which it deletes once done: left to
+// lapse, the consumers of a status polled every second would pile up in
+// the server by the hundred, up to its limit, and then every read fails.
+// The server removes one whose delete was lost after readIdle.
 func (n *NATS) readAll(ctx context.Context, stream, filter string, policy jetstream.DeliverPolicy, fn func(jetstream.Msg)) error {
-	cons, err := n.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: policy})
+	cons, err := n.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter},
+		DeliverPolicy: policy, InactiveThreshold: readIdle})
 	if err != nil {
 		return fmt.Errorf("executor: read %s: %w", stream, err)
 	}
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobTimeout)
+			n.js.DeleteConsumer(dctx, stream, info.Name)
+			cancel()
+		}
+	}()
 	if info := cons.CachedInfo(); info == nil || info.NumPending == 0 {
 		return nil
 	}

@@ -136,13 +136,17 @@ func attach(t *testing.T, ex *executor.NATS, name string, opts ...executor.JobOp
 // done, at least tasks of them.
 func waitDone(t *testing.T, ex *executor.NATS, name string, tasks int) executor.JobStatus {
 	t.Helper()
-	var st executor.JobStatus
-	waitUntil(t, func() bool {
-		var err error
-		st, err = ex.JobStatus(context.Background(), name)
-		return err == nil && st.Tasks >= tasks && st.Done == st.Tasks
-	}, "the job to finish without a producer")
-	return st
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := ex.JobStatus(context.Background(), name)
+		if err == nil && st.Tasks >= tasks && st.Done == st.Tasks {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the job to finish without a producer; its status: %+v, %v", st, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // wantSquaresInOrder ranges over a Map of JobSquare on 0..n-1 and checks
@@ -798,5 +802,54 @@ func TestJobRetentionOfAJobThatExists(t *testing.T) {
 	if _, err := ex.Job(ctx, "forever", executor.JobRetention(time.Hour)); !errors.Is(err, executor.ErrInvalidOption) ||
 		!strings.Contains(err.Error(), "until it is deleted") {
 		t.Fatalf("attach a job kept until deleted with a retention: %v, want ErrInvalidOption", err)
+	}
+}
+
+// TestJobStatusLeavesNoConsumers: each read of a job's records and results
+// is a consumer of its own, deleted once done, so that a status polled
+// over and over leaves none behind in the server to reach its limit.
+func TestJobStatusLeavesNoConsumers(t *testing.T) {
+	p := newJobPool(t)
+	p.worker(newCalls(0), worker.Config{Concurrency: 2})
+	ex, _ := p.producer()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	job := attach(t, ex, "polled")
+	wantSquaresInOrder(t, ctx, job, 6, executor.MapChunksize(2))
+	job.Shutdown(ctx, true, false)
+	empty := attach(t, ex, "empty") // no chunk, no result: reads that find nothing
+	defer empty.Shutdown(ctx, true, false)
+	js := jetstreamOf(t, p.nc)
+	consumers := func(stream string) int {
+		t.Helper()
+		st, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Consumers
+	}
+	streams := []string{"KV_JETPOOL_DEFAULT_JOBS", "JETPOOL_DEFAULT_RESULTS_anon"}
+	before := map[string]int{}
+	for _, s := range streams {
+		before[s] = consumers(s)
+	}
+	for range 100 {
+		for _, name := range []string{"polled", "empty"} {
+			if _, err := ex.JobStatus(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := ex.Jobs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range streams {
+		if n := consumers(s); n > before[s] {
+			t.Errorf("stream %s holds %d consumers after 200 status reads, %d before", s, n, before[s])
+		}
 	}
 }

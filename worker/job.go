@@ -247,19 +247,26 @@ func (r *chunkRun) stepBack(a *jobAttempt, st *wire.JobChunkState, first wire.Jo
 // no worker waits for its lease. It is best effort: an attempt not marked
 // lapses with its lease.
 func (r *chunkRun) endJobAttempt(a *jobAttempt) {
-	claim := a.claim(r, true)
+	if _, err := r.writeLease(a, true); err != nil {
+		r.w.log.Debug("worker: end a job's chunk attempt", "job", r.c.Job, "chunk", r.c.Ord, "err", err)
+	}
+}
+
+// writeLease writes attempt a's record, final or not, over the author's
+// lease record it last wrote or read (a compare-and-set), and returns the
+// record's new sequence.
+func (r *chunkRun) writeLease(a *jobAttempt, final bool) (uint64, error) {
+	claim := a.claim(r, final)
 	data, err := wire.Encode(&claim)
 	if err != nil {
-		return
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), jobTimeout)
 	defer cancel()
 	a.mu.Lock()
 	last := a.leaseSeq
 	a.mu.Unlock()
-	if _, err := r.w.jobs.Update(ctx, wire.JobLeaseKey(r.c.Job, r.c.Ord, a.author), data, last, a.ttl); err != nil {
-		r.w.log.Debug("worker: end a job's chunk attempt", "job", r.c.Job, "chunk", r.c.Ord, "err", err)
-	}
+	return r.w.jobs.Update(ctx, wire.JobLeaseKey(r.c.Job, r.c.Ord, a.author), data, last, a.ttl)
 }
 
 // renewJob renews the attempt's lease, with the items it has stored results
@@ -274,17 +281,7 @@ func (r *chunkRun) renewJob() {
 	if lost {
 		return
 	}
-	claim := a.claim(r, false)
-	data, err := wire.Encode(&claim)
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), jobTimeout)
-	defer cancel()
-	a.mu.Lock()
-	last := a.leaseSeq
-	a.mu.Unlock()
-	seq, err := r.w.jobs.Update(ctx, wire.JobLeaseKey(r.c.Job, r.c.Ord, a.author), data, last, a.ttl)
+	seq, err := r.writeLease(a, false)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
