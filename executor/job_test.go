@@ -439,18 +439,8 @@ func TestDeleteJobRemovesEverything(t *testing.T) {
 // subjectsOf counts the messages of stream on subjects matching filter.
 func subjectsOf(t *testing.T, js jetstream.JetStream, stream, filter string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, c := range info.State.Subjects {
+	for _, c := range streamState(t, js, stream, jetstream.WithSubjectFilter(filter)).Subjects {
 		n += int(c)
 	}
 	return n
@@ -736,39 +726,28 @@ func TestJobInputEnds(t *testing.T) {
 		return st.InputEnded
 	}
 
-	ex, _ := p.producer()
-	job := attach(t, ex, "ends")
-	wantSquaresInOrder(t, ctx, job, 9, executor.MapChunksize(3))
-	if inputEnded(ex, 9) {
-		t.Fatal("the input ended before its producer said so")
+	// A producer maps 9 inputs; another, the same 9 and 6 more: the job
+	// grew, and has no end until the new producer says so.
+	var ex *executor.NATS
+	for _, n := range []int{9, 15} {
+		ex, _ = p.producer()
+		job := attach(t, ex, "ends")
+		wantSquaresInOrder(t, ctx, job, n, executor.MapChunksize(3))
+		if inputEnded(ex, n) {
+			t.Fatalf("%d tasks: the input ended before its producer said so", n)
+		}
+		if err := job.EndInput(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !inputEnded(ex, n) {
+			t.Fatalf("%d tasks: the input has not ended after EndInput", n)
+		}
+		job.Shutdown(ctx, true, false)
+		if err := job.EndInput(ctx); !errors.Is(err, executor.ErrShutdown) {
+			t.Fatalf("EndInput after Shutdown: %v, want ErrShutdown", err)
+		}
 	}
-	if err := job.EndInput(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if !inputEnded(ex, 9) {
-		t.Fatal("the input has not ended after EndInput")
-	}
-	job.Shutdown(ctx, true, false)
-	if err := job.EndInput(ctx); !errors.Is(err, executor.ErrShutdown) {
-		t.Fatalf("EndInput after Shutdown: %v, want ErrShutdown", err)
-	}
-
-	// The same input and 6 more: the job grew, and has no end until the
-	// new producer says so.
-	again, _ := p.producer()
-	job = attach(t, again, "ends")
-	wantSquaresInOrder(t, ctx, job, 15, executor.MapChunksize(3))
-	if inputEnded(again, 15) {
-		t.Fatal("a job whose input grew still counts as ended")
-	}
-	if err := job.EndInput(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if !inputEnded(again, 15) {
-		t.Fatal("the input has not ended after the second EndInput")
-	}
-	job.Shutdown(ctx, true, false)
-	if err := again.DeleteJob(ctx, "ends"); err != nil {
+	if err := ex.DeleteJob(ctx, "ends"); err != nil {
 		t.Fatal(err)
 	}
 	js := jetstreamOf(t, p.nc)
@@ -820,18 +799,7 @@ func TestJobStatusLeavesNoConsumers(t *testing.T) {
 	empty := attach(t, ex, "empty") // no chunk, no result: reads that find nothing
 	defer empty.Shutdown(ctx, true, false)
 	js := jetstreamOf(t, p.nc)
-	consumers := func(stream string) int {
-		t.Helper()
-		st, err := js.Stream(ctx, stream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := st.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Consumers
-	}
+	consumers := func(stream string) int { return streamState(t, js, stream).Consumers }
 	streams := []string{"KV_JETPOOL_DEFAULT_JOBS", "JETPOOL_DEFAULT_RESULTS_anon"}
 	before := map[string]int{}
 	for _, s := range streams {

@@ -132,13 +132,21 @@ func jetstreamOf(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 
 func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	st, err := js.Stream(context.Background(), "JETPOOL_DEFAULT")
+	return streamState(t, js, "JETPOOL_DEFAULT").Msgs
+}
+
+// streamState reads the state of stream, as opts ask for it.
+func streamState(t *testing.T, js jetstream.JetStream, stream string, opts ...jetstream.StreamInfoOpt) jetstream.StreamState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := st.Info(context.Background())
+	info, err := st.Info(ctx, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return info.State.Msgs
+	return info.State
 }

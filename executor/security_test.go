@@ -548,17 +548,7 @@ func TestSecurityFakeChunksNeitherRunNorShadow(t *testing.T) {
 
 func streamMsgsOf(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, "JETPOOL_BATCH")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return streamState(t, js, "JETPOOL_BATCH").Msgs
 }
 
 // TestSecurityForgedStartsAndLeases: a rogue worker that was delivered the
