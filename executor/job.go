@@ -312,18 +312,25 @@ func (j *Job) readInfo(ctx context.Context) (wire.JobInfo, bool, error) {
 // writeInfo writes the job's record, whatever it held: only its owner
 // writes it.
 func (j *Job) writeInfo(ctx context.Context, info wire.JobInfo) error {
-	data, err := wire.Encode(&info)
-	if err != nil {
-		return err
-	}
-	opts := []jetstream.PublishOpt{}
-	if j.ttl > 0 {
-		opts = append(opts, jetstream.WithMsgTTL(j.ttl))
-	}
-	if _, err := j.n.js.PublishMsg(ctx, &nats.Msg{Subject: j.n.subj.JobKey(wire.JobInfoKey(j.key)), Data: data}, opts...); err != nil {
+	if err := j.writeOwn(ctx, wire.JobInfoKey(j.key), &info); err != nil {
 		return fmt.Errorf("executor: write job %q's record: %w", j.name, err)
 	}
 	return nil
+}
+
+// writeOwn writes v to key, one of the records only the job's owner
+// writes, whatever it held, kept for the job's retention.
+func (j *Job) writeOwn(ctx context.Context, key string, v any) error {
+	data, err := wire.Encode(v)
+	if err != nil {
+		return err
+	}
+	var opts []jetstream.PublishOpt
+	if j.ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(j.ttl))
+	}
+	_, err = j.n.js.PublishMsg(ctx, &nats.Msg{Subject: j.n.subj.JobKey(key), Data: data}, opts...)
+	return err
 }
 
 // consume starts reading the job's results, every one stored, and its
@@ -465,15 +472,7 @@ func (j *Job) EndInput(ctx context.Context) error {
 	if closed {
 		return ErrShutdown
 	}
-	data, err := wire.Encode(&wire.JobEnd{Tasks: tasks, At: time.Now().UnixNano()})
-	if err != nil {
-		return err
-	}
-	var opts []jetstream.PublishOpt
-	if j.ttl > 0 {
-		opts = append(opts, jetstream.WithMsgTTL(j.ttl))
-	}
-	if _, err := j.n.js.PublishMsg(ctx, &nats.Msg{Subject: j.n.subj.JobKey(wire.JobEndKey(j.key)), Data: data}, opts...); err != nil {
+	if err := j.writeOwn(ctx, wire.JobEndKey(j.key), &wire.JobEnd{Tasks: tasks, At: time.Now().UnixNano()}); err != nil {
 		return fmt.Errorf("executor: end job %q's input: %w", j.name, err)
 	}
 	return nil
