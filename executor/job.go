@@ -83,9 +83,13 @@ func JobRetention(d time.Duration) JobOption {
 // the job holds at their place fails with an error matching [ErrJobInput];
 // the calls before it have been resumed.
 //
-// Costs, beyond an unnamed chunk's: a named chunk costs its producer a
-// round trip to JetStream before it is published, and two asynchronous
-// writes; its worker three round trips before it runs and one per results
+// A call that adds tasks returns once their chunk's record and the chunk
+// itself are stored, so a producer that dies after it leaves its tasks in
+// the job.
+//
+// Costs, beyond an unnamed chunk's: a named chunk costs its producer two
+// round trips to JetStream before its call returns (the record, then the
+// chunk) and one asynchronous write; its worker three round trips before it runs and one per results
 // message; a Cancel two round trips. A producer reads every record its job
 // writes, and while it resumes holds the results of chunks its calls have
 // not reached yet.
@@ -767,7 +771,6 @@ func (j *Job) onPublishAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.Pub
 		return
 	}
 	jc.mu.Lock()
-	jc.publishing = false
 	if jc.seq == 0 {
 		jc.seq = pa.Sequence
 		if live {
@@ -776,6 +779,7 @@ func (j *Job) onPublishAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.Pub
 		j.seqs = append(j.seqs, jc)
 	}
 	jc.mu.Unlock()
+	jc.onStored(nil)
 	select {
 	case j.wake <- struct{}{}:
 	default:
@@ -805,10 +809,10 @@ func (j *Job) onPublishError(_ jetstream.JetStream, m *nats.Msg, err error) {
 	if mayRetryPublish(err) && jc.republishLater(m) {
 		return
 	}
-	jc.mu.Lock()
-	jc.publishing = false
-	jc.mu.Unlock()
-	jc.fail(fmt.Errorf("executor: publish %s chunk of job %q: %w", jc.b.codec.Kind, j.name, err))
+	err = fmt.Errorf("executor: publish %s chunk of job %q: %w", jc.b.codec.Kind, j.name, err)
+	if !jc.onStored(err) {
+		jc.fail(err)
+	}
 }
 
 // failAll fails every future the Job holds that is not done with err.

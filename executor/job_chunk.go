@@ -44,6 +44,8 @@ type jobChunk struct {
 	// publishing is set while a publish of the chunk waits for its PubAck
 	// or its next try.
 	publishing bool
+	stored     chan struct{}     // while open waits for the chunk's first PubAck; closed by onStored
+	pubErr     error             // why the chunk was not stored, as onStored heard
 	attempts   []wire.JobAttempt // as last read
 	started    bool
 	timer      *time.Timer
@@ -90,14 +92,48 @@ func (jc *jobChunk) open(ctx context.Context, items []wire.Item) error {
 	case err != nil:
 		return fmt.Errorf("executor: job %q: %w", j.name, err)
 	}
+	stored := make(chan struct{})
 	jc.mu.Lock()
-	jc.rec, jc.recSeq, jc.data = rec, seq, data
+	jc.rec, jc.recSeq, jc.data, jc.stored = rec, seq, data, stored
 	jc.mu.Unlock()
 	if err := jc.publish(ctx); err != nil {
 		return err
 	}
+	// The chunk is the job's once the stream holds it, not once it is
+	// sent: a producer that dies with it on the wire leaves a record that
+	// no worker is ever delivered, so the call must not have returned.
+	select {
+	case <-stored:
+	case <-ctx.Done():
+		jc.mu.Lock()
+		jc.stopTimers()
+		jc.mu.Unlock()
+		return fmt.Errorf("executor: publish %s chunk of job %q: %w", b.codec.Kind, j.name, ctx.Err())
+	}
+	jc.mu.Lock()
+	err = jc.pubErr
+	jc.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	jc.makeReady(nil)
 	return nil
+}
+
+// onStored is told that the stream took the chunk, or, with err, that it
+// never will; it ends the wait of open, if open waits. It reports whether
+// open waited: else err is the futures' to hear.
+func (jc *jobChunk) onStored(err error) bool {
+	jc.mu.Lock()
+	defer jc.mu.Unlock()
+	jc.publishing = false
+	if jc.stored == nil {
+		return false
+	}
+	jc.pubErr = err
+	close(jc.stored)
+	jc.stored = nil
+	return true
 }
 
 // resume takes over a chunk the job holds at jc's place: a chunk of the same

@@ -356,6 +356,11 @@ func TestJobFinishesWithoutProducer(t *testing.T) {
 		}
 	}
 	cut()
+	// A Submit that returned is in the job: its chunk is in the stream,
+	// whatever happened to the connection after it.
+	if got := streamMsgs(t, jetstreamOf(t, p.nc)); got != n {
+		t.Fatalf("%d chunks in the stream once %d Submits returned and their producer died", got, n)
+	}
 	p.worker(c, worker.Config{Concurrency: 3})
 	ex2, _ := p.producer()
 	waitDone(t, ex2, "orphan", n)

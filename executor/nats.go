@@ -41,11 +41,14 @@ type NATS struct {
 	control string
 	acks    string // the prefix of the ack subjects of the pool's stream
 
-	mu       sync.Mutex
-	chunks   map[uint64]*remoteChunk
-	bySeq    map[uint64]*remoteChunk // chunks by stream sequence, once the stream took them
-	purge    []uint64                // stream sequences of chunks to remove at the end (see settle)
-	rng      *rand.ChaCha8           // chunk ids and grants; seeded from crypto/rand
+	mu     sync.Mutex
+	chunks map[uint64]*remoteChunk
+	bySeq  map[uint64]*remoteChunk // chunks by stream sequence, once the stream took them
+	purge  []uint64                // stream sequences of chunks to remove at the end (see settle)
+	// unacked holds the ids of chunks that settle found to purge before
+	// their PubAck said where the stream keeps them.
+	unacked  map[uint64]struct{}
+	rng      *rand.ChaCha8 // chunk ids and grants; seeded from crypto/rand
 	closed   bool
 	stopOnce sync.Once
 
@@ -110,6 +113,7 @@ func newNATS(ctx context.Context, nc *nats.Conn, cfg NATSConfig) (*NATS, error) 
 		id: id, control: subj.Control(id), acks: "$JS.ACK." + subj.Stream() + ".",
 		chunks:   make(map[uint64]*remoteChunk),
 		bySeq:    make(map[uint64]*remoteChunk),
+		unacked:  make(map[uint64]struct{}),
 		rng:      rand.NewChaCha8(seed),
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
@@ -179,6 +183,7 @@ func (n *NATS) run() {
 	for {
 		select {
 		case <-n.stop:
+			n.awaitPubAcks()
 			n.purgeCancelled()
 			return
 		case now := <-tick.C:
@@ -218,6 +223,23 @@ func (n *NATS) purgeCancelled() {
 				return
 			}
 		}
+	}
+}
+
+// awaitPubAcks waits, at most purgeTimeout, for the PubAcks of the chunks
+// published, so that purgeCancelled knows where the last of them are.
+func (n *NATS) awaitPubAcks() {
+	n.mu.Lock()
+	waiting := len(n.unacked) > 0
+	n.mu.Unlock()
+	if !waiting {
+		return
+	}
+	t := time.NewTimer(purgeTimeout)
+	defer t.Stop()
+	select {
+	case <-n.js.PublishAsyncComplete():
+	case <-t.C:
 	}
 }
 

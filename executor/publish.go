@@ -192,14 +192,17 @@ func (n *NATS) onPublishAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.Pu
 	if !ok || exec != n.id {
 		return
 	}
-	if pa != nil && pa.Sequence != 0 {
-		n.mu.Lock()
-		if rc := n.chunks[id]; rc != nil && rc.seq == 0 {
-			rc.seq = pa.Sequence
-			n.bySeq[pa.Sequence] = rc
+	n.mu.Lock()
+	if _, settled := n.unacked[id]; settled {
+		delete(n.unacked, id)
+		if pa != nil && pa.Sequence != 0 {
+			n.purge = append(n.purge, pa.Sequence)
 		}
-		n.mu.Unlock()
+	} else if rc := n.chunks[id]; rc != nil && rc.seq == 0 && pa != nil && pa.Sequence != 0 {
+		rc.seq = pa.Sequence
+		n.bySeq[pa.Sequence] = rc
 	}
+	n.mu.Unlock()
 	if n.coalesce != nil {
 		n.coalesce.acked(id)
 	}

@@ -74,10 +74,15 @@ func (n *NATS) settle(rc *remoteChunk) {
 	}
 	rc.stopTimers()
 	ack := rc.attempt.ack
-	if n.closed && !rc.started && rc.seq != 0 {
+	if n.closed && !rc.started {
 		// Cancelled or expired before any worker started it, after
-		// Shutdown: nobody is left to tell a worker to drop it.
-		n.purge = append(n.purge, rc.seq)
+		// Shutdown: nobody is left to tell a worker to drop it. Its
+		// sequence may be on its way in its PubAck.
+		if rc.seq != 0 {
+			n.purge = append(n.purge, rc.seq)
+		} else {
+			n.unacked[rc.id] = struct{}{}
+		}
 	}
 	done := n.closed && len(n.chunks) == 0
 	n.mu.Unlock()

@@ -39,7 +39,9 @@ import (
 //     its input (InputDigest), then publishes the chunk: a Chunk with Job,
 //     Ord, Pos and Key set, Key being derived from the job's secret so that
 //     only the owner and those delivered the chunk know it. Once the stream
-//     took it, the owner adds its stream sequence to the record. A chunk
+//     took it, the owner adds its stream sequence to the record; the call
+//     that added the chunk's tasks returns only then, so that a task a
+//     producer was told is the job's is in the stream. A chunk
 //     record that exists with the same input is never published again,
 //     except when it has no sequence yet (its producer died before the
 //     stream confirmed it): then the same message goes out again under the
