@@ -54,6 +54,15 @@ type batch struct {
 	one      [1]call   // a Submit's call, so that its batch is one allocation
 }
 
+// enqueueError is the outcome of the futures of a Map's chunk that an
+// executor took (enqueue returned nil) but could not submit after all, as a
+// named job's chunk whose record turned out to hold another input: Map ends
+// with err, as if enqueue had returned it.
+type enqueueError struct{ err error }
+
+func (e *enqueueError) Error() string { return e.err.Error() }
+func (e *enqueueError) Unwrap() error { return e.err }
+
 // expired reports whether the batch's deadline has passed at now.
 func (b *batch) expired(now time.Time) bool {
 	return !b.deadline.IsZero() && !now.Before(b.deadline)

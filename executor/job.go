@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,6 +131,14 @@ type Job struct {
 	nextOrd uint64
 	nextPos uint64
 	closed  bool
+	// tail is the valid channel of the last chunk opened (see
+	// jobChunk.validated); diverged the first chunk found to hold another
+	// input, math.MaxUint64 while none is.
+	tail     chan struct{}
+	diverged uint64
+	// holdNoRecords makes a test's Job read every chunk's records when it
+	// reaches it, as one that attached before they were written does.
+	holdNoRecords bool
 
 	forged    atomic.Int64
 	consumers []jetstream.ConsumeContext
@@ -194,7 +203,9 @@ func (n *NATS) Job(ctx context.Context, name string, opts ...JobOption) (*Job, e
 		held: make(map[uint64]map[string]wire.JobRecord), unacked: make(map[uint64]*jobChunk),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), finished: make(chan struct{}),
 		detach: make(chan struct{}), detached: make(chan struct{}),
+		tail: make(chan struct{}), diverged: math.MaxUint64,
 	}
+	close(j.tail)
 	info, found, err := j.readInfo(ctx)
 	if err != nil {
 		return nil, err
@@ -592,7 +603,9 @@ func (j *Job) enqueue(ctx context.Context, b *batch) error {
 		j.mu.Unlock()
 		return ErrShutdown
 	}
-	jc := &jobChunk{j: j, ord: j.nextOrd, pos: j.nextPos, b: b, recs: make(map[string]wire.JobRecord)}
+	jc := &jobChunk{j: j, ord: j.nextOrd, pos: j.nextPos, b: b, recs: make(map[string]wire.JobRecord),
+		prev: j.tail, valid: make(chan struct{}), readyCh: make(chan struct{})}
+	j.tail = jc.valid
 	jc.left.Store(int64(len(b.calls)))
 	j.nextOrd++
 	j.nextPos += uint64(len(b.calls))
@@ -604,7 +617,7 @@ func (j *Job) enqueue(ctx context.Context, b *batch) error {
 		delete(j.held, jc.ord)
 	}
 	j.mu.Unlock()
-	if err := jc.open(ctx, items); err != nil {
+	if err := jc.open(ctx, items, b.submit); err != nil {
 		j.mu.Lock()
 		delete(j.chunks, jc.ord)
 		done := j.closed && len(j.chunks) == 0
@@ -679,7 +692,7 @@ func (j *Job) onRecord(m jetstream.Msg) {
 	if jc == nil {
 		// A chunk this Job has not reached yet, as it resumes the job:
 		// kept, so that reaching it costs no round trip.
-		if ord >= j.nextOrd {
+		if ord >= j.nextOrd && !j.holdNoRecords {
 			held := j.held[ord]
 			if held == nil {
 				held = make(map[string]wire.JobRecord)

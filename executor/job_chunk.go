@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,12 @@ type jobChunk struct {
 
 	cancelMu sync.Mutex // one cancel or interrupt of the chunk at a time
 
+	// prev is closed once the chunk before it is validated, valid once
+	// this one is (see validated).
+	prev, valid chan struct{}
+	readyCh     chan struct{} // closed once the chunk is ready, or failed before
+	readyOnce   sync.Once
+
 	mu     sync.Mutex
 	ready  bool                      // the chunk's record is the Job's: its futures are owned and its state applies
 	early  []heldResult              // results read before it was ready
@@ -55,16 +62,22 @@ type jobChunk struct {
 
 // open writes the chunk's record and publishes the chunk, or, if the job
 // holds a record at its place already, checks that it is of the same input
-// and resumes it (see resume). On error no future of the batch is resolved.
-func (jc *jobChunk) open(ctx context.Context, items []wire.Item) error {
+// and resumes it (see resume). With wait, as for a Submit, it returns once
+// the stream holds the chunk, and on error no future of the batch is
+// resolved. Without, as for the chunks of a Map, it returns once the
+// record's write is sent: the rest goes on in created, the futures are
+// owned, and an error fails them with an [enqueueError].
+func (jc *jobChunk) open(ctx context.Context, items []wire.Item, wait bool) error {
 	j, b := jc.j, jc.b
 	c := wire.Chunk{Kind: b.codec.Kind, Deadline: wire.Deadline(b.deadline), Items: items,
 		Job: j.key, Ord: jc.ord, Pos: jc.pos, Key: j.chunkKey(jc.ord), TTL: j.ttl}
 	data, err := wire.Encode(&c)
 	if err != nil {
+		jc.validated(err)
 		return err
 	}
 	if limit := j.n.nc.MaxPayload() - 256; int64(len(data)) > limit {
+		jc.validated(broker.ErrTooLarge)
 		return fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), c.Kind, len(data), limit)
 	}
 	args := make([][]byte, len(items))
@@ -76,6 +89,7 @@ func (jc *jobChunk) open(ctx context.Context, items []wire.Item) error {
 		Commit: digest[:], Deadline: c.Deadline}
 	recData, err := wire.Encode(&rec)
 	if err != nil {
+		jc.validated(err)
 		return err
 	}
 	jc.mu.Lock()
@@ -83,46 +97,132 @@ func (jc *jobChunk) open(ctx context.Context, items []wire.Item) error {
 	jc.mu.Unlock()
 	if held {
 		// The Job read the chunk's record as it resumed the job.
-		return jc.resume(ctx, c, rec, false)
+		err := jc.resume(ctx, c, rec, false, false)
+		jc.validated(err)
+		return err
 	}
-	seq, err := j.store.Create(ctx, wire.JobChunkKey(j.key, jc.ord), recData, j.ttl)
+	key := wire.JobChunkKey(j.key, jc.ord)
+	if wait {
+		seq, err := j.store.Create(ctx, key, recData, j.ttl)
+		return jc.opened(ctx, c, rec, data, seq, err, true)
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithStallWait(publishStall)}
+	if j.ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(j.ttl))
+	}
+	paf, err := j.js.PublishMsgAsync(&nats.Msg{Subject: j.n.subj.JobKey(key), Data: recData}, opts...)
+	if err != nil {
+		jc.validated(err)
+		return fmt.Errorf("executor: job %q: write chunk %d's record: %w", j.name, jc.ord, err)
+	}
+	for i := range b.calls {
+		b.calls[i].s.own(jc, uint32(i)) // a Map's futures, new: none is done
+	}
+	go jc.created(c, rec, data, recData, paf)
+	return nil
+}
+
+// created goes on with a chunk of a Map once the write of its record is
+// answered: a refused or lost write is made again as a Submit's is, which
+// tells a record of another producer (the chunk is resumed), a deletion
+// marker in the way and a broker that does not answer apart.
+func (jc *jobChunk) created(c wire.Chunk, rec wire.JobChunk, data, recData []byte, paf jetstream.PubAckFuture) {
+	j := jc.j
+	ctx, cancel := context.WithTimeout(context.Background(), jobTimeout)
+	defer cancel()
+	var seq uint64
+	var err error
+	select {
+	case ack := <-paf.Ok():
+		seq = ack.Sequence
+	case <-paf.Err():
+		seq, err = j.store.Create(ctx, wire.JobChunkKey(j.key, jc.ord), recData, j.ttl)
+	}
+	if err := jc.opened(ctx, c, rec, data, seq, err, false); err != nil {
+		jc.markReady()
+		jc.fail(&enqueueError{err})
+	}
+}
+
+// opened goes on from the create of the chunk's record, which wrote it at
+// sequence seq or failed with err: a record of another producer is resumed;
+// the chunk's own is published once every chunk before it is validated,
+// unless one of them holds another input. With wait it returns once the
+// stream holds the chunk, and else once the chunk is sent.
+func (jc *jobChunk) opened(ctx context.Context, c wire.Chunk, rec wire.JobChunk, data []byte, seq uint64, err error, wait bool) error {
+	j := jc.j
 	switch {
 	case errors.Is(err, broker.ErrConflict):
-		return jc.resume(ctx, c, rec, true)
+		err := jc.resume(ctx, c, rec, true, !wait)
+		jc.validated(err)
+		return err
 	case err != nil:
+		jc.validated(err)
 		return fmt.Errorf("executor: job %q: %w", j.name, err)
 	}
-	stored := make(chan struct{})
+	if after, diverged := jc.validated(nil); diverged {
+		// Nothing after a chunk of another input goes into the job.
+		purge := j.store.PurgeMsg(wire.JobChunkKey(j.key, jc.ord))
+		purge.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
+		if _, err := j.n.js.PublishMsg(ctx, purge); err != nil {
+			j.log.Warn("executor: remove the record of a chunk after one of another input", "chunk", jc.ord, "err", err)
+		}
+		return fmt.Errorf("%w: job %q's chunk %d comes after chunk %d, which the job holds with another input", ErrJobInput, j.name, jc.ord, after)
+	}
+	var stored chan struct{}
+	if wait {
+		stored = make(chan struct{})
+	}
 	jc.mu.Lock()
 	jc.rec, jc.recSeq, jc.data, jc.stored = rec, seq, data, stored
 	jc.mu.Unlock()
 	if err := jc.publish(ctx); err != nil {
 		return err
 	}
-	// The chunk is the job's once the stream holds it, not once it is
-	// sent: a producer that dies with it on the wire leaves a record that
-	// no worker is ever delivered, so the call must not have returned.
-	select {
-	case <-stored:
-	case <-ctx.Done():
+	if wait {
+		// The chunk is the job's once the stream holds it, not once it is
+		// sent: a producer that dies with it on the wire leaves a record
+		// that no worker is ever delivered, so the call must not have
+		// returned.
+		select {
+		case <-stored:
+		case <-ctx.Done():
+			jc.mu.Lock()
+			jc.stopTimers()
+			jc.mu.Unlock()
+			return fmt.Errorf("executor: publish %s chunk of job %q: %w", c.Kind, j.name, ctx.Err())
+		}
 		jc.mu.Lock()
-		jc.stopTimers()
+		err = jc.pubErr
 		jc.mu.Unlock()
-		return fmt.Errorf("executor: publish %s chunk of job %q: %w", b.codec.Kind, j.name, ctx.Err())
+		if err != nil {
+			return err
+		}
 	}
-	jc.mu.Lock()
-	err = jc.pubErr
-	jc.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	jc.makeReady(nil)
+	jc.makeReady(nil, !wait)
 	return nil
 }
 
+// validated is told that the chunk is known to be of the job's input, or,
+// with err, that it could not be opened. Once every chunk before it is
+// validated it passes the word on to the next; it reports whether one
+// before it holds another input, and which.
+func (jc *jobChunk) validated(err error) (after uint64, diverged bool) {
+	<-jc.prev
+	j := jc.j
+	j.mu.Lock()
+	after, diverged = j.diverged, j.diverged < jc.ord
+	if !diverged && errors.Is(err, ErrJobInput) {
+		j.diverged = jc.ord
+	}
+	j.mu.Unlock()
+	close(jc.valid)
+	return after, diverged
+}
+
 // onStored is told that the stream took the chunk, or, with err, that it
-// never will; it ends the wait of open, if open waits. It reports whether
-// open waited: else err is the futures' to hear.
+// never will; it ends the wait of opened, if it waits. It reports whether
+// opened waited: else err is the futures' to hear.
 func (jc *jobChunk) onStored(err error) bool {
 	jc.mu.Lock()
 	defer jc.mu.Unlock()
@@ -147,7 +247,7 @@ func (jc *jobChunk) onStored(err error) bool {
 // bucket's, which costs at most a publish of a chunk that the stream holds
 // already (stored once if within the dedup window, and else dropped by the
 // workers as a copy).
-func (jc *jobChunk) resume(ctx context.Context, c wire.Chunk, want wire.JobChunk, read bool) error {
+func (jc *jobChunk) resume(ctx context.Context, c wire.Chunk, want wire.JobChunk, read, owned bool) error {
 	j := jc.j
 	var recs []wire.JobRecord
 	if read {
@@ -192,7 +292,7 @@ func (jc *jobChunk) resume(ctx context.Context, c wire.Chunk, want wire.JobChunk
 		j.bySeq[seq] = jc
 		j.mu.Unlock()
 	}
-	jc.makeReady(recs)
+	jc.makeReady(recs, owned)
 	if st.Chunk.Seq != 0 || st.First != 0 || len(st.Owed()) == 0 {
 		return nil
 	}
@@ -206,12 +306,12 @@ func (jc *jobChunk) resume(ctx context.Context, c wire.Chunk, want wire.JobChunk
 	return nil
 }
 
-// makeReady owns the chunk's futures, arms its deadline, applies its
-// records (recs and those read meanwhile) and the results read before it
-// was ready.
-func (jc *jobChunk) makeReady(recs []wire.JobRecord) {
+// makeReady owns the chunk's futures unless they are owned, arms its
+// deadline, applies its records (recs and those read meanwhile) and the
+// results read before it was ready.
+func (jc *jobChunk) makeReady(recs []wire.JobRecord, owned bool) {
 	for i := range jc.b.calls {
-		if !jc.b.calls[i].s.own(jc, uint32(i)) {
+		if !owned && !jc.b.calls[i].s.own(jc, uint32(i)) {
 			jc.j.settle(jc)
 		}
 	}
@@ -227,9 +327,15 @@ func (jc *jobChunk) makeReady(recs []wire.JobRecord) {
 	}
 	jc.mu.Unlock()
 	jc.apply()
+	jc.markReady()
 	for _, r := range early {
 		jc.resolve(r.res)
 	}
+}
+
+// markReady ends the waits for the chunk to be ready.
+func (jc *jobChunk) markReady() {
+	jc.readyOnce.Do(func() { close(jc.readyCh) })
 }
 
 // mergeLocked takes a record of the chunk, or its deletion, unless a newer
@@ -429,6 +535,14 @@ func (jc *jobChunk) settled() { jc.j.settle(jc) }
 // leaves the futures pending; if its record was stored, reading it later
 // cancels them then.
 func (jc *jobChunk) cancel(seqs []uint32) {
+	// A chunk of a Map owns its futures before its record is written: a
+	// cancel waits for the record, so that what it returns is what holds.
+	t := time.NewTimer(jobTimeout)
+	select {
+	case <-jc.readyCh:
+	case <-t.C:
+	}
+	t.Stop()
 	jc.cancelMu.Lock()
 	defer jc.cancelMu.Unlock()
 	var items []uint32

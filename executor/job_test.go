@@ -149,6 +149,24 @@ func waitDone(t *testing.T, ex *executor.NATS, name string, tasks int) executor.
 	}
 }
 
+// waitPublishedDone waits until the pool's task stream holds no chunk and the
+// job's status counts no task running and at least done tasks done.
+func waitPublishedDone(t *testing.T, ex *executor.NATS, nc *nats.Conn, name string, done int) executor.JobStatus {
+	t.Helper()
+	js := jetstreamOf(t, nc)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := ex.JobStatus(context.Background(), name)
+		if err == nil && st.Running == 0 && st.Done >= done && streamMsgs(t, js) == 0 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the published chunks of the job to finish; its status: %+v, %v", st, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // wantSquaresInOrder ranges over a Map of JobSquare on 0..n-1 and checks
 // every result, in order.
 func wantSquaresInOrder(t *testing.T, ctx context.Context, ex executor.Executor, n int, opts ...executor.MapOption) {
@@ -210,10 +228,12 @@ func TestJobOutlivesItsProducer(t *testing.T) {
 			}
 
 			ex2, _ := p.producer()
-			// What the cut producer published runs to its end.
-			st := waitDone(t, ex2, "outlive", n/4)
-			if st.Failed != 0 || st.Running != 0 || st.Queued != 0 {
-				t.Fatalf("status %+v, want every task done, none failed", st)
+			// What the cut producer published runs to its end. A chunk
+			// whose record it wrote but that it had not yet published waits
+			// for the producer that resumes the job.
+			st := waitPublishedDone(t, ex2, p.nc, "outlive", n/4)
+			if st.Failed != 0 || st.Running != 0 || st.Done+st.Queued != st.Tasks {
+				t.Fatalf("status %+v, want every task the stream took done, none failed", st)
 			}
 			resumed := attach(t, ex2, "outlive")
 			ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
@@ -338,6 +358,69 @@ func TestJobCancelHoldsAcrossResume(t *testing.T) {
 			t.Errorf("task %d ran %d times, want %d", i, c.count(i), want)
 		}
 	}
+}
+
+// TestJobPipelineStopsAtOtherInput: a Map on a job that holds another input
+// at its third chunk, whose records the Job has not read when it reaches
+// them, so that the writes of its chunks' records are in flight before it
+// learns of the difference: the Map fails with ErrJobInput after the results
+// before that chunk, and none of the chunks after it goes into the job.
+func TestJobPipelineStopsAtOtherInput(t *testing.T) {
+	p := newJobPool(t)
+	c := newCalls(0)
+	p.worker(c, worker.Config{Concurrency: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ex, _ := p.producer()
+	job := attach(t, ex, "pipeline")
+	wantSquaresInOrder(t, ctx, job, 10, executor.MapChunksize(2))
+	if err := job.Shutdown(ctx, true, false); err != nil {
+		t.Fatal(err)
+	}
+
+	ex2, _ := p.producer()
+	again := attach(t, ex2, "pipeline")
+	executor.HoldNoRecords(again)
+	input := slices.Collect(ints(40))
+	input[4] = 99
+	var got []int
+	var gotErr error
+	for v, err := range executor.Map(ctx, again, JobSquare, slices.Values(input), executor.MapChunksize(2), executor.MapBuffersize(16)) {
+		if err != nil {
+			gotErr = err
+			break
+		}
+		got = append(got, v)
+	}
+	if !errors.Is(gotErr, executor.ErrJobInput) {
+		t.Fatalf("error %v, want ErrJobInput", gotErr)
+	}
+	if want := []int{0, 1, 4, 9}; !slices.Equal(got, want) {
+		t.Fatalf("results before the refusal %v, want %v", got, want)
+	}
+	if err := again.Shutdown(ctx, true, false); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ex2.JobStatus(ctx, "pipeline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Chunks != 5 || st.Tasks != 10 || st.Done != 10 {
+		t.Fatalf("status %+v after the refused Map, want the job's 5 chunks of 10 tasks, done, and nothing else", st)
+	}
+	if n := streamMsgs(t, jetstreamOf(t, p.nc)); n != 0 {
+		t.Fatalf("%d chunks in the stream after the refused Map", n)
+	}
+	for _, i := range append(slices.Collect(ints(40)), 99) {
+		want := 0
+		if i < 10 {
+			want = 1 // by the first Map
+		}
+		if c.count(i) != want {
+			t.Errorf("task %d ran %d times, want %d", i, c.count(i), want)
+		}
+	}
+	t.Logf("refused: %v", gotErr)
 }
 
 // TestJobFinishesWithoutProducer: a job whose producer never comes back

@@ -132,6 +132,10 @@ func (m *mapRun[In, Out]) drainHead() bool {
 		head = head[1:]
 		m.inflight[0] = head
 		v, err := f.outcome()
+		if se, ok := errors.AsType[*enqueueError](err); ok {
+			m.yield(zero, se.err)
+			return false
+		}
 		if err != nil && errors.Is(err, context.DeadlineExceeded) && m.timer != nil && !time.Now().Before(m.deadline) {
 			// The task ran out of the map's own time: that is the map's
 			// timeout, which ends the iteration.
