@@ -102,11 +102,21 @@ func (m *mapRun[In, Out]) submit(chunk []In) bool {
 	}
 	if err := m.ex.enqueue(m.ctx, b); err != nil {
 		var zero Out
-		m.yield(zero, err)
+		m.yield(zero, m.submitErr(err))
 		return false
 	}
 	m.inflight = append(m.inflight, futs)
 	return true
+}
+
+// submitErr is the error a map ends with when a chunk could not be
+// submitted with err: ctx's if ctx ended, as a caller that stopped the map
+// stopped its submissions too, and else err.
+func (m *mapRun[In, Out]) submitErr(err error) error {
+	if m.ctx.Err() != nil && !errors.Is(err, m.ctx.Err()) {
+		return fmt.Errorf("executor: map stopped: %w", m.ctx.Err())
+	}
+	return err
 }
 
 // drainHead yields the results of the oldest chunk, waiting for each. It
@@ -133,7 +143,8 @@ func (m *mapRun[In, Out]) drainHead() bool {
 		m.inflight[0] = head
 		v, err := f.outcome()
 		if se, ok := errors.AsType[*enqueueError](err); ok {
-			m.yield(zero, se.err)
+			// A chunk that could not be submitted after all.
+			m.yield(zero, m.submitErr(se.err))
 			return false
 		}
 		if err != nil && errors.Is(err, context.DeadlineExceeded) && m.timer != nil && !time.Now().Before(m.deadline) {
