@@ -38,10 +38,14 @@ import (
 //     with the digest of the message it is about to publish and the digest of
 //     its input (InputDigest), then publishes the chunk: a Chunk with Job,
 //     Ord, Pos and Key set, Key being derived from the job's secret so that
-//     only the owner and those delivered the chunk know it. Once the stream
-//     took it, the owner adds its stream sequence to the record; the call
-//     that added the chunk's tasks returns only then, so that a task a
-//     producer was told is the job's is in the stream. A chunk
+//     only the owner and those delivered the chunk know it. A Submit returns
+//     once the stream took the chunk, so that a task a producer was told is
+//     the job's is in the stream; the owner then adds the chunk's stream
+//     sequence to its record. A Map's chunks have
+//     their records written several at once; each is published only once
+//     every chunk before it is known to be of the job's input (its record
+//     written, or found with the same input), and the records written after
+//     a chunk of another input are purged, unpublished. A chunk
 //     record that exists with the same input is never published again,
 //     except when it has no sequence yet (its producer died before the
 //     stream confirmed it): then the same message goes out again under the
