@@ -279,19 +279,8 @@ func TestJobRefusesOtherInput(t *testing.T) {
 			if name == "another chunking" {
 				size = 3
 			}
-			var got []int
-			var gotErr error
 			// One chunk in flight: the results before the refusal come first.
-			for v, err := range executor.Map(ctx, again, JobSquare, slices.Values(input), executor.MapChunksize(size), executor.MapBuffersize(1)) {
-				if err != nil {
-					gotErr = err
-					break
-				}
-				got = append(got, v)
-			}
-			if !errors.Is(gotErr, executor.ErrJobInput) {
-				t.Fatalf("error %v, want ErrJobInput", gotErr)
-			}
+			got, gotErr := mapUntilRefused(t, ctx, again, input, executor.MapChunksize(size), executor.MapBuffersize(1))
 			want := []int{0, 1, 4, 9}
 			if size == 3 {
 				want = nil
@@ -360,6 +349,25 @@ func TestJobCancelHoldsAcrossResume(t *testing.T) {
 	}
 }
 
+// mapUntilRefused maps JobSquare over input on job until the Map fails,
+// which it must with ErrJobInput, and returns the results before and the
+// error.
+func mapUntilRefused(t *testing.T, ctx context.Context, job *executor.Job, input []int, opts ...executor.MapOption) ([]int, error) {
+	t.Helper()
+	var got []int
+	for v, err := range executor.Map(ctx, job, JobSquare, slices.Values(input), opts...) {
+		if err != nil {
+			if !errors.Is(err, executor.ErrJobInput) {
+				t.Fatalf("error %v after %d results, want ErrJobInput", err, len(got))
+			}
+			return got, err
+		}
+		got = append(got, v)
+	}
+	t.Fatalf("the Map ended after %d results without an error, want ErrJobInput", len(got))
+	return nil, nil
+}
+
 // TestJobPipelineStopsAtOtherInput: a Map on a job that holds another input
 // at its third chunk, whose records the Job has not read when it reaches
 // them, so that the writes of its chunks' records are in flight before it
@@ -383,18 +391,7 @@ func TestJobPipelineStopsAtOtherInput(t *testing.T) {
 	executor.HoldNoRecords(again)
 	input := slices.Collect(ints(40))
 	input[4] = 99
-	var got []int
-	var gotErr error
-	for v, err := range executor.Map(ctx, again, JobSquare, slices.Values(input), executor.MapChunksize(2), executor.MapBuffersize(16)) {
-		if err != nil {
-			gotErr = err
-			break
-		}
-		got = append(got, v)
-	}
-	if !errors.Is(gotErr, executor.ErrJobInput) {
-		t.Fatalf("error %v, want ErrJobInput", gotErr)
-	}
+	got, gotErr := mapUntilRefused(t, ctx, again, input, executor.MapChunksize(2), executor.MapBuffersize(16))
 	if want := []int{0, 1, 4, 9}; !slices.Equal(got, want) {
 		t.Fatalf("results before the refusal %v, want %v", got, want)
 	}
