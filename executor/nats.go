@@ -48,6 +48,7 @@ type NATS struct {
 	// unacked holds the ids of chunks that settle found to purge before
 	// their PubAck said where the stream keeps them.
 	unacked  map[uint64]struct{}
+	ackedOne chan struct{} // told when an id leaves unacked
 	rng      *rand.ChaCha8 // chunk ids and grants; seeded from crypto/rand
 	closed   bool
 	stopOnce sync.Once
@@ -114,6 +115,7 @@ func newNATS(ctx context.Context, nc *nats.Conn, cfg NATSConfig) (*NATS, error) 
 		chunks:   make(map[uint64]*remoteChunk),
 		bySeq:    make(map[uint64]*remoteChunk),
 		unacked:  make(map[uint64]struct{}),
+		ackedOne: make(chan struct{}, 1),
 		rng:      rand.NewChaCha8(seed),
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
@@ -226,20 +228,23 @@ func (n *NATS) purgeCancelled() {
 	}
 }
 
-// awaitPubAcks waits, at most purgeTimeout, for the PubAcks of the chunks
-// published, so that purgeCancelled knows where the last of them are.
+// awaitPubAcks waits, at most purgeTimeout, until the PubAcks of the chunks
+// in unacked are in, so that purgeCancelled knows where those chunks are.
 func (n *NATS) awaitPubAcks() {
-	n.mu.Lock()
-	waiting := len(n.unacked) > 0
-	n.mu.Unlock()
-	if !waiting {
-		return
-	}
 	t := time.NewTimer(purgeTimeout)
 	defer t.Stop()
-	select {
-	case <-n.js.PublishAsyncComplete():
-	case <-t.C:
+	for {
+		n.mu.Lock()
+		waiting := len(n.unacked) > 0
+		n.mu.Unlock()
+		if !waiting {
+			return
+		}
+		select {
+		case <-n.ackedOne:
+		case <-t.C:
+			return
+		}
 	}
 }
 

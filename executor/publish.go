@@ -198,6 +198,10 @@ func (n *NATS) onPublishAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.Pu
 		if pa != nil && pa.Sequence != 0 {
 			n.purge = append(n.purge, pa.Sequence)
 		}
+		select {
+		case n.ackedOne <- struct{}{}:
+		default:
+		}
 	} else if rc := n.chunks[id]; rc != nil && rc.seq == 0 && pa != nil && pa.Sequence != 0 {
 		rc.seq = pa.Sequence
 		n.bySeq[pa.Sequence] = rc

@@ -78,9 +78,12 @@ func (n *NATS) settle(rc *remoteChunk) {
 		// Cancelled or expired before any worker started it, after
 		// Shutdown: nobody is left to tell a worker to drop it. Its
 		// sequence may be on its way in its PubAck.
-		if rc.seq != 0 {
+		switch {
+		case rc.seq != 0:
 			n.purge = append(n.purge, rc.seq)
-		} else {
+		case rc.lost.IsZero():
+			// Not when a publish of it was lost: its next one, which
+			// would tell, is not made now.
 			n.unacked[rc.id] = struct{}{}
 		}
 	}
