@@ -84,14 +84,15 @@ func JobRetention(d time.Duration) JobOption {
 // the job holds at their place fails with an error matching [ErrJobInput];
 // the calls before it have been resumed.
 //
-// A call that adds tasks returns once their chunk's record and the chunk
-// itself are stored, so a producer that dies after it leaves its tasks in
-// the job.
+// A Submit returns once its chunk's record and the chunk itself are
+// stored, so a producer that dies after it leaves its task in the job. A
+// Map writes the records of its chunks in flight together, and publishes
+// each chunk once every chunk before it is known to be of the job's input.
 //
 // Costs, beyond an unnamed chunk's: a named chunk costs its producer two
-// round trips to JetStream before its call returns (the record, then the
-// chunk) and one asynchronous write; its worker three round trips before it runs and one per results
-// message; a Cancel two round trips. A producer reads every record its job
+// round trips to JetStream (the record, then the chunk), which a Submit
+// waits for, and one asynchronous write; its worker three round trips
+// before it runs and one per results message; a Cancel two round trips. A producer reads every record its job
 // writes, and while it resumes holds the results of chunks its calls have
 // not reached yet.
 //

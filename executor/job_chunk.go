@@ -69,25 +69,7 @@ type jobChunk struct {
 // owned, and an error fails them with an [enqueueError].
 func (jc *jobChunk) open(ctx context.Context, items []wire.Item, wait bool) error {
 	j, b := jc.j, jc.b
-	c := wire.Chunk{Kind: b.codec.Kind, Deadline: wire.Deadline(b.deadline), Items: items,
-		Job: j.key, Ord: jc.ord, Pos: jc.pos, Key: j.chunkKey(jc.ord), TTL: j.ttl}
-	data, err := wire.Encode(&c)
-	if err != nil {
-		jc.validated(err)
-		return err
-	}
-	if limit := j.n.nc.MaxPayload() - 256; int64(len(data)) > limit {
-		jc.validated(broker.ErrTooLarge)
-		return fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), c.Kind, len(data), limit)
-	}
-	args := make([][]byte, len(items))
-	for i := range items {
-		args[i] = items[i].Args
-	}
-	digest := wire.Digest(data)
-	rec := wire.JobChunk{Pos: jc.pos, N: uint32(len(items)), Kind: c.Kind, Input: wire.InputDigest(c.Kind, jc.pos, args),
-		Commit: digest[:], Deadline: c.Deadline}
-	recData, err := wire.Encode(&rec)
+	c, data, rec, recData, err := jc.encode(items)
 	if err != nil {
 		jc.validated(err)
 		return err
@@ -120,6 +102,30 @@ func (jc *jobChunk) open(ctx context.Context, items []wire.Item, wait bool) erro
 	}
 	go jc.created(c, rec, data, recData, paf)
 	return nil
+}
+
+// encode returns the chunk's message c, encoded as data, and its record
+// rec, encoded as recData.
+func (jc *jobChunk) encode(items []wire.Item) (c wire.Chunk, data []byte, rec wire.JobChunk, recData []byte, err error) {
+	j := jc.j
+	c = wire.Chunk{Kind: jc.b.codec.Kind, Deadline: wire.Deadline(jc.b.deadline), Items: items,
+		Job: j.key, Ord: jc.ord, Pos: jc.pos, Key: j.chunkKey(jc.ord), TTL: j.ttl}
+	if data, err = wire.Encode(&c); err != nil {
+		return
+	}
+	if limit := j.n.nc.MaxPayload() - 256; int64(len(data)) > limit {
+		err = fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), c.Kind, len(data), limit)
+		return
+	}
+	args := make([][]byte, len(items))
+	for i := range items {
+		args[i] = items[i].Args
+	}
+	digest := wire.Digest(data)
+	rec = wire.JobChunk{Pos: jc.pos, N: uint32(len(items)), Kind: c.Kind, Input: wire.InputDigest(c.Kind, jc.pos, args),
+		Commit: digest[:], Deadline: c.Deadline}
+	recData, err = wire.Encode(&rec)
+	return
 }
 
 // created goes on with a chunk of a Map once the write of its record is
@@ -537,12 +543,16 @@ func (jc *jobChunk) settled() { jc.j.settle(jc) }
 func (jc *jobChunk) cancel(seqs []uint32) {
 	// A chunk of a Map owns its futures before its record is written: a
 	// cancel waits for the record, so that what it returns is what holds.
-	t := time.NewTimer(jobTimeout)
 	select {
 	case <-jc.readyCh:
-	case <-t.C:
+	default:
+		t := time.NewTimer(jobTimeout)
+		select {
+		case <-jc.readyCh:
+		case <-t.C:
+		}
+		t.Stop()
 	}
-	t.Stop()
 	jc.cancelMu.Lock()
 	defer jc.cancelMu.Unlock()
 	var items []uint32
