@@ -147,7 +147,7 @@ func (c *Chunk) size() int {
 	n := msgp.ArrayHeaderSize(c.fields()) + msgp.StringSize(c.Executor) + msgp.UintSize(c.ID) + msgp.StringSize(c.Kind) +
 		msgp.StringSize(c.Control) + msgp.IntSize(c.Deadline) + msgp.ListHeaderSize(c.Items)
 	for i := range c.Items {
-		n += msgp.ArrayHeaderSize(2) + msgp.UintSize(uint64(c.Items[i].Seq)) + msgp.BytesSize(c.Items[i].Args)
+		n += c.Items[i].size()
 	}
 	if c.Named() {
 		n += msgp.StringSize(c.Job) + msgp.UintSize(c.Ord) + msgp.UintSize(c.Pos) + msgp.BytesSize(c.Key) + msgp.IntSize(int64(c.TTL))
@@ -164,9 +164,7 @@ func (c *Chunk) appendTo(b []byte) []byte {
 	b = msgp.AppendInt(b, c.Deadline)
 	b = msgp.AppendListHeader(b, c.Items)
 	for i := range c.Items {
-		b = msgp.AppendArrayHeader(b, 2)
-		b = msgp.AppendUint(b, uint64(c.Items[i].Seq))
-		b = msgp.AppendBytes(b, c.Items[i].Args)
+		b = c.Items[i].appendTo(b)
 	}
 	if c.Named() {
 		b = msgp.AppendString(b, c.Job)
@@ -226,6 +224,31 @@ func (c *Chunk) read(r *reader, depth int) {
 	f.Done()
 }
 
+// An Item without a Ref, and an ItemResult without one, leave it out: a
+// value in the message costs not a byte more for it.
+
+func (it *Item) size() int {
+	n := msgp.UintSize(uint64(it.Seq)) + msgp.BytesSize(it.Args)
+	if it.Ref == nil {
+		return n + msgp.ArrayHeaderSize(2)
+	}
+	return n + msgp.ArrayHeaderSize(3) + it.Ref.size()
+}
+
+func (it *Item) appendTo(b []byte) []byte {
+	if it.Ref == nil {
+		b = msgp.AppendArrayHeader(b, 2)
+	} else {
+		b = msgp.AppendArrayHeader(b, 3)
+	}
+	b = msgp.AppendUint(b, uint64(it.Seq))
+	b = msgp.AppendBytes(b, it.Args)
+	if it.Ref != nil {
+		b = it.Ref.appendTo(b)
+	}
+	return b
+}
+
 func (it *Item) read(r *reader, depth int) {
 	f := r.Fields(depth)
 	if f.More() {
@@ -233,6 +256,35 @@ func (it *Item) read(r *reader, depth int) {
 	}
 	if f.More() {
 		it.Args = r.Bin()
+	}
+	if f.More() && !r.Nil() {
+		it.Ref = &Ref{}
+		it.Ref.read(r, f.Depth())
+	}
+	f.Done()
+}
+
+func (ref *Ref) size() int {
+	return msgp.ArrayHeaderSize(3) + msgp.StringSize(ref.Name) + msgp.IntSize(ref.Size) + msgp.BytesSize(ref.Key)
+}
+
+func (ref *Ref) appendTo(b []byte) []byte {
+	b = msgp.AppendArrayHeader(b, 3)
+	b = msgp.AppendString(b, ref.Name)
+	b = msgp.AppendInt(b, ref.Size)
+	return msgp.AppendBytes(b, ref.Key)
+}
+
+func (ref *Ref) read(r *reader, depth int) {
+	f := r.Fields(depth)
+	if f.More() {
+		ref.Name = r.str()
+	}
+	if f.More() {
+		ref.Size = r.Int()
+	}
+	if f.More() {
+		ref.Key = r.Bin()
 	}
 	f.Done()
 }
@@ -426,6 +478,9 @@ func itemResultsSize(items []ItemResult) int {
 		if it.Err != nil {
 			n += msgp.StringSize(it.Err.Type) + msgp.StringSize(it.Err.Message) + msgp.StringSize(it.Err.Stack) + boolSize
 		}
+		if it.Ref != nil {
+			n += msgp.ArrayHeaderSize(4) - msgp.ArrayHeaderSize(3) + it.Ref.size()
+		}
 	}
 	return n
 }
@@ -436,18 +491,25 @@ func appendItemResults(b []byte, items []ItemResult) []byte {
 	b = msgp.AppendListHeader(b, items)
 	for i := range items {
 		it := &items[i]
-		b = msgp.AppendArrayHeader(b, 3)
+		if it.Ref == nil {
+			b = msgp.AppendArrayHeader(b, 3)
+		} else {
+			b = msgp.AppendArrayHeader(b, 4)
+		}
 		b = msgp.AppendUint(b, uint64(it.Seq))
 		b = msgp.AppendBytes(b, it.Value)
 		if it.Err == nil {
 			b = append(b, msgp.Nil)
-			continue
+		} else {
+			b = msgp.AppendArrayHeader(b, 4)
+			b = msgp.AppendString(b, it.Err.Type)
+			b = msgp.AppendString(b, it.Err.Message)
+			b = msgp.AppendString(b, it.Err.Stack)
+			b = msgp.AppendBool(b, it.Err.Retryable)
 		}
-		b = msgp.AppendArrayHeader(b, 4)
-		b = msgp.AppendString(b, it.Err.Type)
-		b = msgp.AppendString(b, it.Err.Message)
-		b = msgp.AppendString(b, it.Err.Stack)
-		b = msgp.AppendBool(b, it.Err.Retryable)
+		if it.Ref != nil {
+			b = it.Ref.appendTo(b)
+		}
 	}
 	return b
 }
@@ -540,6 +602,10 @@ func (it *ItemResult) read(r *reader, depth int) {
 	if f.More() && !r.Nil() {
 		it.Err = &ErrorInfo{}
 		it.Err.read(r, f.Depth())
+	}
+	if f.More() && !r.Nil() {
+		it.Ref = &Ref{}
+		it.Ref.read(r, f.Depth())
 	}
 	f.Done()
 }

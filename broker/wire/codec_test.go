@@ -24,6 +24,7 @@ func TestCodecsMatchReflection(t *testing.T) {
 	result := Result{Chunk: 9, Worker: "w", Final: true, Grant: 0xfeedface,
 		Items: []ItemResult{{Seq: 1, Value: []byte{0x2a}}, {Seq: 2, Err: &ErrorInfo{Type: "panic", Message: "boom", Stack: "s", Retryable: true}}}}
 	start := Start{Chunk: 3, Worker: "w", Inbox: "i", Delivery: 2, Digest: []byte{1, 2}, Ack: "$JS.ACK.a"}
+	ref := Ref{Name: "e/2/1", Size: 50 << 20, Key: bytes.Repeat([]byte{7}, RefKeyLen)}
 	cases := []struct {
 		name  string
 		value any // a pointer to an envelope value
@@ -41,6 +42,10 @@ func TestCodecsMatchReflection(t *testing.T) {
 		{"empty job result", &JobResult{}},
 		{"lease", &Lease{Chunk: 1, Grant: 4}},
 		{"interrupt", &Interrupt{Executor: "e", Chunk: 2, Seq: 3, Grant: 4}},
+		{"chunk with a value by reference", &Chunk{Executor: "ex1", ID: 2, Kind: "square", Control: "c",
+			Items: []Item{{Seq: 0, Args: []byte{0x01}}, {Seq: 1, Ref: &ref}}}},
+		{"result with a value by reference", &Result{Chunk: 9, Worker: "w", Final: true, Grant: 3,
+			Items: []ItemResult{{Seq: 1, Ref: &ref}, {Seq: 2, Value: []byte{0x2a}}}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -293,10 +298,10 @@ func TestDecodeNestsAsTheChecker(t *testing.T) {
 		into   func() any
 	}{
 		{"lease", []byte{0x93, 0x01, 0x02}, 1, func() any { return new(Lease) }},
-		{"chunk item", []byte{0x96, 0xa2, 'e', 'x', 0x01, 0xa1, 'k', 0xa1, 'c', 0x00, 0x91, 0x93, 0x00, 0xc4, 0x01, 0x07}, 3, func() any { return new(Chunk) }},
+		{"chunk item", []byte{0x96, 0xa2, 'e', 'x', 0x01, 0xa1, 'k', 0xa1, 'c', 0x00, 0x91, 0x94, 0x00, 0xc4, 0x01, 0x07, 0xc0}, 3, func() any { return new(Chunk) }},
 		{"start", []byte{0x91, 0x91, 0x97, 0x01, 0xa1, 'w', 0xa1, 'i', 0x01, 0xc4, 0x01, 0x07, 0xa1, 'a'}, 3, func() any { return new(Starts) }},
 		{"start reply", []byte{0x91, 0x91, 0x95, 0x01, 0xc0, 0x00, 0x05}, 3, func() any { return new(StartReplies) }},
-		{"result item", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0x05, 0x91, 0x94, 0x00, 0xc4, 0x01, 0x07, 0xc0}, 3, func() any { return new(Result) }},
+		{"result item", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0x05, 0x91, 0x95, 0x00, 0xc4, 0x01, 0x07, 0xc0, 0xc0}, 3, func() any { return new(Result) }},
 		{"result error", []byte{0x95, 0x01, 0xa1, 'w', 0xc3, 0x05, 0x91, 0x93, 0x00, 0xc0, 0x95, 0xa1, 'T', 0xa1, 'M', 0xa1, 'S', 0xc2}, 4, func() any { return new(Result) }},
 	}
 	for _, c := range cases {

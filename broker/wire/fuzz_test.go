@@ -63,7 +63,8 @@ func checkDecode[T any](t *testing.T, data []byte) {
 // encodeByReflection is what Encode is held to: msgpack's encoder by
 // reflection on the struct tags, for the envelope types with integers in
 // their shortest form, as the wire has always carried them, and for any
-// other type as msgpack.Marshal writes it.
+// other type as msgpack.Marshal writes it. An Item or ItemResult without a
+// Ref leaves it out, as their EncodeMsgpack says.
 func encodeByReflection(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
@@ -220,7 +221,7 @@ func filled[T any](t *testing.T) *T {
 		t.Fatal(err)
 	}
 	v := new(T)
-	if err := msgpack.Unmarshal(data, v); err != nil {
+	if err := unmarshalByReflection(data, v); err != nil {
 		t.Fatal(err)
 	}
 	return v

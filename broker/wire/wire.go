@@ -110,7 +110,24 @@ type Item struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Seq      uint32
 	Args     []byte
+	Ref      *Ref // set instead of Args for an input kept in the pool's values bucket
 }
+
+// Ref names a value too large for a message, kept in the pool's values
+// bucket (broker.Values) sealed under Key: the message that carries the Ref
+// is what lets its readers open the value, and a value anyone else wrote or
+// changed under Name fails to open rather than reads as another. A Ref
+// travels only in messages whose readers may read the value: a chunk (its
+// workers) and a result (its producer).
+type Ref struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Name     string   // the object's name in the bucket
+	Size     int64    // of the value, unsealed
+	Key      []byte   // RefKeyLen bytes
+}
+
+// RefKeyLen is the length of a Ref's Key.
+const RefKeyLen = 32
 
 // Verdicts a producer gives to a Start request.
 const (
@@ -180,6 +197,7 @@ type ItemResult struct {
 	Seq      uint32
 	Value    []byte // msgpack, as a bin
 	Err      *ErrorInfo
+	Ref      *Ref // set instead of Value for a value kept in the pool's values bucket
 }
 
 // ErrorInfo is a task's error on the wire.
@@ -393,6 +411,28 @@ func (c *Chunk) validate() error {
 	if len(c.Items) == 0 || len(c.Items) > MaxItems {
 		return fmt.Errorf("chunk with %d items", len(c.Items))
 	}
+	for _, it := range c.Items {
+		if it.Ref != nil {
+			if err := it.Ref.validate(); err != nil {
+				return fmt.Errorf("item %d: %w", it.Seq, err)
+			}
+		}
+	}
+	return nil
+}
+
+// MaxRefName bounds the name of a Ref.
+const MaxRefName = 256
+
+func (ref *Ref) validate() error {
+	switch {
+	case ref.Name == "" || len(ref.Name) > MaxRefName:
+		return fmt.Errorf("a value's name of %d bytes", len(ref.Name))
+	case ref.Size < 0:
+		return fmt.Errorf("a value of %d bytes", ref.Size)
+	case len(ref.Key) != RefKeyLen:
+		return fmt.Errorf("a value's key of %d bytes", len(ref.Key))
+	}
 	return nil
 }
 
@@ -401,6 +441,12 @@ func (r *Result) validate() error {
 		return fmt.Errorf("result with %d items", len(r.Items))
 	}
 	for _, it := range r.Items {
+		if it.Ref != nil {
+			if err := it.Ref.validate(); err != nil {
+				return fmt.Errorf("item %d: %w", it.Seq, err)
+			}
+			continue
+		}
 		if it.Err == nil && it.Value == nil {
 			return fmt.Errorf("item %d has neither value nor error", it.Seq)
 		}
@@ -447,4 +493,89 @@ func (r *StartReply) validate() error {
 		return nil
 	}
 	return fmt.Errorf("unknown verdict %d", r.Verdict)
+}
+
+// EncodeMsgpack writes it as Encode does, for msgpack's encoder by
+// reflection: without its Ref when that is nil.
+func (it Item) EncodeMsgpack(enc *msgpack.Encoder) error {
+	n := 2
+	if it.Ref != nil {
+		n = 3
+	}
+	if err := enc.EncodeArrayLen(n); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint(uint64(it.Seq)); err != nil {
+		return err
+	}
+	if err := enc.EncodeBytes(it.Args); err != nil {
+		return err
+	}
+	if it.Ref != nil {
+		return enc.Encode(it.Ref)
+	}
+	return nil
+}
+
+// EncodeMsgpack writes it as Encode does, for msgpack's encoder by
+// reflection: without its Ref when that is nil.
+func (it ItemResult) EncodeMsgpack(enc *msgpack.Encoder) error {
+	n := 3
+	if it.Ref != nil {
+		n = 4
+	}
+	if err := enc.EncodeArrayLen(n); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint(uint64(it.Seq)); err != nil {
+		return err
+	}
+	if err := enc.EncodeBytes(it.Value); err != nil {
+		return err
+	}
+	if err := enc.Encode(it.Err); err != nil {
+		return err
+	}
+	if it.Ref != nil {
+		return enc.Encode(it.Ref)
+	}
+	return nil
+}
+
+// DecodeMsgpack reads what EncodeMsgpack writes, for msgpack's decoder by
+// reflection, under the wire's rule: fewer elements leave the other fields
+// as they are, more are skipped.
+func (it *Item) DecodeMsgpack(dec *msgpack.Decoder) error {
+	return decodeFields(dec, &it.Seq, &it.Args, &it.Ref)
+}
+
+// DecodeMsgpack reads what EncodeMsgpack writes (see Item.DecodeMsgpack).
+func (it *ItemResult) DecodeMsgpack(dec *msgpack.Decoder) error {
+	return decodeFields(dec, &it.Seq, &it.Value, &it.Err, &it.Ref)
+}
+
+// decodeFields reads an array into fields, in order; nil zeroes them, as
+// msgpack's reflection zeroes a struct.
+func decodeFields(dec *msgpack.Decoder, fields ...any) error {
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	if n < 0 {
+		for _, f := range fields {
+			reflect.ValueOf(f).Elem().SetZero()
+		}
+		return nil
+	}
+	for i := range n {
+		if i >= len(fields) {
+			err = dec.Skip()
+		} else {
+			err = dec.Decode(fields[i])
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -53,6 +53,9 @@ func TestDecodeRefusesMalformedInput(t *testing.T) {
 		{"chunk with an invalid kind", mustEncode(t, &Chunk{Executor: "ex", ID: 1, Kind: "a.b", Control: "c", Items: []Item{{}}}), func() any { return new(Chunk) }},
 		{"chunk with an empty kind", mustEncode(t, &Chunk{Executor: "ex", ID: 1, Control: "c", Items: []Item{{}}}), func() any { return new(Chunk) }},
 		{"result item with neither value nor error", mustEncode(t, &Result{Chunk: 1, Items: []ItemResult{{Seq: 0}}}), func() any { return new(Result) }},
+		{"chunk item with a reference without a key", mustEncode(t, &Chunk{Executor: "ex", ID: 1, Kind: "square", Control: "c", Items: []Item{{Ref: &Ref{Name: "v", Size: 1}}}}), func() any { return new(Chunk) }},
+		{"chunk item with a reference without a name", mustEncode(t, &Chunk{Executor: "ex", ID: 1, Kind: "square", Control: "c", Items: []Item{{Ref: &Ref{Size: 1, Key: make([]byte, RefKeyLen)}}}}), func() any { return new(Chunk) }},
+		{"result item with a reference of a negative size", mustEncode(t, &Result{Chunk: 1, Items: []ItemResult{{Ref: &Ref{Name: "v", Size: -1, Key: make([]byte, RefKeyLen)}}}}), func() any { return new(Result) }},
 		{"unknown verdict", mustEncode(t, &StartReply{Verdict: 9}), func() any { return new(StartReply) }},
 		{"unknown verdict among replies", mustEncode(t, &StartReplies{Items: []StartReply{{Verdict: VerdictGo}, {Verdict: 0}}}), func() any { return new(StartReplies) }},
 	}
