@@ -37,6 +37,12 @@ type PoolConfig struct {
 	// publishing again a chunk whose publish may have been lost before
 	// failing its futures. Default 30s.
 	Grace time.Duration
+	// ValueTTL is how long the pool's values bucket keeps a value too large
+	// for a message (see Values), when the bucket is created: what a
+	// producer or worker that died left there is removed after it. A value
+	// still needed then is lost: its task fails with a value_lost error.
+	// Default DefaultValueTTL.
+	ValueTTL time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -58,6 +64,9 @@ func (c PoolConfig) WithDefaults() PoolConfig {
 	}
 	if c.Grace == 0 {
 		c.Grace = 30 * time.Second
+	}
+	if c.ValueTTL == 0 {
+		c.ValueTTL = DefaultValueTTL
 	}
 	return c
 }
@@ -81,6 +90,8 @@ func (c PoolConfig) Validate() error {
 		return fmt.Errorf("%w: duplicate window %v below 1s", ErrInvalidConfig, c.DuplicateWindow)
 	case c.Grace < 100*time.Millisecond:
 		return fmt.Errorf("%w: grace %v below 100ms", ErrInvalidConfig, c.Grace)
+	case c.ValueTTL < time.Second:
+		return fmt.Errorf("%w: value TTL %v below 1s", ErrInvalidConfig, c.ValueTTL)
 	}
 	return nil
 }

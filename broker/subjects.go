@@ -115,6 +115,10 @@ const DefaultOwner = "anon"
 // JobsBucket is the pool's key-value bucket of job state.
 func (s Subjects) JobsBucket() string { return s.Stream() + "_JOBS" }
 
+// ValuesBucket is the name of the pool's object store of values too large
+// for a message (see Values); its stream is "OBJ_" and that name.
+func (s Subjects) ValuesBucket() string { return s.Stream() + "_VALUES" }
+
 // JobsStream is the stream that holds JobsBucket.
 func (s Subjects) JobsStream() string { return "KV_" + s.JobsBucket() }
 
