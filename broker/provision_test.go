@@ -49,11 +49,11 @@ func countNames(t *testing.T, names interface {
 }
 
 func TestPoolConfigDefaults(t *testing.T) {
-	want := PoolConfig{Replicas: 1, AckWait: 30 * time.Second, MaxDeliver: 10, MaxAckPending: 4096, DuplicateWindow: 2 * time.Minute, Grace: 30 * time.Second}
+	want := PoolConfig{Replicas: 1, AckWait: 30 * time.Second, MaxDeliver: 10, MaxAckPending: 4096, DuplicateWindow: 2 * time.Minute, Grace: 30 * time.Second, ValueTTL: DefaultValueTTL}
 	if got := (PoolConfig{}).WithDefaults(); got != want {
 		t.Fatalf("WithDefaults() = %+v, want %+v", got, want)
 	}
-	set := PoolConfig{Replicas: 3, AckWait: time.Second, MaxDeliver: 2, MaxAckPending: 5, DuplicateWindow: time.Hour, Grace: time.Minute}
+	set := PoolConfig{Replicas: 3, AckWait: time.Second, MaxDeliver: 2, MaxAckPending: 5, DuplicateWindow: time.Hour, Grace: time.Minute, ValueTTL: time.Hour}
 	if got := set.WithDefaults(); got != set {
 		t.Fatalf("WithDefaults() changed set fields: %+v", got)
 	}
@@ -69,6 +69,7 @@ func TestPoolConfigValidate(t *testing.T) {
 		{MaxAckPending: 1},
 		{DuplicateWindow: time.Second},
 		{Grace: 100 * time.Millisecond},
+		{ValueTTL: time.Second},
 	}
 	for _, c := range valid {
 		if err := c.Validate(); err != nil {
@@ -91,6 +92,7 @@ func TestPoolConfigValidate(t *testing.T) {
 		{"negative duplicate window", PoolConfig{DuplicateWindow: -time.Minute}, "duplicate window"},
 		{"grace below 100ms", PoolConfig{Grace: 99 * time.Millisecond}, "grace"},
 		{"negative grace", PoolConfig{Grace: -time.Second}, "grace"},
+		{"value TTL below 1s", PoolConfig{ValueTTL: time.Millisecond}, "value TTL"},
 	}
 	for _, c := range invalid {
 		t.Run(c.name, func(t *testing.T) {
