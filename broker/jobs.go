@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,71 +32,14 @@ var ErrNoJobs = errors.New("broker: no jobs bucket or results stream")
 // but on the bucket's own subjects and its direct-get subject. It is safe
 // for concurrent use.
 type JobStore struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	subj    Subjects
-	answers answers
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	subj Subjects
 }
 
 // NewJobStore returns the job store of the pool s over nc and js.
 func NewJobStore(nc *nats.Conn, js jetstream.JetStream, s Subjects) *JobStore {
 	return &JobStore{nc: nc, js: js, subj: s}
-}
-
-// answers routes the answers of reads, each to the read that asked, from one
-// subscription to a wildcard inbox: a subscription of its own for each read
-// would cost the client and the server a subscribe and an unsubscribe per
-// read, and the server its cache of subject matches.
-type answers struct {
-	mu     sync.Mutex
-	prefix string // the inbox with a trailing dot; "" until subscribed
-	next   uint64
-	reads  map[string]*answer
-}
-
-// answer is what one read has been sent so far. Its channel holds a whole
-// answer: one that overflows is marked dropped, never blocks the others.
-type answer struct {
-	ch      chan *nats.Msg
-	dropped atomic.Bool
-}
-
-// open registers a read and returns the inbox its answer must be sent to
-// and a func that ends the read.
-func (as *answers) open(nc *nats.Conn) (string, *answer, func(), error) {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	if as.prefix == "" {
-		inbox := nc.NewInbox()
-		if _, err := nc.Subscribe(inbox+".*", as.route); err != nil {
-			return "", nil, nil, err
-		}
-		as.prefix, as.reads = inbox+".", make(map[string]*answer)
-	}
-	as.next++
-	token := strconv.FormatUint(as.next, 36)
-	a := &answer{ch: make(chan *nats.Msg, maxMultiLast+2)}
-	as.reads[token] = a
-	return as.prefix + token, a, func() {
-		as.mu.Lock()
-		delete(as.reads, token)
-		as.mu.Unlock()
-	}, nil
-}
-
-// route hands m to the read it answers; an answer to no read is dropped.
-func (as *answers) route(m *nats.Msg) {
-	as.mu.Lock()
-	a := as.reads[strings.TrimPrefix(m.Subject, as.prefix)]
-	as.mu.Unlock()
-	if a == nil {
-		return
-	}
-	select {
-	case a.ch <- m:
-	default:
-		a.dropped.Store(true)
-	}
 }
 
 // Subjects returns the pool's names.
@@ -152,11 +93,16 @@ func (st *JobStore) read(ctx context.Context, filter string, markers bool) ([]Jo
 	if err != nil {
 		return nil, 0, err
 	}
-	inbox, a, done, err := st.answers.open(st.nc)
+	// The answer is at most a batch of records and its end: a channel of
+	// that size holds all of it. A subscription of the connection's own
+	// kind would make a channel of 65,536 messages for each read, which
+	// costs more than the read itself.
+	inbox, ch := st.nc.NewInbox(), make(chan *nats.Msg, maxMultiLast+2)
+	sub, err := st.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return nil, 0, fmt.Errorf("broker: read %s: %w", filter, err)
 	}
-	defer done()
+	defer sub.Unsubscribe()
 	if err := st.nc.PublishRequest(jetstream.DefaultAPIPrefix+"DIRECT.GET."+st.subj.JobsStream(), inbox, req); err != nil {
 		return nil, 0, fmt.Errorf("broker: read %s: %w", filter, err)
 	}
@@ -169,7 +115,7 @@ func (st *JobStore) read(ctx context.Context, filter string, markers bool) ([]Jo
 	for {
 		var m *nats.Msg
 		select {
-		case m = <-a.ch:
+		case m = <-ch:
 		case <-ctx.Done():
 			return nil, 0, fmt.Errorf("broker: read %s: %w", filter, ctx.Err())
 		}
@@ -179,9 +125,9 @@ func (st *JobStore) read(ctx context.Context, filter string, markers bool) ([]Jo
 			// No key matches; the stream's own state is not told.
 			return nil, 0, nil
 		case "204":
-			if a.dropped.Load() {
+			if dropped, _ := sub.Dropped(); dropped > 0 {
 				// More came than a server sends: some of the answer is lost.
-				return nil, 0, fmt.Errorf("broker: read %s: some of the answer was dropped", filter)
+				return nil, 0, fmt.Errorf("broker: read %s: %d messages of the answer dropped", filter, dropped)
 			}
 			upTo, _ := strconv.ParseUint(m.Header.Get("Nats-UpTo-Sequence"), 10, 64)
 			return entries, upTo, nil
