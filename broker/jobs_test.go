@@ -15,6 +15,14 @@ import (
 
 func newJobStore(t *testing.T) (*JobStore, jetstream.JetStream) {
 	t.Helper()
+	nc, js, s := newPoolConn(t)
+	return NewJobStore(nc, js, s), js
+}
+
+// newPoolConn starts a server for the test and returns a connection to it
+// and the names of pool "p" under prefix "jp".
+func newPoolConn(t *testing.T) (*nats.Conn, jetstream.JetStream, Subjects) {
+	t.Helper()
 	srv := startServer(t, embedded.Config{})
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -29,7 +37,7 @@ func newJobStore(t *testing.T) (*JobStore, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewJobStore(nc, js, s), js
+	return nc, js, s
 }
 
 func TestJobStoreWritesAndReads(t *testing.T) {

@@ -11,29 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetpool/jetpool/broker/embedded"
 	"github.com/jetpool/jetpool/broker/wire"
 )
 
 func newValues(t *testing.T) (*Values, jetstream.ObjectStore) {
 	t.Helper()
-	srv := startServer(t, embedded.Config{})
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewSubjects("jp", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js, s := newPoolConn(t)
 	ctx := context.Background()
 	v, err := EnsureValues(ctx, js, s, PoolConfig{})
 	if err != nil {
