@@ -40,7 +40,7 @@ type PoolConfig struct {
 	// ValueTTL is how long the pool's values bucket keeps a value too large
 	// for a message (see Values), when the bucket is created: what a
 	// producer or worker that died left there is removed after it. A value
-	// still needed then is lost: its task fails with a value_lost error.
+	// still needed then is lost: reading it fails with ErrValueLost.
 	// Default DefaultValueTTL.
 	ValueTTL time.Duration
 }

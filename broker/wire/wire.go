@@ -498,46 +498,30 @@ func (r *StartReply) validate() error {
 // EncodeMsgpack writes it as Encode does, for msgpack's encoder by
 // reflection: without its Ref when that is nil.
 func (it Item) EncodeMsgpack(enc *msgpack.Encoder) error {
-	n := 2
-	if it.Ref != nil {
-		n = 3
+	if it.Ref == nil {
+		return encodeFields(enc, it.Seq, it.Args)
 	}
-	if err := enc.EncodeArrayLen(n); err != nil {
-		return err
-	}
-	if err := enc.EncodeUint(uint64(it.Seq)); err != nil {
-		return err
-	}
-	if err := enc.EncodeBytes(it.Args); err != nil {
-		return err
-	}
-	if it.Ref != nil {
-		return enc.Encode(it.Ref)
-	}
-	return nil
+	return encodeFields(enc, it.Seq, it.Args, it.Ref)
 }
 
 // EncodeMsgpack writes it as Encode does, for msgpack's encoder by
 // reflection: without its Ref when that is nil.
 func (it ItemResult) EncodeMsgpack(enc *msgpack.Encoder) error {
-	n := 3
-	if it.Ref != nil {
-		n = 4
+	if it.Ref == nil {
+		return encodeFields(enc, it.Seq, it.Value, it.Err)
 	}
-	if err := enc.EncodeArrayLen(n); err != nil {
+	return encodeFields(enc, it.Seq, it.Value, it.Err, it.Ref)
+}
+
+// encodeFields writes fields as an array, each by reflection.
+func encodeFields(enc *msgpack.Encoder, fields ...any) error {
+	if err := enc.EncodeArrayLen(len(fields)); err != nil {
 		return err
 	}
-	if err := enc.EncodeUint(uint64(it.Seq)); err != nil {
-		return err
-	}
-	if err := enc.EncodeBytes(it.Value); err != nil {
-		return err
-	}
-	if err := enc.Encode(it.Err); err != nil {
-		return err
-	}
-	if it.Ref != nil {
-		return enc.Encode(it.Ref)
+	for _, f := range fields {
+		if err := enc.Encode(f); err != nil {
+			return err
+		}
 	}
 	return nil
 }
