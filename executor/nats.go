@@ -78,7 +78,8 @@ type NATS struct {
 // NewNATS returns an executor publishing to a pool over nc, creating the
 // pool's stream if needed. The executor does not own nc: close it after
 // Shutdown. It fails with ErrInvalidOption for a bad option or with the
-// broker's error if the stream cannot be provisioned.
+// broker's error if the stream cannot be provisioned; without a deadline on
+// ctx, provisioning gives up after provisionTimeout.
 func NewNATS(ctx context.Context, nc *nats.Conn, opts ...NATSOption) (*NATS, error) {
 	cfg := defaultNATSConfig()
 	for _, o := range opts {
@@ -130,6 +131,11 @@ func newNATS(ctx context.Context, nc *nats.Conn, cfg NATSConfig) (*NATS, error) 
 	if err != nil {
 		return nil, fmt.Errorf("executor: jetstream: %w", err)
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, provisionTimeout)
+		defer cancel()
+	}
 	if n.stream, err = broker.EnsureStream(ctx, js, subj, cfg.pc); err != nil {
 		return nil, err
 	}
@@ -162,6 +168,11 @@ func newNATS(ctx context.Context, nc *nats.Conn, cfg NATSConfig) (*NATS, error) 
 	go n.run()
 	return n, nil
 }
+
+// provisionTimeout bounds NewNATS's provisioning when its context has no
+// deadline: longer than the broker client's default of 5 s per request, which
+// a busy server's first file-backed stream can take.
+const provisionTimeout = 30 * time.Second
 
 // ID is the executor's id, unique per executor; workers see it in chunks.
 func (n *NATS) ID() string { return n.id }
