@@ -43,6 +43,11 @@ type PoolConfig struct {
 	// still needed then is lost: reading it fails with ErrValueLost.
 	// Default DefaultValueTTL.
 	ValueTTL time.Duration
+	// ValueThreshold is the encoded size in bytes above which an input or
+	// a result travels by reference to the values bucket rather than in
+	// its message; never more than half the server's maximum payload (see
+	// SpillAbove). Default DefaultValueThreshold; at least 1 KiB.
+	ValueThreshold int64
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -68,6 +73,9 @@ func (c PoolConfig) WithDefaults() PoolConfig {
 	if c.ValueTTL == 0 {
 		c.ValueTTL = DefaultValueTTL
 	}
+	if c.ValueThreshold == 0 {
+		c.ValueThreshold = DefaultValueThreshold
+	}
 	return c
 }
 
@@ -92,6 +100,8 @@ func (c PoolConfig) Validate() error {
 		return fmt.Errorf("%w: grace %v below 100ms", ErrInvalidConfig, c.Grace)
 	case c.ValueTTL < time.Second:
 		return fmt.Errorf("%w: value TTL %v below 1s", ErrInvalidConfig, c.ValueTTL)
+	case c.ValueThreshold < 1<<10:
+		return fmt.Errorf("%w: value threshold %d below 1 KiB", ErrInvalidConfig, c.ValueThreshold)
 	}
 	return nil
 }

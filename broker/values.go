@@ -29,6 +29,18 @@ var ErrValueLost = errors.New("broker: value lost")
 // worker that died left behind.
 const DefaultValueTTL = 24 * time.Hour
 
+// DefaultValueThreshold is the default of PoolConfig.ValueThreshold: an
+// input or a result whose encoding is larger travels by reference.
+const DefaultValueThreshold = 256 << 10
+
+// SpillAbove is the size above which a value travels by reference on a
+// connection to a server that takes messages of maxPayload bytes: the
+// pool's threshold, at most half of maxPayload, so that a message keeps
+// room for the values that stay in it and for its envelope.
+func (c PoolConfig) SpillAbove(maxPayload int64) int64 {
+	return min(c.WithDefaults().ValueThreshold, maxPayload/2)
+}
+
 // Values keeps the values too large for a message (an input, a result) in
 // the pool's values bucket, a JetStream object store. Each value is sealed
 // under a key of its own (AES-256-GCM, in frames of 64 KiB, each bound to
@@ -39,8 +51,13 @@ const DefaultValueTTL = 24 * time.Hour
 // another. Values stream in and out: neither side holds more than a frame
 // of its own beyond what the caller gives or takes.
 type Values struct {
-	obs jetstream.ObjectStore
+	obs   jetstream.ObjectStore
+	chunk uint32 // the size of the object store's messages
 }
+
+// valueChunk is the size of a values bucket's messages where the server
+// takes them: the object store's default.
+const valueChunk = 128 << 10
 
 // EnsureValues returns the pool's values bucket, creating it if it does not
 // exist: file storage, cfg.Replicas, and cfg.ValueTTL, after which the
@@ -64,7 +81,9 @@ func EnsureValues(ctx context.Context, js jetstream.JetStream, s Subjects, cfg P
 	if err != nil {
 		return nil, fmt.Errorf("broker: values bucket %s: %w", s.ValuesBucket(), err)
 	}
-	return &Values{obs: obs}, nil
+	// Room for the headers of each message.
+	chunk := uint32(min(valueChunk, js.Conn().MaxPayload()-1024))
+	return &Values{obs: obs, chunk: chunk}, nil
 }
 
 // Put stores the value that r yields, size bytes, under name, sealed under
@@ -78,7 +97,8 @@ func (v *Values) Put(ctx context.Context, name string, r io.Reader, size int64) 
 		return wire.Ref{}, err
 	}
 	sr := &sealer{aead: aead, r: io.LimitReader(r, size+1), want: size}
-	if _, err := v.obs.Put(ctx, jetstream.ObjectMeta{Name: name}, sr); err != nil {
+	meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: v.chunk}}
+	if _, err := v.obs.Put(ctx, meta, sr); err != nil {
 		if sr.err != nil {
 			err = sr.err
 		}
@@ -151,6 +171,41 @@ func (v *Values) Names(ctx context.Context) ([]string, error) {
 		names[i] = info.Name
 	}
 	return names, nil
+}
+
+// RetryValue calls op, a transfer of a value of size bytes, until it
+// succeeds or fails with ErrValueLost, retrying other errors (the broker
+// restarts, a leader is elected) with backoff from 50ms to 1s until grace
+// has passed since the first of them. Each call of op gets a context that
+// ends after grace plus a second per MiB of the value, so that a transfer
+// that stalls is tried again; ctx ends it all.
+func RetryValue(ctx context.Context, grace time.Duration, size int64, op func(context.Context) error) error {
+	each := grace + time.Duration(size>>20)*time.Second
+	var giveUp time.Time
+	backoff := 50 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, each)
+		err := op(actx)
+		cancel()
+		if err == nil || errors.Is(err, ErrValueLost) || ctx.Err() != nil {
+			return err
+		}
+		now := time.Now()
+		if giveUp.IsZero() {
+			giveUp = now.Add(grace)
+		}
+		if !now.Before(giveUp) {
+			return err
+		}
+		t := time.NewTimer(min(backoff, giveUp.Sub(now)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }
 
 // A sealed value is a sequence of frames, each the AES-GCM seal of up to

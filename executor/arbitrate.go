@@ -85,6 +85,9 @@ func (n *NATS) decideStart(req wire.Start) wire.StartReply {
 		seq := uint32(i)
 		// Unfinished items of an attempt whose lease lapsed are running
 		// already; the new attempt takes them over.
+		if rc.fetching[seq] {
+			continue // answered: its result is being read
+		}
 		if s.start(nil) || s.status() == running {
 			items = append(items, seq)
 		}
@@ -138,7 +141,7 @@ func (n *NATS) onLease(m *nats.Msg) {
 // owed a result.
 func (n *NATS) endAttempt(rc *remoteChunk, g uint64, why string) {
 	n.mu.Lock()
-	if rc.attempt.grant != g || rc.lease.IsZero() || rc.left.Load() == 0 {
+	if rc.attempt.grant != g || rc.lease.IsZero() || rc.owed() == 0 {
 		n.mu.Unlock()
 		return
 	}

@@ -156,19 +156,24 @@ func TestBadInput(t *testing.T) {
 				wantTaskError(t, p.sendRaw(t, "square", args), task.TypeBadInput)
 			}
 		}},
-		{"oversize argument refused at Submit", func(t *testing.T) {
-			_, err := executor.Submit(t.Context(), p.ex, Echo, make([]byte, 2<<20))
-			if !errors.Is(err, broker.ErrTooLarge) {
-				t.Fatalf("got %v, want ErrTooLarge", err)
+		{"an oversize argument travels by reference", func(t *testing.T) {
+			in := bytes.Repeat([]byte("jetpool"), 300<<10)
+			f, err := executor.Submit(t.Context(), p.ex, Echo, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := resultOf(t, f); err != nil || !bytes.Equal(out, in) {
+				t.Fatalf("echo of %d bytes: %d bytes back, %v", len(in), len(out), err)
 			}
 		}},
-		{"oversize result", func(t *testing.T) {
+		{"an oversize result travels by reference", func(t *testing.T) {
 			f, err := executor.Submit(t.Context(), p.ex, BigReply, 2<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = resultOf(t, f)
-			wantTaskError(t, err, "result_too_large")
+			if out, err := resultOf(t, f); err != nil || !bytes.Equal(out, bytes.Repeat([]byte{'x'}, 2<<20)) {
+				t.Fatalf("a result of 2 MiB: %d bytes back, %v", len(out), err)
+			}
 		}},
 		{"empty kind", func(t *testing.T) {
 			_, err := executor.Submit(t.Context(), p.ex, task.Task[int, int]{}, 1)

@@ -65,7 +65,7 @@ func (n *NATS) probeWorkers(now time.Time, pr *probes) {
 	byInbox := make(map[string][]probed)
 	n.mu.Lock()
 	for _, rc := range n.chunks {
-		if a := rc.attempt; rc.started && !rc.lease.IsZero() && a.inbox != "" && now.Sub(a.since) >= probeAfter {
+		if a := rc.attempt; rc.started && !rc.lease.IsZero() && a.inbox != "" && now.Sub(a.since) >= probeAfter && rc.owed() > 0 {
 			byInbox[a.inbox] = append(byInbox[a.inbox], probed{rc, a.grant})
 		}
 	}

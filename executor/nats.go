@@ -51,7 +51,11 @@ type NATS struct {
 	ackedOne chan struct{} // told when an id leaves unacked
 	rng      *rand.ChaCha8 // chunk ids and grants; seeded from crypto/rand
 	closed   bool
-	stopOnce sync.Once
+	// valueOps counts the reads and removals of values under way (see
+	// values.go); none starts once valuesDone is set.
+	valueOps   sync.WaitGroup
+	valuesDone bool
+	stopOnce   sync.Once
 
 	// forged counts start requests, leases and results that no grant of
 	// this executor backs: a forger's, or a worker's holding a copy of a
@@ -62,6 +66,9 @@ type NATS struct {
 	noDelete atomic.Bool
 
 	coalesce *coalescer // nil unless NATSAutoBatch
+
+	valuesMu sync.Mutex     // guards vals
+	vals     *broker.Values // the pool's values bucket; nil until first used
 
 	owner       string           // the owner of the executor's named jobs
 	jobsMu      sync.Mutex       // guards jobs and store
@@ -198,6 +205,7 @@ func (n *NATS) run() {
 		case <-n.stop:
 			n.awaitPubAcks()
 			n.purgeCancelled()
+			n.awaitValues()
 			return
 		case now := <-tick.C:
 			if n.nc.Status() == nats.CONNECTED {

@@ -42,23 +42,28 @@ func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64
 	rc.left.Store(int64(len(b.calls)))
 	n.mu.Unlock()
 
+	// Leave room for the headers.
+	limit := n.nc.MaxPayload() - 256
+	if err := n.spill(ctx, rc, items, limit); err != nil {
+		return 0, err
+	}
 	data, err := wire.Encode(&wire.Chunk{
 		Executor: n.id, ID: rc.id, Kind: b.codec.Kind, Control: n.control,
 		Deadline: wire.Deadline(b.deadline), Items: items,
 	})
+	if err == nil && int64(len(data)) > limit {
+		err = fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), b.codec.Kind, len(data), limit)
+	}
+	n.mu.Lock()
+	if err == nil && n.closed {
+		err = ErrShutdown
+	}
 	if err != nil {
+		n.mu.Unlock()
+		n.deleteValues(rc.values...)
 		return 0, err
 	}
 	rc.digest = wire.Digest(data)
-	// Leave room for the headers.
-	if limit := n.nc.MaxPayload() - 256; int64(len(data)) > limit {
-		return 0, fmt.Errorf("%w: a chunk of %d %s tasks is %d bytes, the server takes %d", broker.ErrTooLarge, len(items), b.codec.Kind, len(data), limit)
-	}
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return 0, ErrShutdown
-	}
 	n.chunks[rc.id] = rc
 	if !b.deadline.IsZero() {
 		rc.timer = time.AfterFunc(time.Until(b.deadline), func() { n.expire(rc, false) })
@@ -253,7 +258,10 @@ func (n *NATS) forget(rc *remoteChunk) {
 		delete(n.bySeq, rc.seq)
 	}
 	rc.stopTimers()
+	values := rc.values
+	rc.values = nil
 	n.mu.Unlock()
+	n.deleteValues(values...)
 	for i := range rc.b.calls {
 		rc.b.calls[i].s.own(nil, 0)
 	}

@@ -26,7 +26,16 @@ type remoteChunk struct {
 	timer   *time.Timer
 	lost    time.Time   // when a publish of it first failed in a way that may not be final
 	retry   *time.Timer // the next publish of it, after such a failure
+	// values names its inputs kept in the values bucket, removed once
+	// every future of it is done; fetching holds the items whose result by
+	// reference is being read (see values.go).
+	values   []string
+	fetching map[uint32]bool
 }
+
+// owed is how many of rc's futures wait for a result no attempt reported;
+// NATS.mu is held.
+func (rc *remoteChunk) owed() int64 { return rc.left.Load() - int64(len(rc.fetching)) }
 
 // granted reports whether g is the grant of one of rc's attempts; NATS.mu
 // is held.
@@ -73,6 +82,8 @@ func (n *NATS) settle(rc *remoteChunk) {
 		delete(n.bySeq, rc.seq)
 	}
 	rc.stopTimers()
+	values := rc.values
+	rc.values = nil
 	ack := rc.attempt.ack
 	if n.closed && !rc.started {
 		// Cancelled or expired before any worker started it, after
@@ -89,6 +100,9 @@ func (n *NATS) settle(rc *remoteChunk) {
 	}
 	done := n.closed && len(n.chunks) == 0
 	n.mu.Unlock()
+	if len(values) > 0 {
+		n.deleteValues(values...)
+	}
 	if ack != "" {
 		if err := n.nc.Publish(ack, ackBody); err != nil {
 			n.log.Warn("executor: ack chunk", "chunk", rc.id, "err", err)

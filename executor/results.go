@@ -23,14 +23,22 @@ func (n *NATS) onResult(m *nats.Msg) {
 // once all its futures are done (see settle). A final result of the latest
 // attempt that leaves some of them without a result ends that attempt: the
 // chunk is nakked, and its redelivery is granted the items still owed, so
-// a lost result message never loses a future.
+// a lost result message never loses a future. A result by reference is
+// read in the background (see fetchLater).
 func (n *NATS) result(r *wire.Result) {
 	n.mu.Lock()
 	rc := n.chunks[r.Chunk]
 	known := rc != nil && rc.granted(r.Grant)
 	n.mu.Unlock()
 	if rc == nil {
-		return // late: every future of the chunk is done
+		// Late: every future of the chunk is done. A value it kept for
+		// one is not needed.
+		for _, it := range r.Items {
+			if it.Ref != nil {
+				n.deleteValues(wire.ResultName(n.id, r.Chunk, it.Seq, r.Grant))
+			}
+		}
+		return
 	}
 	if !known {
 		n.forged.Add(1)
@@ -47,13 +55,23 @@ func (n *NATS) result(r *wire.Result) {
 			s.resolve(nil, it.Err.TaskError(kind))
 			continue
 		}
+		if it.Ref != nil {
+			n.fetchLater(rc, r.Grant, it.Seq, *it.Ref)
+			continue
+		}
 		v, err := rc.b.codec.DecodeOut(it.Value)
 		if err != nil {
 			err = &task.Error{Kind: kind, Type: task.TypeBadOutput, Message: err.Error()}
 		}
 		s.resolve(v, err)
 	}
-	if r.Final && rc.left.Load() > 0 {
+	if !r.Final {
+		return
+	}
+	n.mu.Lock()
+	owed := rc.owed()
+	n.mu.Unlock()
+	if owed > 0 {
 		n.endAttempt(rc, r.Grant, "its final result left items without one")
 	}
 }

@@ -30,6 +30,9 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 # -count=1: the integration tests build images from the tree, which the
 # test cache does not see.
 go test -race -count=1 -timeout 60m ./...
+# The tests that move gigabytes, which the race detector makes take minutes,
+# run without it.
+go test -count=1 -timeout 10m -run '^TestMapOfMediumValues$' ./executor
 
 # Every fuzz target in the module runs for a bounded number of inputs on top
 # of its committed corpus (testdata/fuzz), which the tests above already

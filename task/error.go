@@ -28,8 +28,14 @@ const (
 	// task's output type.
 	TypeBadOutput = "bad_output"
 	// TypeResultTooLarge marks a result that did not fit in one message
-	// under the server's maximum payload; the value is dropped.
+	// under the server's maximum payload where it cannot travel by
+	// reference (a named job's result); the value is dropped.
 	TypeResultTooLarge = "result_too_large"
+	// TypeValueLost marks a task whose input or result travelled by
+	// reference and could not be read back or stored: the pool's values
+	// bucket lost it (its TTL swept it, or it was deleted, changed or cut
+	// short) or could not be reached within the pool's grace period.
+	TypeValueLost = "value_lost"
 	// TypeMaxDeliveries marks the tasks of a chunk that JetStream delivered
 	// as often as the pool allows without it completing.
 	TypeMaxDeliveries = "max_deliveries"

@@ -285,8 +285,10 @@ type chunkRun struct {
 	items    int    // granted items; bounds the marks
 	handler  task.Handler
 	appender appender // the handler, if it is one
-	base     context.Context
-	beats    heartbeat
+	// spillAbove is the size above which a result travels by reference.
+	spillAbove int
+	base       context.Context
+	beats      heartbeat
 
 	mu          sync.Mutex
 	seq         uint32
@@ -379,7 +381,7 @@ func (r *chunkRun) run(reply wire.StartReply) {
 		defer cancel()
 	}
 	h, known := w.reg.Lookup(c.Kind)
-	r.items, r.handler, r.base = len(reply.Items), h, base
+	r.items, r.handler, r.base, r.spillAbove = len(reply.Items), h, base, spillAbove(w, c)
 	defer r.close()
 	// The grant last: from here interrupts carrying it reach the run.
 	w.mu.Lock()
@@ -407,7 +409,7 @@ func (r *chunkRun) run(reply wire.StartReply) {
 	for i, seq := range reply.Items {
 		var res wire.ItemResult
 		took := time.Duration(-1)
-		args, ok := argsOf(c, seq)
+		item, ok := itemOf(c, seq)
 		switch {
 		case r.abandon:
 			res = failed(seq, task.TypeMaxDeliveries, fmt.Sprintf("chunk delivered %d times without completing", r.delivery))
@@ -419,7 +421,7 @@ func (r *chunkRun) run(reply wire.StartReply) {
 			res = failed(seq, task.TypeDeadline, "deadline passed before the task started")
 		default:
 			var ran bool
-			if res, out, ran = r.runItem(seq, args, out); ran {
+			if res, out, ran = r.runItem(item, out); ran {
 				prev := elapsed
 				elapsed = time.Since(began)
 				now = began.Add(elapsed)
@@ -441,14 +443,14 @@ func failed(seq uint32, typ, message string) wire.ItemResult {
 	return wire.ItemResult{Seq: seq, Err: &wire.ErrorInfo{Type: typ, Message: message}}
 }
 
-// argsOf finds item seq's input; items are normally stored at their index.
-func argsOf(c *wire.Chunk, seq uint32) ([]byte, bool) {
+// itemOf finds item seq; items are normally stored at their index.
+func itemOf(c *wire.Chunk, seq uint32) (*wire.Item, bool) {
 	if int(seq) < len(c.Items) && c.Items[seq].Seq == seq {
-		return c.Items[seq].Args, true
+		return &c.Items[seq], true
 	}
-	for _, it := range c.Items {
-		if it.Seq == seq {
-			return it.Args, true
+	for i := range c.Items {
+		if c.Items[i].Seq == seq {
+			return &c.Items[i], true
 		}
 	}
 	return nil, false
@@ -460,15 +462,25 @@ type appender interface {
 	AppendRaw(ctx context.Context, dst, raw []byte) ([]byte, error)
 }
 
-// runItem calls the handler on item seq's args, retrying errors marked
+// runItem calls the handler on item's input, retrying errors marked
 // retryable, and returns its result, out, to which the handler may have
 // appended the result's value, and whether the handler was called at all.
-func (r *chunkRun) runItem(seq uint32, args, out []byte) (wire.ItemResult, []byte, bool) {
+// An input or a result too large for a message travels by reference (see
+// values.go).
+func (r *chunkRun) runItem(item *wire.Item, out []byte) (wire.ItemResult, []byte, bool) {
+	seq, args := item.Seq, item.Args
 	ctx, ok := r.begin(seq)
 	if !ok {
 		return failed(seq, task.TypeInterrupted, "interrupted before it started"), out, false
 	}
 	defer r.end()
+	if item.Ref != nil {
+		var lost *wire.ItemResult
+		if args, lost = r.input(ctx, *item.Ref); lost != nil {
+			lost.Seq = seq
+			return *lost, out, false
+		}
+	}
 	r.m.started.Add(1)
 	var (
 		value []byte
@@ -487,6 +499,9 @@ func (r *chunkRun) runItem(seq uint32, args, out []byte) (wire.ItemResult, []byt
 	}
 	if err != nil {
 		return wire.ItemResult{Seq: seq, Err: wire.NewErrorInfo(r.c.Kind, err)}, out, true
+	}
+	if len(value) > r.spillAbove {
+		return r.spill(ctx, seq, value), out, true
 	}
 	return wire.ItemResult{Seq: seq, Value: value}, out, true
 }

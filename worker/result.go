@@ -266,6 +266,9 @@ func (r *reporter) fit(res wire.ItemResult) wire.ItemResult {
 // itemSize bounds an item result's encoded size from above.
 func itemSize(res wire.ItemResult) int {
 	n := 16 + len(res.Value)
+	if ref := res.Ref; ref != nil {
+		n += 32 + len(ref.Name) + len(ref.Key)
+	}
 	if e := res.Err; e != nil {
 		n += 24 + len(e.Type) + len(e.Message) + len(e.Stack)
 	}

@@ -57,6 +57,9 @@ type Worker struct {
 	results *resultSender
 	jobs    *broker.JobStore
 
+	valuesMu sync.Mutex     // guards vals
+	vals     *broker.Values // the pool's values bucket; nil until first used
+
 	mu      sync.Mutex
 	running map[chunkKey][]*chunkRun // granted chunks, for interrupts
 	silent  map[string]time.Time     // producers not answering, by start subject, since when

@@ -699,6 +699,9 @@ func TestPartialResults(t *testing.T) {
 	}
 }
 
+// TestOversizedResults: a result above the pool's threshold (half the
+// server's maximum payload at most) travels by reference, under the name
+// its producer reads it by; smaller ones share messages under the limit.
 func TestOversizedResults(t *testing.T) {
 	const maxPayload = 64 << 10
 	e := newEnv(t, fastPool, embedded.Config{MaxPayload: maxPayload})
@@ -715,10 +718,20 @@ func TestOversizedResults(t *testing.T) {
 	if len(items[1]) != len(sizes) {
 		t.Fatalf("%d results, want %d", len(items[1]), len(sizes))
 	}
-	if err := items[1][0].Err; err == nil || err.Type != "result_too_large" {
-		t.Errorf("item 0: error %+v, want result_too_large", err)
-	} else if !regexp.MustCompile(`^result is 100 KiB, the limit is 6[0-3](\.\d)? KiB \(`).MatchString(err.Message) {
-		t.Errorf("item 0: message %q, want the result's size above the limit it names", err.Message)
+	big := items[1][0]
+	if want := wire.ResultName("test1", 1, 0, msgs[1][0].Grant); big.Ref == nil || big.Ref.Name != want || big.Value != nil {
+		t.Fatalf("item 0: %+v (error %+v), want a reference to %s", big, big.Err, want)
+	}
+	values, err := broker.EnsureValues(context.Background(), e.js, e.subj, fastPool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := values.Get(context.Background(), *big.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := decodeValue[string](t, wire.ItemResult{Value: data}); v != strings.Repeat("x", 100<<10) {
+		t.Errorf("item 0 by reference: %d bytes, want %d", len(v), 100<<10)
 	}
 	for i, it := range items[1][1:] {
 		if v := decodeValue[string](t, it); len(v) != sizes[i+1].(int) {

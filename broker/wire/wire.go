@@ -290,6 +290,20 @@ func MsgID(executorID string, chunk uint64) string {
 	return executorID + "." + strconv.FormatUint(chunk, 10)
 }
 
+// InputName is the name in the values bucket of the input of item seq of a
+// chunk, kept there by the chunk's producer.
+func InputName(executorID string, chunk uint64, seq uint32) string {
+	return "in." + MsgID(executorID, chunk) + "." + strconv.FormatUint(uint64(seq), 10)
+}
+
+// ResultName is the name in the values bucket of the result of item seq of a
+// chunk, kept there by the worker of the attempt with grant. A producer
+// reads a result by reference only under this name, which it makes itself:
+// a worker cannot point it at any other value.
+func ResultName(executorID string, chunk uint64, seq uint32, grant uint64) string {
+	return "out." + MsgID(executorID, chunk) + "." + strconv.FormatUint(uint64(seq), 10) + "." + strconv.FormatUint(grant, 10)
+}
+
 // ParseMsgID splits a chunk's dedup id into its producer's id and the chunk
 // id; ok is false for anything MsgID does not make.
 func ParseMsgID(id string) (executorID string, chunk uint64, ok bool) {

@@ -121,32 +121,49 @@ func TestBadSettingsExit2(t *testing.T) {
 	}
 }
 
-// TestTooLargeInput: an input larger than a chunk can carry is refused,
-// naming it, its size and the limit, with the first above the second.
-func TestTooLargeInput(t *testing.T) {
+// TestLargeInputs: unnamed work takes inputs larger than a message, which
+// travel by reference, and gives their results back whole; a named job
+// refuses an input larger than a chunk can carry, naming it, its size and
+// the limit, with the first above the second, and one chunk too large
+// together.
+func TestLargeInputs(t *testing.T) {
 	url := startBroker(t, embedded.Config{MaxPayload: 64 << 10})
 	startWorker(t, url, nil, worker.Config{Concurrency: 2})
 	env := []string{"NATS_URL=" + url}
 	big := strings.Repeat("x", 100<<10)
 	const limit = "the limit is 63 KiB (the server's max_payload less 1 KiB for the chunk around it)"
 
-	r := submit(t, "", env, "map", "say-hi", "ada", big)
-	if want := "submit: argument 2 is too large: its input is 100 KiB, " + limit; r.code != 2 || r.out != "" || strings.TrimSpace(r.stderr) != want {
-		t.Errorf("map with a large argument: exit %d, stdout %q, stderr:\n%s\nwant exit 2, nothing printed and:\n%s", r.code, r.out, r.stderr, want)
+	greeting := regexp.MustCompile(`"text":"hi (x+)"`)
+	greeted := func(out string) []int {
+		var sizes []int
+		for _, m := range greeting.FindAllStringSubmatch(out, -1) {
+			sizes = append(sizes, len(m[1]))
+		}
+		return sizes
 	}
-	r = submit(t, "ada\n"+big+"\nbob\n", env, "map", "say-hi", "--chunksize", "1")
-	if want := "submit: line 2 is too large: its input is 100 KiB, " + limit; r.code != 2 || strings.Count(r.out, "\n") != 1 || strings.TrimSpace(r.stderr) != want {
-		t.Errorf("map with a large line: exit %d, stdout %q, stderr:\n%s\nwant exit 2, line 1's result and:\n%s", r.code, r.out, r.stderr, want)
+	r := submit(t, "", env, "map", "say-hi", "x", big)
+	if got := greeted(r.out); r.code != 0 || !slices.Equal(got, []int{1, len(big)}) {
+		t.Errorf("map with a large argument: exit %d, greetings of %v x's, stderr:\n%s\nwant exit 0 and greetings of 1 and %d", r.code, got, r.stderr, len(big))
 	}
 	r = submit(t, "", env, "run", "say-hi", big)
-	if want := "submit: argument 1 is too large: its input is 100 KiB, " + limit; r.code != 2 || strings.TrimSpace(r.stderr) != want {
-		t.Errorf("run with a large argument: exit %d, stderr:\n%s\nwant exit 2 and:\n%s", r.code, r.stderr, want)
+	if got := greeted(r.out); r.code != 0 || !slices.Equal(got, []int{len(big)}) {
+		t.Errorf("run with a large argument: exit %d, greetings of %v x's, stderr:\n%s", r.code, got, r.stderr)
+	}
+
+	job := []string{"--job", "large", "--quiet"}
+	r = submit(t, "", env, append([]string{"map", "say-hi", "ada", big}, job...)...)
+	if want := "submit: argument 2 is too large: its input is 100 KiB, " + limit; r.code != 2 || r.out != "" || strings.TrimSpace(r.stderr) != want {
+		t.Errorf("a job's map with a large argument: exit %d, stdout %q, stderr:\n%s\nwant exit 2, nothing printed and:\n%s", r.code, r.out, r.stderr, want)
+	}
+	r = submit(t, "ada\n"+big+"\nbob\n", env, "map", "say-hi", "--chunksize", "1", "--job", "large-lines", "--quiet")
+	if want := "submit: line 2 is too large: its input is 100 KiB, " + limit; r.code != 2 || strings.Count(r.out, "\n") != 1 || strings.TrimSpace(r.stderr) != want {
+		t.Errorf("a job's map with a large line: exit %d, stdout %q, stderr:\n%s\nwant exit 2, line 1's result and:\n%s", r.code, r.out, r.stderr, want)
 	}
 	half := strings.Repeat("y", 40<<10)
-	r = submit(t, "", env, "map", "say-hi", "ada", "bob", half, half, "--chunksize", "2")
-	want := regexp.MustCompile(`^submit: arguments 3 to 4, one chunk of --chunksize 2, are too large together: broker: message too large: a chunk of 2 say-hi tasks is \d+ bytes, the server takes \d+; a smaller --chunksize fits them$`)
+	r = submit(t, "", env, "map", "say-hi", "ada", "bob", half, half, "--chunksize", "2", "--job", "large-chunk", "--quiet")
+	want := regexp.MustCompile(`^submit: arguments 3 to 4, one chunk of --chunksize 2, are too large together: .*message too large: .*; a smaller --chunksize fits them$`)
 	if r.code != 2 || !want.MatchString(strings.TrimSpace(r.stderr)) {
-		t.Errorf("map with a chunk too large: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and a match of %s", r.code, r.out, r.stderr, want)
+		t.Errorf("a job's map with a chunk too large: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and a match of %s", r.code, r.out, r.stderr, want)
 	}
 }
 

@@ -29,7 +29,9 @@ says so on standard error.
 
 The inputs of a built-in kind are decoded into its Go input type first (its
 JSON field names, no unknown fields), and one of the wrong type is refused
-before anything is submitted (exit 2), as is one too large for a message.
+before anything is submitted (exit 2). Inputs and results too large for a
+message travel through the pool's values bucket; a named job's input must
+fit in a message, and one that does not is refused the same way.
 Tasks cancelled by 'submit cancel' print an error of type cancelled in their
 place; the command then reads no more input and exits 5.
 
@@ -172,7 +174,7 @@ func (f *mapFlags) runMap(ctx context.Context, args []string, io IO) int {
 		}
 	}
 	st := &stream{ex: s.ex, t: task.New[any, any](kind), chunksize: f.chunksize, buffersize: f.buffersize,
-		limit: inputLimit(s.nc.MaxPayload()), where: "argument", steady: f.job != ""}
+		limit: inputLimit(s.nc.MaxPayload(), f.job != ""), where: "argument", steady: f.job != ""}
 	if f.timeout > 0 {
 		st.deadline = start.Add(f.timeout)
 	}
@@ -336,7 +338,7 @@ func (f *mapFlags) runOne(ctx context.Context, args []string, io IO) int {
 	}
 	defer s.close()
 	t := task.New[any, any](kind)
-	st := stream{t: t, where: "argument", limit: inputLimit(s.nc.MaxPayload())}
+	st := stream{t: t, where: "argument", limit: inputLimit(s.nc.MaxPayload(), false)}
 	if err := st.check(1, arg); err != nil {
 		fmt.Fprintln(io.Err, "submit:", err)
 		return ExitUsage

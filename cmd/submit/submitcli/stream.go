@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 
@@ -286,8 +287,15 @@ func (s *stream) tooLarge(c *chunk, err error) error {
 // server's max_payload besides its inputs.
 const chunkReserve = 1 << 10
 
-// inputLimit is the size of the largest input a chunk can carry.
-func inputLimit(maxPayload int64) int64 { return maxPayload - chunkReserve }
+// inputLimit is the size of the largest input of a task: what a chunk can
+// carry for a named job's, none for unnamed work, whose inputs too large
+// for a message travel by reference.
+func inputLimit(maxPayload int64, named bool) int64 {
+	if !named {
+		return math.MaxInt64
+	}
+	return maxPayload - chunkReserve
+}
 
 // argItems returns the decoded arguments as the items of a closed channel.
 func argItems(vals []any) <-chan item {

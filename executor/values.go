@@ -1,0 +1,211 @@
+package executor
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
+	"github.com/jetpool/jetpool/task"
+)
+
+// Values too large for a message. An input whose encoding is above the
+// pool's threshold (broker.PoolConfig.SpillAbove) is put into the pool's
+// values bucket before its chunk is published, and the chunk carries a
+// wire.Ref to it; so are the largest inputs of a chunk that would not fit
+// otherwise. A worker does the same with a result. The producer removes
+// its inputs once every future of their chunk is done, and a result once it
+// has read it; the bucket's TTL removes what a party that died left.
+//
+// A result by reference is read in a goroutine of its own, so that a large
+// value holds up no other result. Meanwhile its future stays running, the
+// item counts as answered (see remoteChunk.fetching): a final result of the
+// attempt does not end it on that item's account, and a new attempt is not
+// granted it.
+
+// values returns the pool's values bucket, provisioning it on first use.
+func (n *NATS) values(ctx context.Context) (*broker.Values, error) {
+	n.valuesMu.Lock()
+	defer n.valuesMu.Unlock()
+	if n.vals != nil {
+		return n.vals, nil
+	}
+	v, err := broker.EnsureValues(ctx, n.js, n.subj, n.pc)
+	if err != nil {
+		return nil, err
+	}
+	n.vals = v
+	return v, nil
+}
+
+// refSize bounds from above what an item by reference adds to its chunk.
+const refSize = 64 + wire.RefKeyLen + wire.MaxRefName
+
+// spill puts into the values bucket the inputs among items, rc's, that are
+// above the pool's threshold, and then the largest of the rest while the
+// chunk would still be larger than limit bytes, and makes those items refer
+// to them. It costs nothing for a chunk that fits with no input above the
+// threshold. On error the values it put are removed.
+func (n *NATS) spill(ctx context.Context, rc *remoteChunk, items []wire.Item, limit int64) error {
+	above := n.pc.SpillAbove(n.nc.MaxPayload())
+	total, largest := int64(chunkEnvelope), 0
+	for i := range items {
+		size := len(items[i].Args)
+		total += int64(size) + itemEnvelope
+		largest = max(largest, size)
+	}
+	if int64(largest) <= above && total <= limit {
+		return nil
+	}
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(items[b].Args), len(items[a].Args)) })
+	v, err := n.values(ctx)
+	if err != nil {
+		return err
+	}
+	for _, i := range order {
+		size := int64(len(items[i].Args))
+		if size <= above && total <= limit || size <= refSize {
+			break
+		}
+		name := wire.InputName(n.id, rc.id, items[i].Seq)
+		var ref wire.Ref
+		err := broker.RetryValue(ctx, n.pc.Grace, size, func(ctx context.Context) (err error) {
+			ref, err = v.PutBytes(ctx, name, items[i].Args)
+			return err
+		})
+		if err != nil {
+			n.deleteValues(rc.values...)
+			rc.values = nil
+			return fmt.Errorf("executor: keep a %s input of %d bytes in the values bucket: %w", rc.b.codec.Kind, size, err)
+		}
+		rc.values = append(rc.values, name)
+		items[i] = wire.Item{Seq: items[i].Seq, Ref: &ref}
+		total -= size - refSize
+	}
+	return nil
+}
+
+// What a chunk message needs besides its items' inputs, and each item
+// besides its input, at most.
+const (
+	chunkEnvelope = 512
+	itemEnvelope  = 16
+)
+
+// deleteValues removes the values under names in the background. Once the
+// executor has finished it leaves them to the bucket's TTL.
+func (n *NATS) deleteValues(names ...string) {
+	if len(names) == 0 {
+		return
+	}
+	n.mu.Lock()
+	done := n.valuesDone
+	if !done {
+		n.valueOps.Add(1)
+	}
+	n.mu.Unlock()
+	if done {
+		return
+	}
+	go func() {
+		defer n.valueOps.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), valueTimeout)
+		defer cancel()
+		v, err := n.values(ctx)
+		for _, name := range names {
+			if err == nil {
+				err = v.Delete(ctx, name)
+			}
+			if err != nil {
+				n.log.Debug("executor: remove a value; the bucket's TTL will", "name", name, "err", err)
+				return
+			}
+		}
+	}()
+}
+
+// awaitValues waits until the executor's reads and removals of values are
+// over; none starts after it.
+func (n *NATS) awaitValues() {
+	n.mu.Lock()
+	n.valuesDone = true
+	n.mu.Unlock()
+	n.valueOps.Wait()
+}
+
+// valueTimeout bounds a removal from the values bucket.
+const valueTimeout = 10 * time.Second
+
+// fetchResult reads the result by reference of item seq of rc, which the
+// attempt with grant reported, and resolves the item's future with it. It
+// reads the value only under the name that result must have
+// (wire.ResultName), and removes it once read. n.valueOps counts it.
+func (n *NATS) fetchResult(rc *remoteChunk, grant uint64, seq uint32, ref wire.Ref) {
+	defer n.valueOps.Done()
+	name := wire.ResultName(n.id, rc.id, seq, grant)
+	kind := rc.b.codec.Kind
+	var (
+		v   any
+		err error
+	)
+	if ref.Name != name {
+		err = fmt.Errorf("%w: the result is named %q, not %q", broker.ErrValueLost, ref.Name, name)
+	} else {
+		var data []byte
+		if data, err = n.readValue(ref); err == nil {
+			if v, err = rc.b.codec.DecodeOut(data); err != nil {
+				err = &task.Error{Kind: kind, Type: task.TypeBadOutput, Message: err.Error()}
+			}
+		}
+	}
+	if err != nil && !errors.As(err, new(*task.Error)) {
+		err = &task.Error{Kind: kind, Type: task.TypeValueLost, Message: "read the result: " + err.Error()}
+	}
+	rc.b.calls[seq].s.resolve(v, err)
+	n.mu.Lock()
+	delete(rc.fetching, seq)
+	n.mu.Unlock()
+	n.deleteValues(name)
+}
+
+// readValue reads the value ref names, retrying for the pool's grace period
+// what may pass (see broker.RetryValue).
+func (n *NATS) readValue(ref wire.Ref) (data []byte, err error) {
+	err = broker.RetryValue(context.Background(), n.pc.Grace, ref.Size, func(ctx context.Context) error {
+		v, err := n.values(ctx)
+		if err == nil {
+			data, err = v.Get(ctx, ref)
+		}
+		return err
+	})
+	return data, err
+}
+
+// fetchLater starts reading the result by reference of item seq of rc,
+// unless that item is done or being read already: then the value, which
+// the producer will not read, is removed. n.mu is not held.
+func (n *NATS) fetchLater(rc *remoteChunk, grant uint64, seq uint32, ref wire.Ref) {
+	n.mu.Lock()
+	fresh := !n.valuesDone && !rc.fetching[seq] && !rc.b.calls[seq].s.isDone()
+	if fresh {
+		if rc.fetching == nil {
+			rc.fetching = make(map[uint32]bool)
+		}
+		rc.fetching[seq] = true
+		n.valueOps.Add(1)
+	}
+	n.mu.Unlock()
+	if !fresh {
+		n.deleteValues(wire.ResultName(n.id, rc.id, seq, grant))
+		return
+	}
+	go n.fetchResult(rc, grant, seq, ref)
+}

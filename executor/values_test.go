@@ -1,0 +1,233 @@
+package executor_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/embedded"
+	"github.com/jetpool/jetpool/executor"
+	"github.com/jetpool/jetpool/task"
+	"github.com/jetpool/jetpool/worker"
+)
+
+// Kinds of the values tests: digest hashes its input; grow makes a result of
+// the size asked, from a seed, so that both sides can tell it by digest.
+var (
+	digestKind = task.New[[]byte, string]("digest")
+	growKind   = task.New[grown, []byte]("grow")
+)
+
+type grown struct {
+	Size int
+	Seed uint64
+}
+
+// bytesOf is the value grow makes for g.
+func bytesOf(g grown) []byte {
+	b := make([]byte, g.Size)
+	r := rand.NewChaCha8([32]byte{byte(g.Seed), byte(g.Seed >> 8), byte(g.Seed >> 16)})
+	r.Read(b)
+	return b
+}
+
+func digestOf(b []byte) string {
+	d := sha256.Sum256(b)
+	return hex.EncodeToString(d[:])
+}
+
+func valuesRegistry() *task.Registry {
+	reg := task.NewRegistry()
+	task.Handle(reg, digestKind, func(_ context.Context, b []byte) (string, error) { return digestOf(b), nil })
+	task.Handle(reg, growKind, func(_ context.Context, g grown) ([]byte, error) { return bytesOf(g), nil })
+	return reg
+}
+
+// valuesPool is a broker with an executor and, unless told otherwise, a
+// worker of the values kinds.
+type valuesPool struct {
+	t   *testing.T
+	nc  *nats.Conn
+	url string
+	ex  *executor.NATS
+}
+
+func newValuesPool(t *testing.T, cfg embedded.Config, withWorker bool) *valuesPool {
+	t.Helper()
+	srv, err := embedded.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	p := &valuesPool{t: t, url: srv.ClientURL(), nc: connect(t, srv.ClientURL())}
+	p.ex = newNATS(t, p.nc)
+	if withWorker {
+		p.worker()
+	}
+	return p
+}
+
+func (p *valuesPool) worker() {
+	startWorker(p.t, connect(p.t, p.url), valuesRegistry(), worker.Config{Concurrency: 2})
+}
+
+// values is the pool's values bucket, as a test reads it.
+func (p *valuesPool) values() *broker.Values {
+	p.t.Helper()
+	subj, _ := broker.NewSubjects(broker.DefaultPrefix, broker.DefaultPool)
+	v, err := broker.EnsureValues(context.Background(), jetstreamOf(p.t, p.nc), subj, testPool)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return v
+}
+
+// waitEmpty waits until the values bucket holds nothing: every value was
+// removed once it was no longer needed.
+func (p *valuesPool) waitEmpty() {
+	p.t.Helper()
+	v := p.values()
+	var names []string
+	waitUntil(p.t, func() bool {
+		var err error
+		names, err = v.Names(context.Background())
+		return err == nil && len(names) == 0
+	}, "the values bucket to be empty")
+}
+
+// TestLargeValuesTravelByReference: a 50 MB input and a 200 MB result go
+// through the pool's values bucket and arrive whole, checked by digest, and
+// the bucket is empty afterwards.
+func TestLargeValuesTravelByReference(t *testing.T) {
+	p := newValuesPool(t, embedded.Config{}, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	in := bytesOf(grown{Size: 50 << 20, Seed: 1})
+	f, err := executor.Submit(ctx, p.ex, digestKind, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.Result(ctx); err != nil || got != digestOf(in) {
+		t.Fatalf("digest of a 50 MB input: %q, %v; want %q", got, err, digestOf(in))
+	}
+	in = nil
+
+	g := grown{Size: 200 << 20, Seed: 2}
+	out, err := executor.Submit(ctx, p.ex, growKind, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := out.Result(ctx)
+	if err != nil || len(got) != g.Size || digestOf(got) != digestOf(bytesOf(g)) {
+		t.Fatalf("a 200 MB result: %d bytes, %v; want %d bytes of its digest", len(got), err, g.Size)
+	}
+	p.waitEmpty()
+}
+
+// TestMapOfMediumValues: Map of 1000 items of 2 MB each, five to a chunk,
+// yields every digest in order; the bucket is empty afterwards.
+func TestMapOfMediumValues(t *testing.T) {
+	if raceDetector {
+		t.Skip("moves 2 GB, for minutes under the race detector: scripts/test.sh runs it without")
+	}
+	p := newValuesPool(t, embedded.Config{}, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const items, size = 1000, 2 << 20
+	value := func(i int) []byte {
+		b := make([]byte, size)
+		copy(b, strconv.Itoa(i))
+		return b
+	}
+	inputs := func(yield func([]byte) bool) {
+		for i := range items {
+			if !yield(value(i)) {
+				return
+			}
+		}
+	}
+	i := 0
+	for got, err := range executor.Map(ctx, p.ex, digestKind, inputs, executor.MapChunksize(5)) {
+		if err != nil {
+			t.Fatalf("item %d: %v", i, err)
+		}
+		if want := digestOf(value(i)); got != want {
+			t.Fatalf("item %d: digest %s, want %s", i, got, want)
+		}
+		i++
+	}
+	if i != items {
+		t.Fatalf("%d results, want %d", i, items)
+	}
+	p.waitEmpty()
+}
+
+// TestChunkOfManyInputsSpills: a chunk whose inputs are each below the
+// threshold but together larger than a message has its largest inputs
+// spilled until it fits, and every result comes back in order.
+func TestChunkOfManyInputsSpills(t *testing.T) {
+	p := newValuesPool(t, embedded.Config{MaxPayload: 256 << 10}, true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var inputs [][]byte
+	for i := range 60 {
+		inputs = append(inputs, bytesOf(grown{Size: 10<<10 + i*100, Seed: uint64(i)}))
+	}
+	i := 0
+	for got, err := range executor.Map(ctx, p.ex, digestKind, slices.Values(inputs), executor.MapChunksize(60)) {
+		if err != nil || got != digestOf(inputs[i]) {
+			t.Fatalf("item %d: %q, %v; want %q", i, got, err, digestOf(inputs[i]))
+		}
+		i++
+	}
+	if i != len(inputs) {
+		t.Fatalf("%d results, want %d", i, len(inputs))
+	}
+	p.waitEmpty()
+}
+
+// TestLostInputFailsItsTask: an input whose value is gone from the bucket
+// before a worker reads it fails its task with value_lost, and only that
+// task.
+func TestLostInputFailsItsTask(t *testing.T) {
+	p := newValuesPool(t, embedded.Config{}, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lost, err := executor.Submit(ctx, p.ex, digestKind, bytesOf(grown{Size: 1 << 20, Seed: 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := p.values()
+	names, err := v.Names(ctx)
+	if err != nil || len(names) != 1 {
+		t.Fatalf("the bucket holds %q, %v; want the one input", names, err)
+	}
+	if err := v.Delete(ctx, names[0]); err != nil {
+		t.Fatal(err)
+	}
+	kept := bytesOf(grown{Size: 1 << 20, Seed: 4})
+	ok, err := executor.Submit(ctx, p.ex, digestKind, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.worker()
+	_, err = lost.Result(ctx)
+	var te *task.Error
+	if !errors.As(err, &te) || te.Type != task.TypeValueLost {
+		t.Fatalf("the task whose input is gone: %v, want a %s task error", err, task.TypeValueLost)
+	}
+	if got, err := ok.Result(ctx); err != nil || got != digestOf(kept) {
+		t.Fatalf("the other task: %q, %v", got, err)
+	}
+	p.waitEmpty()
+}

@@ -1,0 +1,77 @@
+package worker
+
+import (
+	"context"
+	"math"
+
+	"github.com/jetpool/jetpool/broker"
+	"github.com/jetpool/jetpool/broker/wire"
+	"github.com/jetpool/jetpool/internal/bytesize"
+	"github.com/jetpool/jetpool/task"
+)
+
+// Values too large for a message (see broker.Values): an item whose input
+// travels by reference reads it from the pool's values bucket as the item
+// begins, under the item's context, so an interrupt ends the read too; a
+// result above the pool's threshold is put there before it is reported,
+// under the name its producer reads it by (wire.ResultName). Both happen
+// while the item runs: its chunk's heartbeats go on and the worker answers
+// probes for it, however long the value takes.
+
+// values returns the pool's values bucket, provisioning it on first use.
+func (w *Worker) values(ctx context.Context) (*broker.Values, error) {
+	w.valuesMu.Lock()
+	defer w.valuesMu.Unlock()
+	if w.vals != nil {
+		return w.vals, nil
+	}
+	v, err := broker.EnsureValues(ctx, w.js, w.subj, w.cfg.PoolConfig)
+	if err != nil {
+		return nil, err
+	}
+	w.vals = v
+	return v, nil
+}
+
+// input reads an item's input by reference. If it cannot, res is the
+// item's failure, without its Seq.
+func (r *chunkRun) input(ctx context.Context, ref wire.Ref) (args []byte, res *wire.ItemResult) {
+	err := broker.RetryValue(ctx, r.w.cfg.PoolConfig.Grace, ref.Size, func(ctx context.Context) error {
+		v, err := r.w.values(ctx)
+		if err == nil {
+			args, err = v.Get(ctx, ref)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, &wire.ItemResult{Err: &wire.ErrorInfo{Type: task.TypeValueLost, Message: "read the input: " + err.Error()}}
+	}
+	return args, nil
+}
+
+// spillAbove is the size above which a result of c travels by reference; a
+// named job's results never do: they are stored in its results stream.
+func spillAbove(w *Worker, c *wire.Chunk) int {
+	if c.Named() {
+		return math.MaxInt
+	}
+	return int(w.cfg.PoolConfig.SpillAbove(w.nc.MaxPayload()))
+}
+
+// spill puts value, the result of item seq, into the values bucket and
+// returns the result that refers to it, or the item's failure.
+func (r *chunkRun) spill(ctx context.Context, seq uint32, value []byte) wire.ItemResult {
+	name := wire.ResultName(r.c.Executor, r.c.ID, seq, r.grant)
+	var ref wire.Ref
+	err := broker.RetryValue(ctx, r.w.cfg.PoolConfig.Grace, int64(len(value)), func(ctx context.Context) error {
+		v, err := r.w.values(ctx)
+		if err == nil {
+			ref, err = v.PutBytes(ctx, name, value)
+		}
+		return err
+	})
+	if err != nil {
+		return failed(seq, task.TypeValueLost, "store the result of "+bytesize.Format(int64(len(value)))+": "+err.Error())
+	}
+	return wire.ItemResult{Seq: seq, Ref: &ref}
+}
