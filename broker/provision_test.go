@@ -49,11 +49,11 @@ func countNames(t *testing.T, names interface {
 }
 
 func TestPoolConfigDefaults(t *testing.T) {
-	want := PoolConfig{Replicas: 1, AckWait: 30 * time.Second, MaxDeliver: 10, MaxAckPending: 4096, DuplicateWindow: 2 * time.Minute, Grace: 30 * time.Second, ValueTTL: DefaultValueTTL}
+	want := PoolConfig{Replicas: 1, AckWait: 30 * time.Second, MaxDeliver: 10, MaxAckPending: 4096, DuplicateWindow: 2 * time.Minute, Grace: 30 * time.Second, ValueTTL: DefaultValueTTL, ValueThreshold: DefaultValueThreshold}
 	if got := (PoolConfig{}).WithDefaults(); got != want {
 		t.Fatalf("WithDefaults() = %+v, want %+v", got, want)
 	}
-	set := PoolConfig{Replicas: 3, AckWait: time.Second, MaxDeliver: 2, MaxAckPending: 5, DuplicateWindow: time.Hour, Grace: time.Minute, ValueTTL: time.Hour}
+	set := PoolConfig{Replicas: 3, AckWait: time.Second, MaxDeliver: 2, MaxAckPending: 5, DuplicateWindow: time.Hour, Grace: time.Minute, ValueTTL: time.Hour, ValueThreshold: 4096}
 	if got := set.WithDefaults(); got != set {
 		t.Fatalf("WithDefaults() changed set fields: %+v", got)
 	}
@@ -93,6 +93,7 @@ func TestPoolConfigValidate(t *testing.T) {
 		{"grace below 100ms", PoolConfig{Grace: 99 * time.Millisecond}, "grace"},
 		{"negative grace", PoolConfig{Grace: -time.Second}, "grace"},
 		{"value TTL below 1s", PoolConfig{ValueTTL: time.Millisecond}, "value TTL"},
+		{"value threshold below 1 KiB", PoolConfig{ValueThreshold: 1023}, "value threshold"},
 	}
 	for _, c := range invalid {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/embedded"
@@ -230,4 +232,161 @@ func TestLostInputFailsItsTask(t *testing.T) {
 		t.Fatalf("the other task: %q, %v", got, err)
 	}
 	p.waitEmpty()
+}
+
+// BenchmarkValues moves values of 1, 10 and 100 MB through the pool: by
+// Submit of a task that takes one and returns its digest (a put by the
+// producer, a get by the worker), and, as the ceiling, by a bare object
+// store put and get of the same bytes on the same broker.
+func BenchmarkValues(b *testing.B) {
+	srv, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	pnc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pnc.Close()
+	wnc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer wnc.Close()
+	ctx := context.Background()
+	ex, err := executor.NewNATS(ctx, pnc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ex.Shutdown(ctx, true, true)
+	w, err := worker.New(wnc, valuesRegistry(), worker.Config{Concurrency: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	defer func() { stop(); <-done }()
+
+	js, err := jetstream.New(pnc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	obs, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "CEILING", Storage: jetstream.FileStorage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mb := range []int{1, 10, 100} {
+		value := bytesOf(grown{Size: mb << 20, Seed: uint64(mb)})
+		want := digestOf(value)
+		b.Run(fmt.Sprintf("%dMB/ceiling", mb), func(b *testing.B) {
+			b.SetBytes(int64(len(value)))
+			for b.Loop() {
+				if _, err := obs.PutBytes(ctx, "v", value); err != nil {
+					b.Fatal(err)
+				}
+				got, err := obs.GetBytes(ctx, "v")
+				if err != nil || len(got) != len(value) {
+					b.Fatalf("get: %d bytes, %v", len(got), err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("%dMB/submit", mb), func(b *testing.B) {
+			b.SetBytes(int64(len(value)))
+			for b.Loop() {
+				f, err := executor.Submit(ctx, ex, digestKind, value)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if got, err := f.Result(ctx); err != nil || got != want {
+					b.Fatalf("digest %q, %v", got, err)
+				}
+			}
+		})
+	}
+}
+
+// TestBrokerKilledMidTransfer SIGKILLs the broker, a process of its own,
+// while a 64 MB input is on its way into the values bucket and again while
+// a 64 MB result is, and starts it again on its store each time: both
+// futures resolve with their own values, checked by digest, and the bucket
+// is empty afterwards.
+func TestBrokerKilledMidTransfer(t *testing.T) {
+	port, dir := freePort(t), t.TempDir()
+	b := startBrokerProcess(t, port, dir)
+	url := "nats://127.0.0.1:" + strconv.Itoa(port)
+	pc := broker.PoolConfig{AckWait: 5 * time.Second, Grace: 20 * time.Second}
+	nc := connect(t, url)
+	ex := newNATS(t, nc, executor.NATSPoolConfig(pc))
+	reg := task.NewRegistry()
+	task.Handle(reg, digestKind, func(_ context.Context, b []byte) (string, error) { return digestOf(b), nil })
+	returned := make(chan struct{}, 1)
+	task.Handle(reg, growKind, func(_ context.Context, g grown) ([]byte, error) {
+		defer func() {
+			select {
+			case returned <- struct{}{}:
+			default: // a run again after the restart
+			}
+		}()
+		return bytesOf(g), nil
+	})
+	startWorker(t, connect(t, url), reg, worker.Config{Concurrency: 2, PoolConfig: pc})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// The input: the broker dies once the bucket holds a part of it.
+	js := jetstreamOf(t, nc)
+	in := bytesOf(grown{Size: 64 << 20, Seed: 5})
+	type submitted struct {
+		f   *executor.Future[string]
+		err error
+	}
+	sub := make(chan submitted, 1)
+	go func() {
+		f, err := executor.Submit(ctx, ex, digestKind, in)
+		sub <- submitted{f, err}
+	}()
+	waitUntil(t, func() bool {
+		st, err := js.Stream(ctx, "OBJ_JETPOOL_DEFAULT_VALUES")
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(ctx)
+		return err == nil && info.State.Bytes > 4<<20
+	}, "a part of the input to be in the bucket")
+	b.kill()
+	t.Log("killed mid-input")
+	s := <-sub
+	t.Log("submitted")
+	if s.err != nil {
+		t.Fatalf("Submit of a 64 MB input across a broker restart: %v", s.err)
+	}
+	if got, err := s.f.Result(ctx); err != nil || got != digestOf(in) {
+		t.Fatalf("digest of the input: %q, %v; want %q", got, err, digestOf(in))
+	}
+
+	// The result: the broker dies as the worker begins to store it.
+	g := grown{Size: 64 << 20, Seed: 6}
+	f, err := executor.Submit(ctx, ex, growKind, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-returned
+	b.kill()
+	t.Log("killed mid-result")
+	got, err := f.Result(ctx)
+	t.Log("result in")
+	if err != nil || digestOf(got) != digestOf(bytesOf(g)) {
+		t.Fatalf("a 64 MB result across a broker restart: %d bytes, %v", len(got), err)
+	}
+	subj, _ := broker.NewSubjects(broker.DefaultPrefix, broker.DefaultPool)
+	v, err := broker.EnsureValues(ctx, js, subj, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool {
+		names, err := v.Names(ctx)
+		return err == nil && len(names) == 0
+	}, "the values bucket to be empty")
 }

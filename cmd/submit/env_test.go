@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,22 @@ func (g *gate) release() {
 	case <-g.open:
 	default:
 		close(g.open)
+	}
+}
+
+// waitEnteredAll waits until the handlers of the inputs ns have started, in
+// any order: the chunks of a map are not bound to run in input order.
+func (g *gate) waitEnteredAll(t *testing.T, ns ...int) {
+	t.Helper()
+	left := slices.Clone(ns)
+	timeout := time.After(30 * time.Second)
+	for len(left) > 0 {
+		select {
+		case m := <-g.entered:
+			left = slices.DeleteFunc(left, func(n int) bool { return n == m })
+		case <-timeout:
+			t.Fatalf("the tasks of inputs %v did not start in 30s", left)
+		}
 	}
 }
 

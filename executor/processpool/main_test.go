@@ -2,6 +2,8 @@ package processpool_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"runtime"
@@ -37,7 +39,24 @@ var (
 	// Say writes "out: s" to the worker process's standard output and
 	// "err: s" to its standard error, and returns s.
 	Say = task.New[string, string]("say")
+	// Digest returns the hex SHA-256 of its input; Fill returns n bytes
+	// of fillByte(i) at each i.
+	Digest = task.New[[]byte, string]("digest")
+	Fill   = task.New[int, []byte]("fill")
 )
+
+func digestOf(b []byte) string {
+	d := sha256.Sum256(b)
+	return hex.EncodeToString(d[:])
+}
+
+func fill(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i>>12)
+	}
+	return b
+}
 
 func childRegistry() *task.Registry {
 	reg := task.NewRegistry()
@@ -62,6 +81,8 @@ func childRegistry() *task.Registry {
 			return 0, ctx.Err()
 		}
 	})
+	task.Handle(reg, Digest, func(_ context.Context, b []byte) (string, error) { return digestOf(b), nil })
+	task.Handle(reg, Fill, func(_ context.Context, n int) ([]byte, error) { return fill(n), nil })
 	task.Handle(reg, Procs, func(context.Context, int) (int, error) { return runtime.GOMAXPROCS(0), nil })
 	task.Handle(reg, Say, func(_ context.Context, s string) (string, error) {
 		if _, err := fmt.Fprintln(os.Stdout, "out: "+s); err != nil {

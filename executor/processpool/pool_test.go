@@ -335,3 +335,37 @@ func TestProcessPoolTakesNATSOptions(t *testing.T) {
 	}
 	waitUntil(t, func() bool { return logged.Load() > 0 }, "the pool to log to the given logger")
 }
+
+// TestProcessPoolLargeValues: a 50 MB argument and a 200 MB result reach
+// and leave the pool's processes whole, checked by digest.
+func TestProcessPoolLargeValues(t *testing.T) {
+	p, err := processpool.New(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := p.Shutdown(ctx, true, true); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	in := fill(50 << 20)
+	f, err := executor.Submit(ctx, p, Digest, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.Result(ctx); err != nil || got != digestOf(in) {
+		t.Fatalf("digest of a 50 MB argument: %q, %v; want %q", got, err, digestOf(in))
+	}
+	const size = 200 << 20
+	out, err := executor.Submit(ctx, p, Fill, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := out.Result(ctx); err != nil || len(got) != size || digestOf(got) != digestOf(fill(size)) {
+		t.Fatalf("a 200 MB result: %d bytes, %v; want %d bytes of its digest", len(got), err, size)
+	}
+}
