@@ -132,16 +132,21 @@ func (v *Values) Open(ctx context.Context, ref wire.Ref) (io.ReadCloser, error) 
 	return &opener{aead: aead, r: bufio.NewReaderSize(obj, sealedFrame+1), obj: obj, name: ref.Name, want: ref.Size}, nil
 }
 
-// Get reads the whole value ref names (see Open). It holds ref.Size bytes
-// only once they came: a reference that claims more than its object holds
-// costs no more memory than the object.
+// Get reads the whole value ref names (see Open) into one buffer of its
+// size, made once: no larger than the object, so a reference that claims
+// more than its object holds costs no more memory than the object.
 func (v *Values) Get(ctx context.Context, ref wire.Ref) ([]byte, error) {
 	rc, err := v.Open(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, min(ref.Size, 1<<20)))
+	size := ref.Size
+	if info, err := rc.(*opener).obj.Info(); err == nil {
+		size = min(size, int64(info.Size))
+	}
+	// One byte more, so that the read that finds the end needs no room.
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
 	if _, err := buf.ReadFrom(rc); err != nil {
 		return nil, err
 	}
@@ -305,7 +310,7 @@ func (s *sealer) seal() error {
 type opener struct {
 	aead  cipher.AEAD
 	r     *bufio.Reader
-	obj   io.Closer
+	obj   jetstream.ObjectResult
 	name  string
 	want  int64
 	read  int64
