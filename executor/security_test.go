@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -83,6 +84,7 @@ var untilInterrupted = task.New[int, int]("until-interrupted")
 func securityRegistry() *task.Registry {
 	reg := task.NewRegistry()
 	task.Handle(reg, Square, func(ctx context.Context, n int) (int, error) { return n * n, nil })
+	task.Handle(reg, Echo, func(ctx context.Context, b []byte) ([]byte, error) { return b, nil })
 	task.Handle(reg, untilInterrupted, func(ctx context.Context, n int) (int, error) {
 		<-ctx.Done()
 		return 0, ctx.Err()
@@ -110,6 +112,16 @@ func TestSecurityPoolRunsWithLeastPrivilege(t *testing.T) {
 	}
 	if v, err := f.Result(ctx); err != nil || v != 144 {
 		t.Fatalf("Submit = %d, %v", v, err)
+	}
+	// A value too large for a message, both ways, through the values
+	// bucket.
+	big := bytes.Repeat([]byte("jetpool"), 1<<20)
+	echo, err := executor.Submit(ctx, ex, Echo, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := echo.Result(ctx); err != nil || !bytes.Equal(v, big) {
+		t.Fatalf("echo of 7 MB: %d bytes, %v", len(v), err)
 	}
 
 	// A long task: its worker is probed for liveness, and the interrupt
@@ -749,4 +761,44 @@ func TestSecurityMaxDeliverWithoutReadingTheStream(t *testing.T) {
 	if !errors.As(err, &te) || te.Type != "max_deliveries" {
 		t.Fatalf("future error %v, want a max_deliveries task error", err)
 	}
+}
+
+// TestSecurityResultByReferenceOnlyUnderItsOwnName: a granted worker that
+// reports a result by reference naming another value in the bucket (here,
+// one someone put there) fails that task with value_lost: the producer
+// reads a result only under the name it makes itself, and the other value
+// stays where it is.
+func TestSecurityResultByReferenceOnlyUnderItsOwnName(t *testing.T) {
+	srv := secureServer(t)
+	ex, pnc, _ := producerAs(t, srv, "producer")
+	subj, _ := broker.NewSubjects(broker.DefaultPrefix, "batch")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	values, err := broker.EnsureValues(ctx, jetstreamOf(t, pnc), subj, broker.PoolConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, err := values.PutBytes(ctx, "victim", bytes.Repeat([]byte{7}, 4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	futs := submitSquares(t, ex, 5)
+	r := newRogue(t, srv, broker.PoolConfig{AckWait: time.Minute})
+	held := r.pull(t, 1)
+	c, digest := held[0].chunk, wire.Digest(held[0].msg.Data())
+	v := r.askStart(t, c.Control, wire.Start{Chunk: c.ID, Worker: "rogue", Inbox: r.inbox, Delivery: 1, Digest: digest[:]})[0]
+	if v.Verdict != wire.VerdictGo {
+		t.Fatalf("the rogue, delivered the chunk, was not granted it: %+v", v)
+	}
+	r.publish(t, c.Control+broker.ResultSuffix, &wire.Result{Chunk: c.ID, Worker: "rogue", Final: true, Grant: v.Grant,
+		Items: []wire.ItemResult{{Seq: 0, Ref: &victim}}})
+	_, err = futs[0].Result(ctx)
+	var te *task.Error
+	if !errors.As(err, &te) || te.Type != task.TypeValueLost || !strings.Contains(te.Message, `"victim"`) {
+		t.Fatalf("a result naming another value: %v, want a value_lost error naming it", err)
+	}
+	if got, err := values.Get(ctx, victim); err != nil || len(got) != 4096 {
+		t.Fatalf("the other value after the producer was pointed at it: %d bytes, %v", len(got), err)
+	}
+	held[0].msg.Ack()
 }
