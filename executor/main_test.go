@@ -30,6 +30,12 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(envTestJobProducer); spec != "" {
 		os.Exit(runJobProducer(spec))
 	}
+	if url := os.Getenv(envTestValuesWorker); url != "" {
+		os.Exit(runValuesWorker(url))
+	}
+	if url := os.Getenv(envTestValuesProducer); url != "" {
+		os.Exit(runValuesProducer(url))
+	}
 	goleak.VerifyTestMain(m)
 }
 

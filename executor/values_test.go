@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -390,4 +393,127 @@ func TestBrokerKilledMidTransfer(t *testing.T) {
 		names, err := v.Names(ctx)
 		return err == nil && len(names) == 0
 	}, "the values bucket to be empty")
+}
+
+// The processes of the sweep test: a worker of the values kinds and a
+// producer that asks for a large result, each to be killed while it moves a
+// value.
+const (
+	envTestValuesWorker   = "JETPOOL_TEST_VALUES_WORKER"
+	envTestValuesProducer = "JETPOOL_TEST_VALUES_PRODUCER"
+)
+
+// sweptPool is the pool of the sweep test: its values bucket keeps a value
+// for five seconds, time enough to move the test's.
+var sweptPool = broker.PoolConfig{AckWait: 2 * time.Second, Grace: 2 * time.Second, ValueTTL: 5 * time.Second}
+
+func runValuesWorker(url string) int {
+	w, err := worker.New(connectOrDie(url), valuesRegistry(), worker.Config{Concurrency: 1, PoolConfig: sweptPool})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := w.Run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func runValuesProducer(url string) int {
+	ex, err := executor.NewNATS(context.Background(), connectOrDie(url), executor.NATSPoolConfig(sweptPool))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	f, err := executor.Submit(context.Background(), ex, growKind, grown{Size: 16 << 20, Seed: 8})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	f.Result(context.Background())
+	return 0
+}
+
+// startChild starts this test binary as the process env names, killed with
+// SIGKILL when the test ends if it is still there.
+func startChild(t *testing.T, env string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), env)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
+}
+
+// TestSweepRemovesWhatTheDeadLeft SIGKILLs a worker process while it stores a
+// 16 MB result, and a producer process while it reads one: the task of the
+// dead worker runs again on another and its future gets the whole value,
+// and once the bucket's TTL has passed the bucket holds nothing, not even
+// the parts of the value the dead worker had stored.
+func TestSweepRemovesWhatTheDeadLeft(t *testing.T) {
+	srv, err := embedded.Start(embedded.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	url := srv.ClientURL()
+	nc := connect(t, url)
+	ex := newNATS(t, nc, executor.NATSPoolConfig(sweptPool))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	js := jetstreamOf(t, nc)
+	stored := func() jetstream.StreamState {
+		st, err := js.Stream(ctx, "OBJ_JETPOOL_DEFAULT_VALUES")
+		if err != nil {
+			return jetstream.StreamState{}
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return jetstream.StreamState{}
+		}
+		return info.State
+	}
+
+	// The worker dies with a part of its result in the bucket.
+	dying := startChild(t, envTestValuesWorker+"="+url)
+	g := grown{Size: 16 << 20, Seed: 7}
+	f, err := executor.Submit(ctx, ex, growKind, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return stored().Bytes > 4<<20 }, "a part of the result to be in the bucket")
+	dying.Process.Kill()
+	dying.Wait()
+	startWorker(t, connect(t, url), valuesRegistry(), worker.Config{Concurrency: 1, PoolConfig: sweptPool})
+	got, err := f.Result(ctx)
+	if err != nil || digestOf(got) != digestOf(bytesOf(g)) {
+		t.Fatalf("the result of the dead worker's task: %d bytes, %v", len(got), err)
+	}
+
+	// The producer dies once its result is whole in the bucket.
+	subj, _ := broker.NewSubjects(broker.DefaultPrefix, broker.DefaultPool)
+	values, err := broker.EnsureValues(ctx, js, subj, sweptPool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	producer := startChild(t, envTestValuesProducer+"="+url)
+	waitUntil(t, func() bool {
+		names, err := values.Names(ctx)
+		return err == nil && slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, "out.") })
+	}, "the producer's result to be whole in the bucket")
+	producer.Process.Kill()
+	producer.Wait()
+
+	waitUntil(t, func() bool { return stored().Msgs == 0 }, "the bucket's TTL to sweep it")
 }
