@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,6 +85,38 @@ func EnsureValues(ctx context.Context, js jetstream.JetStream, s Subjects, cfg P
 	// Room for the headers of each message.
 	chunk := uint32(min(valueChunk, js.Conn().MaxPayload()-1024))
 	return &Values{obs: obs, chunk: chunk}, nil
+}
+
+// LazyValues is the pool's values bucket, provisioned on first use: most
+// pools never move a value too large for a message.
+type LazyValues struct {
+	js   jetstream.JetStream
+	subj Subjects
+	cfg  PoolConfig
+
+	mu sync.Mutex
+	v  *Values // nil until provisioned
+}
+
+// NewLazyValues returns the values bucket of the pool of s, to be
+// provisioned with cfg (see EnsureValues) when first asked for.
+func NewLazyValues(js jetstream.JetStream, s Subjects, cfg PoolConfig) *LazyValues {
+	return &LazyValues{js: js, subj: s, cfg: cfg}
+}
+
+// Get returns the bucket, provisioning it if this is the first success.
+func (l *LazyValues) Get(ctx context.Context) (*Values, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.v != nil {
+		return l.v, nil
+	}
+	v, err := EnsureValues(ctx, l.js, l.subj, l.cfg)
+	if err != nil {
+		return nil, err
+	}
+	l.v = v
+	return v, nil
 }
 
 // Put stores the value that r yields, size bytes, under name, sealed under

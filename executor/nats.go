@@ -67,8 +67,7 @@ type NATS struct {
 
 	coalesce *coalescer // nil unless NATSAutoBatch
 
-	valuesMu sync.Mutex     // guards vals
-	vals     *broker.Values // the pool's values bucket; nil until first used
+	vals *broker.LazyValues // the pool's values bucket
 
 	owner       string           // the owner of the executor's named jobs
 	jobsMu      sync.Mutex       // guards jobs and store
@@ -147,6 +146,7 @@ func newNATS(ctx context.Context, nc *nats.Conn, cfg NATSConfig) (*NATS, error) 
 		return nil, err
 	}
 	n.js = js
+	n.vals = broker.NewLazyValues(js, subj, n.pc)
 	for _, s := range []struct {
 		subject string
 		fn      nats.MsgHandler

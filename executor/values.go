@@ -27,21 +27,6 @@ import (
 // attempt does not end it on that item's account, and a new attempt is not
 // granted it.
 
-// values returns the pool's values bucket, provisioning it on first use.
-func (n *NATS) values(ctx context.Context) (*broker.Values, error) {
-	n.valuesMu.Lock()
-	defer n.valuesMu.Unlock()
-	if n.vals != nil {
-		return n.vals, nil
-	}
-	v, err := broker.EnsureValues(ctx, n.js, n.subj, n.pc)
-	if err != nil {
-		return nil, err
-	}
-	n.vals = v
-	return v, nil
-}
-
 // refSize bounds from above what an item by reference adds to its chunk.
 const refSize = 64 + wire.RefKeyLen + wire.MaxRefName
 
@@ -66,7 +51,7 @@ func (n *NATS) spill(ctx context.Context, rc *remoteChunk, items []wire.Item, li
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(items[b].Args), len(items[a].Args)) })
-	v, err := n.values(ctx)
+	v, err := n.vals.Get(ctx)
 	if err != nil {
 		return err
 	}
@@ -119,7 +104,7 @@ func (n *NATS) deleteValues(names ...string) {
 		defer n.valueOps.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), valueTimeout)
 		defer cancel()
-		v, err := n.values(ctx)
+		v, err := n.vals.Get(ctx)
 		for _, name := range names {
 			if err == nil {
 				err = v.Delete(ctx, name)
@@ -180,7 +165,7 @@ func (n *NATS) fetchResult(rc *remoteChunk, grant uint64, seq uint32, ref wire.R
 // what may pass (see broker.RetryValue).
 func (n *NATS) readValue(ref wire.Ref) (data []byte, err error) {
 	err = broker.RetryValue(context.Background(), n.pc.Grace, ref.Size, func(ctx context.Context) error {
-		v, err := n.values(ctx)
+		v, err := n.vals.Get(ctx)
 		if err == nil {
 			data, err = v.Get(ctx, ref)
 		}

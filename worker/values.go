@@ -18,26 +18,11 @@ import (
 // while the item runs: its chunk's heartbeats go on and the worker answers
 // probes for it, however long the value takes.
 
-// values returns the pool's values bucket, provisioning it on first use.
-func (w *Worker) values(ctx context.Context) (*broker.Values, error) {
-	w.valuesMu.Lock()
-	defer w.valuesMu.Unlock()
-	if w.vals != nil {
-		return w.vals, nil
-	}
-	v, err := broker.EnsureValues(ctx, w.js, w.subj, w.cfg.PoolConfig)
-	if err != nil {
-		return nil, err
-	}
-	w.vals = v
-	return v, nil
-}
-
 // input reads an item's input by reference. If it cannot, res is the
 // item's failure, without its Seq.
 func (r *chunkRun) input(ctx context.Context, ref wire.Ref) (args []byte, res *wire.ItemResult) {
 	err := broker.RetryValue(ctx, r.w.cfg.PoolConfig.Grace, ref.Size, func(ctx context.Context) error {
-		v, err := r.w.values(ctx)
+		v, err := r.w.vals.Get(ctx)
 		if err == nil {
 			args, err = v.Get(ctx, ref)
 		}
@@ -64,7 +49,7 @@ func (r *chunkRun) spill(ctx context.Context, seq uint32, value []byte) wire.Ite
 	name := wire.ResultName(r.c.Executor, r.c.ID, seq, r.grant)
 	var ref wire.Ref
 	err := broker.RetryValue(ctx, r.w.cfg.PoolConfig.Grace, int64(len(value)), func(ctx context.Context) error {
-		v, err := r.w.values(ctx)
+		v, err := r.w.vals.Get(ctx)
 		if err == nil {
 			ref, err = v.PutBytes(ctx, name, value)
 		}

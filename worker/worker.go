@@ -56,9 +56,7 @@ type Worker struct {
 	starts  *startBatcher
 	results *resultSender
 	jobs    *broker.JobStore
-
-	valuesMu sync.Mutex     // guards vals
-	vals     *broker.Values // the pool's values bucket; nil until first used
+	vals    *broker.LazyValues // the pool's values bucket
 
 	mu      sync.Mutex
 	running map[chunkKey][]*chunkRun // granted chunks, for interrupts
@@ -94,6 +92,7 @@ func New(nc *nats.Conn, reg *task.Registry, cfg Config) (*Worker, error) {
 		starts:     newStartBatcher(nc),
 		results:    newResultSender(nc, log),
 		jobs:       broker.NewJobStore(nc, js, subj),
+		vals:       broker.NewLazyValues(js, subj, cfg.PoolConfig),
 		running:    make(map[chunkKey][]*chunkRun),
 		silent:     make(map[string]time.Time),
 	}, nil

@@ -339,17 +339,7 @@ func TestProcessPoolTakesNATSOptions(t *testing.T) {
 // TestProcessPoolLargeValues: a 50 MB argument and a 200 MB result reach
 // and leave the pool's processes whole, checked by digest.
 func TestProcessPoolLargeValues(t *testing.T) {
-	p, err := processpool.New(t.Context(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := p.Shutdown(ctx, true, true); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	p := faultPool(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	in := fill(50 << 20)
