@@ -11,7 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -94,28 +94,38 @@ type LazyValues struct {
 	subj Subjects
 	cfg  PoolConfig
 
-	mu sync.Mutex
-	v  *Values // nil until provisioned
+	v     atomic.Pointer[Values] // nil until provisioned
+	ready chan struct{}          // a token: whoever holds it provisions
 }
 
 // NewLazyValues returns the values bucket of the pool of s, to be
 // provisioned with cfg (see EnsureValues) when first asked for.
 func NewLazyValues(js jetstream.JetStream, s Subjects, cfg PoolConfig) *LazyValues {
-	return &LazyValues{js: js, subj: s, cfg: cfg}
+	l := &LazyValues{js: js, subj: s, cfg: cfg, ready: make(chan struct{}, 1)}
+	l.ready <- struct{}{}
+	return l
 }
 
-// Get returns the bucket, provisioning it if this is the first success.
+// Get returns the bucket, provisioning it if no call has yet; a call that
+// waits for another's provisioning gives up when its own ctx ends.
 func (l *LazyValues) Get(ctx context.Context) (*Values, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.v != nil {
-		return l.v, nil
+	if v := l.v.Load(); v != nil {
+		return v, nil
+	}
+	select {
+	case <-l.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { l.ready <- struct{}{} }()
+	if v := l.v.Load(); v != nil {
+		return v, nil
 	}
 	v, err := EnsureValues(ctx, l.js, l.subj, l.cfg)
 	if err != nil {
 		return nil, err
 	}
-	l.v = v
+	l.v.Store(v)
 	return v, nil
 }
 

@@ -60,7 +60,8 @@ func (n *NATS) publish(ctx context.Context, b *batch, onID func(uint64)) (uint64
 	}
 	if err != nil {
 		n.mu.Unlock()
-		n.deleteValues(rc.values...)
+		// Here, not in the background: after Shutdown, nothing is.
+		n.removeValues(rc.values)
 		return 0, err
 	}
 	rc.digest = wire.Digest(data)
@@ -260,9 +261,13 @@ func (n *NATS) forget(rc *remoteChunk) {
 	rc.stopTimers()
 	values := rc.values
 	rc.values = nil
+	done := n.closed && len(n.chunks) == 0
 	n.mu.Unlock()
 	n.deleteValues(values...)
 	for i := range rc.b.calls {
 		rc.b.calls[i].s.own(nil, 0)
+	}
+	if done {
+		n.stopOnce.Do(func() { close(n.stop) })
 	}
 }

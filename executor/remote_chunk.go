@@ -35,7 +35,15 @@ type remoteChunk struct {
 
 // owed is how many of rc's futures wait for a result no attempt reported;
 // NATS.mu is held.
-func (rc *remoteChunk) owed() int64 { return rc.left.Load() - int64(len(rc.fetching)) }
+func (rc *remoteChunk) owed() int64 {
+	owed := rc.left.Load()
+	for seq := range rc.fetching {
+		if !rc.b.calls[seq].s.isDone() {
+			owed--
+		}
+	}
+	return owed
+}
 
 // granted reports whether g is the grant of one of rc's attempts; NATS.mu
 // is held.

@@ -32,12 +32,15 @@ func (n *NATS) result(r *wire.Result) {
 	n.mu.Unlock()
 	if rc == nil {
 		// Late: every future of the chunk is done. A value it kept for
-		// one is not needed.
+		// one is not needed; no more are removed than an attempt's
+		// grants are remembered, so that a forged message costs little.
+		var names []string
 		for _, it := range r.Items {
-			if it.Ref != nil {
-				n.deleteValues(wire.ResultName(n.id, r.Chunk, it.Seq, r.Grant))
+			if it.Ref != nil && len(names) < maxGrants {
+				names = append(names, wire.ResultName(n.id, r.Chunk, it.Seq, r.Grant))
 			}
 		}
+		n.deleteValues(names...)
 		return
 	}
 	if !known {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/wire"
@@ -60,14 +59,14 @@ func (n *NATS) spill(ctx context.Context, rc *remoteChunk, items []wire.Item, li
 		if size <= above && total <= limit || size <= refSize {
 			break
 		}
-		name := wire.InputName(n.id, rc.id, items[i].Seq)
+		name := wire.InputName()
 		var ref wire.Ref
 		err := broker.RetryValue(ctx, n.pc.Grace, size, func(ctx context.Context) (err error) {
 			ref, err = v.PutBytes(ctx, name, items[i].Args)
 			return err
 		})
 		if err != nil {
-			n.deleteValues(rc.values...)
+			n.removeValues(rc.values)
 			rc.values = nil
 			return fmt.Errorf("executor: keep a %s input of %d bytes in the values bucket: %w", rc.b.codec.Kind, size, err)
 		}
@@ -102,19 +101,25 @@ func (n *NATS) deleteValues(names ...string) {
 	}
 	go func() {
 		defer n.valueOps.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), valueTimeout)
-		defer cancel()
-		v, err := n.vals.Get(ctx)
-		for _, name := range names {
+		n.removeValues(names)
+	}()
+}
+
+// removeValues removes the values under names, each retried as a transfer
+// is (see broker.RetryValue); what it cannot remove, the bucket's TTL does.
+func (n *NATS) removeValues(names []string) {
+	for _, name := range names {
+		err := broker.RetryValue(context.Background(), n.pc.Grace, 0, func(ctx context.Context) error {
+			v, err := n.vals.Get(ctx)
 			if err == nil {
 				err = v.Delete(ctx, name)
 			}
-			if err != nil {
-				n.log.Debug("executor: remove a value; the bucket's TTL will", "name", name, "err", err)
-				return
-			}
+			return err
+		})
+		if err != nil {
+			n.log.Debug("executor: remove a value; the bucket's TTL will", "name", name, "err", err)
 		}
-	}()
+	}
 }
 
 // awaitValues waits until the executor's reads and removals of values are
@@ -126,15 +131,18 @@ func (n *NATS) awaitValues() {
 	n.valueOps.Wait()
 }
 
-// valueTimeout bounds a removal from the values bucket.
-const valueTimeout = 10 * time.Second
-
 // fetchResult reads the result by reference of item seq of rc, which the
 // attempt with grant reported, and resolves the item's future with it. It
 // reads the value only under the name that result must have
-// (wire.ResultName), and removes it once read. n.valueOps counts it.
+// (wire.ResultName), removes it once read, and stops reading once the
+// future is done otherwise (it expired, another attempt's result came
+// first). n.valueOps counts it.
 func (n *NATS) fetchResult(rc *remoteChunk, grant uint64, seq uint32, ref wire.Ref) {
 	defer n.valueOps.Done()
+	s := rc.b.calls[seq].s
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer s.addCallback(cancel)()
 	name := wire.ResultName(n.id, rc.id, seq, grant)
 	kind := rc.b.codec.Kind
 	var (
@@ -145,7 +153,7 @@ func (n *NATS) fetchResult(rc *remoteChunk, grant uint64, seq uint32, ref wire.R
 		err = fmt.Errorf("%w: the result is named %q, not %q", broker.ErrValueLost, ref.Name, name)
 	} else {
 		var data []byte
-		if data, err = n.readValue(ref); err == nil {
+		if data, err = n.readValue(ctx, ref); err == nil {
 			if v, err = rc.b.codec.DecodeOut(data); err != nil {
 				err = &task.Error{Kind: kind, Type: task.TypeBadOutput, Message: err.Error()}
 			}
@@ -154,17 +162,19 @@ func (n *NATS) fetchResult(rc *remoteChunk, grant uint64, seq uint32, ref wire.R
 	if err != nil && !errors.As(err, new(*task.Error)) {
 		err = &task.Error{Kind: kind, Type: task.TypeValueLost, Message: "read the result: " + err.Error()}
 	}
-	rc.b.calls[seq].s.resolve(v, err)
+	// Removed before the future is resolved: its resolution may let the
+	// executor finish, after which nothing is removed.
+	n.deleteValues(name)
+	s.resolve(v, err)
 	n.mu.Lock()
 	delete(rc.fetching, seq)
 	n.mu.Unlock()
-	n.deleteValues(name)
 }
 
 // readValue reads the value ref names, retrying for the pool's grace period
-// what may pass (see broker.RetryValue).
-func (n *NATS) readValue(ref wire.Ref) (data []byte, err error) {
-	err = broker.RetryValue(context.Background(), n.pc.Grace, ref.Size, func(ctx context.Context) error {
+// what may pass (see broker.RetryValue), until ctx ends.
+func (n *NATS) readValue(ctx context.Context, ref wire.Ref) (data []byte, err error) {
+	err = broker.RetryValue(ctx, n.pc.Grace, ref.Size, func(ctx context.Context) error {
 		v, err := n.vals.Get(ctx)
 		if err == nil {
 			data, err = v.Get(ctx, ref)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"math"
 
 	"github.com/jetpool/jetpool/broker"
@@ -28,10 +29,15 @@ func (r *chunkRun) input(ctx context.Context, ref wire.Ref) (args []byte, res *w
 		}
 		return err
 	})
-	if err != nil {
-		return nil, &wire.ItemResult{Err: &wire.ErrorInfo{Type: task.TypeValueLost, Message: "read the input: " + err.Error()}}
+	switch {
+	case err == nil:
+		return args, nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return nil, &wire.ItemResult{Err: &wire.ErrorInfo{Type: task.TypeDeadline, Message: "deadline passed while its input was read"}}
+	case ctx.Err() != nil:
+		return nil, &wire.ItemResult{Err: &wire.ErrorInfo{Type: task.TypeInterrupted, Message: "interrupted while its input was read"}}
 	}
-	return args, nil
+	return nil, &wire.ItemResult{Err: &wire.ErrorInfo{Type: task.TypeValueLost, Message: "read the input: " + err.Error()}}
 }
 
 // spillAbove is the size above which a result of c travels by reference; a

@@ -3,7 +3,10 @@
 package wire
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -290,18 +293,29 @@ func MsgID(executorID string, chunk uint64) string {
 	return executorID + "." + strconv.FormatUint(chunk, 10)
 }
 
-// InputName is the name in the values bucket of the input of item seq of a
-// chunk, kept there by the chunk's producer.
-func InputName(executorID string, chunk uint64, seq uint32) string {
-	return "in." + MsgID(executorID, chunk) + "." + strconv.FormatUint(uint64(seq), 10)
+// InputName returns a name in the values bucket for an input a producer
+// keeps there: random, so that a party that may list the bucket learns
+// nothing from it (not the chunk's id, which would let it take the chunk's
+// dedup id before the chunk is published).
+func InputName() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "in." + hex.EncodeToString(b[:])
 }
 
 // ResultName is the name in the values bucket of the result of item seq of a
 // chunk, kept there by the worker of the attempt with grant. A producer
 // reads a result by reference only under this name, which it makes itself:
-// a worker cannot point it at any other value.
+// a worker cannot point it at any other value. The grant goes into the name
+// only through SHA-256, so that a party that may list the bucket cannot
+// read it there.
 func ResultName(executorID string, chunk uint64, seq uint32, grant uint64) string {
-	return "out." + MsgID(executorID, chunk) + "." + strconv.FormatUint(uint64(seq), 10) + "." + strconv.FormatUint(grant, 10)
+	h := sha256.New()
+	var g [8]byte
+	binary.BigEndian.PutUint64(g[:], grant)
+	h.Write(g[:])
+	h.Write([]byte(MsgID(executorID, chunk) + "." + strconv.FormatUint(uint64(seq), 10)))
+	return "out." + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // ParseMsgID splits a chunk's dedup id into its producer's id and the chunk

@@ -403,3 +403,22 @@ func TestNewErrorInfoFromHandlerErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestValueNamesTellNothing: a name in the values bucket tells a party that
+// lists the bucket neither a chunk's id nor an attempt's grant, and an
+// input's is new each time.
+func TestValueNamesTellNothing(t *testing.T) {
+	const chunk, grant = 8234823482348234823, 1234512345123451234
+	name := ResultName("producer.abc", chunk, 3, grant)
+	for _, secret := range []string{strconv.FormatUint(chunk, 10), strconv.FormatUint(grant, 10), "producer"} {
+		if strings.Contains(name, secret) {
+			t.Errorf("result name %q holds %q", name, secret)
+		}
+	}
+	if name == ResultName("producer.abc", chunk, 3, grant+1) || name != ResultName("producer.abc", chunk, 3, grant) {
+		t.Errorf("a result's name is not made of its grant alone: %q", name)
+	}
+	if a, b := InputName(), InputName(); a == b {
+		t.Errorf("two inputs named %q", a)
+	}
+}
