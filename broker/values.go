@@ -129,6 +129,44 @@ func (l *LazyValues) Get(ctx context.Context) (*Values, error) {
 	return v, nil
 }
 
+// Read reads the value ref names whole, retrying what may pass for the
+// pool's grace period (see RetryValue).
+func (l *LazyValues) Read(ctx context.Context, ref wire.Ref) (data []byte, err error) {
+	err = RetryValue(ctx, l.cfg.WithDefaults().Grace, ref.Size, func(ctx context.Context) error {
+		v, err := l.Get(ctx)
+		if err == nil {
+			data, err = v.Get(ctx, ref)
+		}
+		return err
+	})
+	return data, err
+}
+
+// Write stores data under name (see Values.PutBytes), retrying what may
+// pass for the pool's grace period.
+func (l *LazyValues) Write(ctx context.Context, name string, data []byte) (ref wire.Ref, err error) {
+	err = RetryValue(ctx, l.cfg.WithDefaults().Grace, int64(len(data)), func(ctx context.Context) error {
+		v, err := l.Get(ctx)
+		if err == nil {
+			ref, err = v.PutBytes(ctx, name, data)
+		}
+		return err
+	})
+	return ref, err
+}
+
+// Remove removes the value under name (see Values.Delete), retrying what
+// may pass for the pool's grace period.
+func (l *LazyValues) Remove(ctx context.Context, name string) error {
+	return RetryValue(ctx, l.cfg.WithDefaults().Grace, 0, func(ctx context.Context) error {
+		v, err := l.Get(ctx)
+		if err == nil {
+			err = v.Delete(ctx, name)
+		}
+		return err
+	})
+}
+
 // Put stores the value that r yields, size bytes, under name, sealed under
 // a new key, and returns its reference. A reader that yields another number
 // of bytes fails the put, and nothing is left under name.

@@ -50,21 +50,13 @@ func (n *NATS) spill(ctx context.Context, rc *remoteChunk, items []wire.Item, li
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(items[b].Args), len(items[a].Args)) })
-	v, err := n.vals.Get(ctx)
-	if err != nil {
-		return err
-	}
 	for _, i := range order {
 		size := int64(len(items[i].Args))
 		if size <= above && total <= limit || size <= refSize {
 			break
 		}
 		name := wire.InputName()
-		var ref wire.Ref
-		err := broker.RetryValue(ctx, n.pc.Grace, size, func(ctx context.Context) (err error) {
-			ref, err = v.PutBytes(ctx, name, items[i].Args)
-			return err
-		})
+		ref, err := n.vals.Write(ctx, name, items[i].Args)
 		if err != nil {
 			n.removeValues(rc.values)
 			rc.values = nil
@@ -109,14 +101,7 @@ func (n *NATS) deleteValues(names ...string) {
 // is (see broker.RetryValue); what it cannot remove, the bucket's TTL does.
 func (n *NATS) removeValues(names []string) {
 	for _, name := range names {
-		err := broker.RetryValue(context.Background(), n.pc.Grace, 0, func(ctx context.Context) error {
-			v, err := n.vals.Get(ctx)
-			if err == nil {
-				err = v.Delete(ctx, name)
-			}
-			return err
-		})
-		if err != nil {
+		if err := n.vals.Remove(context.Background(), name); err != nil {
 			n.log.Debug("executor: remove a value; the bucket's TTL will", "name", name, "err", err)
 		}
 	}
@@ -153,7 +138,7 @@ func (n *NATS) fetchResult(rc *remoteChunk, grant uint64, seq uint32, ref wire.R
 		err = fmt.Errorf("%w: the result is named %q, not %q", broker.ErrValueLost, ref.Name, name)
 	} else {
 		var data []byte
-		if data, err = n.readValue(ctx, ref); err == nil {
+		if data, err = n.vals.Read(ctx, ref); err == nil {
 			if v, err = rc.b.codec.DecodeOut(data); err != nil {
 				err = &task.Error{Kind: kind, Type: task.TypeBadOutput, Message: err.Error()}
 			}
@@ -169,19 +154,6 @@ func (n *NATS) fetchResult(rc *remoteChunk, grant uint64, seq uint32, ref wire.R
 	n.mu.Lock()
 	delete(rc.fetching, seq)
 	n.mu.Unlock()
-}
-
-// readValue reads the value ref names, retrying for the pool's grace period
-// what may pass (see broker.RetryValue), until ctx ends.
-func (n *NATS) readValue(ctx context.Context, ref wire.Ref) (data []byte, err error) {
-	err = broker.RetryValue(ctx, n.pc.Grace, ref.Size, func(ctx context.Context) error {
-		v, err := n.vals.Get(ctx)
-		if err == nil {
-			data, err = v.Get(ctx, ref)
-		}
-		return err
-	})
-	return data, err
 }
 
 // fetchLater starts reading the result by reference of item seq of rc,

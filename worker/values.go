@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 
-	"github.com/jetpool/jetpool/broker"
 	"github.com/jetpool/jetpool/broker/wire"
 	"github.com/jetpool/jetpool/internal/bytesize"
 	"github.com/jetpool/jetpool/task"
@@ -21,14 +20,8 @@ import (
 
 // input reads an item's input by reference. If it cannot, res is the
 // item's failure, without its Seq.
-func (r *chunkRun) input(ctx context.Context, ref wire.Ref) (args []byte, res *wire.ItemResult) {
-	err := broker.RetryValue(ctx, r.w.cfg.PoolConfig.Grace, ref.Size, func(ctx context.Context) error {
-		v, err := r.w.vals.Get(ctx)
-		if err == nil {
-			args, err = v.Get(ctx, ref)
-		}
-		return err
-	})
+func (r *chunkRun) input(ctx context.Context, ref wire.Ref) ([]byte, *wire.ItemResult) {
+	args, err := r.w.vals.Read(ctx, ref)
 	switch {
 	case err == nil:
 		return args, nil
@@ -53,14 +46,7 @@ func spillAbove(w *Worker, c *wire.Chunk) int {
 // returns the result that refers to it, or the item's failure.
 func (r *chunkRun) spill(ctx context.Context, seq uint32, value []byte) wire.ItemResult {
 	name := wire.ResultName(r.c.Executor, r.c.ID, seq, r.grant)
-	var ref wire.Ref
-	err := broker.RetryValue(ctx, r.w.cfg.PoolConfig.Grace, int64(len(value)), func(ctx context.Context) error {
-		v, err := r.w.vals.Get(ctx)
-		if err == nil {
-			ref, err = v.PutBytes(ctx, name, value)
-		}
-		return err
-	})
+	ref, err := r.w.vals.Write(ctx, name, value)
 	if err != nil {
 		return failed(seq, task.TypeValueLost, "store the result of "+bytesize.Format(int64(len(value)))+": "+err.Error())
 	}
