@@ -226,12 +226,18 @@ func (v *Values) Get(ctx context.Context, ref wire.Ref) ([]byte, error) {
 	if info, err := rc.(*opener).obj.Info(); err == nil {
 		size = min(size, int64(info.Size))
 	}
-	// One byte more, so that the read that finds the end needs no room.
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	if _, err := buf.ReadFrom(rc); err != nil {
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(rc, buf); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	// The reader checks at its end that the value held ref.Size bytes.
+	if n, err := rc.Read(make([]byte, 1)); n > 0 || !errors.Is(err, io.EOF) {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: %s holds more than %d bytes", ErrValueLost, ref.Name, size)
+		}
+		return nil, err
+	}
+	return buf, nil
 }
 
 // Delete removes the value under name; one that is gone already is no
