@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -504,4 +505,34 @@ func TestSweepRemovesWhatTheDeadLeft(t *testing.T) {
 	producer.Wait()
 
 	waitUntil(t, func() bool { return stored().Msgs == 0 }, "the bucket's TTL to sweep it")
+}
+
+// TestFullStoreRefusesTheSubmit: an input the values bucket has no room for
+// fails its Submit with the server's error, and nothing is published.
+func TestFullStoreRefusesTheSubmit(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "small.conf")
+	if err := os.WriteFile(conf, []byte("jetstream { max_file_store: 8388608 }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := newValuesPool(t, embedded.Config{ConfigFile: conf}, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := executor.Submit(ctx, p.ex, digestKind, bytesOf(grown{Size: 16 << 20, Seed: 9}))
+	if err == nil || !strings.Contains(err.Error(), "values bucket") {
+		t.Fatalf("Submit of an input larger than the store: %v, want the values bucket's error", err)
+	}
+	if n := streamMsgs(t, jetstreamOf(t, p.nc)); n != 0 {
+		t.Fatalf("%d chunks in the stream after a refused Submit", n)
+	}
+	// What fits still goes.
+	small := bytesOf(grown{Size: 1 << 20, Seed: 10})
+	f, err := executor.Submit(ctx, p.ex, digestKind, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.worker()
+	if got, err := f.Result(ctx); err != nil || got != digestOf(small) {
+		t.Fatalf("a 1 MB input after the refusal: %q, %v", got, err)
+	}
+	p.waitEmpty()
 }
