@@ -83,11 +83,11 @@ func (n *NATS) decideStart(req wire.Start) wire.StartReply {
 	for i := range rc.b.calls {
 		s := rc.b.calls[i].s
 		seq := uint32(i)
-		// Unfinished items of an attempt whose lease lapsed are running
-		// already; the new attempt takes them over.
 		if rc.fetching[seq] {
 			continue // answered: its result is being read
 		}
+		// Unfinished items of an attempt whose lease lapsed are running
+		// already; the new attempt takes them over.
 		if s.start(nil) || s.status() == running {
 			items = append(items, seq)
 		}

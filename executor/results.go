@@ -32,11 +32,10 @@ func (n *NATS) result(r *wire.Result) {
 	n.mu.Unlock()
 	if rc == nil {
 		// Late: every future of the chunk is done. A value it kept for
-		// one is not needed; no more are removed than an attempt's
-		// grants are remembered, so that a forged message costs little.
+		// one is not needed.
 		var names []string
 		for _, it := range r.Items {
-			if it.Ref != nil && len(names) < maxGrants {
+			if it.Ref != nil && len(names) < maxLateRemovals {
 				names = append(names, wire.ResultName(n.id, r.Chunk, it.Seq, r.Grant))
 			}
 		}
@@ -78,6 +77,10 @@ func (n *NATS) result(r *wire.Result) {
 		n.endAttempt(rc, r.Grant, "its final result left items without one")
 	}
 }
+
+// maxLateRemovals bounds the values one late result message has removed, so
+// that a forged one costs little.
+const maxLateRemovals = 16
 
 // Forged returns how many start requests, lease renewals and results the
 // executor ignored because no grant of its own backed them: a message
