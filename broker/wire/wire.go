@@ -68,6 +68,19 @@ import (
 //     results of many chunks; [DecodeResults] reads it.
 //  5. Interrupt: the producer publishes an [Interrupt] to the worker's
 //     inbox named in its Start; the handler's context ends.
+//
+// Values too large for a message travel by reference: an [Item] carries a
+// [Ref] instead of Args to an input the producer put into the pool's values
+// bucket under a random [InputName] before step 1, and an [ItemResult] a
+// Ref instead of Value to a result the worker put there under
+// [ResultName] before step 4. A Ref holds the key the value is sealed
+// under, so only the readers of its message can open it. The worker reads
+// an input as its item begins; the producer reads a result only under the
+// ResultName it makes itself from the chunk, the item and the attempt's
+// grant, and meanwhile counts the item as answered: the attempt's final
+// result does not end the attempt on its account, and no new attempt is
+// granted it. The producer removes an input once every future of its chunk
+// is done, and a result once read.
 
 // Limits enforced by the decoders, so hostile input cannot make them
 // allocate without bound.
