@@ -200,6 +200,13 @@ type fakeProducer struct {
 
 func (e *env) producer(id string) *fakeProducer {
 	e.t.Helper()
+	return e.producerOf(id, nil)
+}
+
+// producerOf is producer for chunks published before it, the seqs of each
+// known from its first start request on.
+func (e *env) producerOf(id string, published map[uint64][]uint32) *fakeProducer {
+	e.t.Helper()
 	p := &fakeProducer{
 		e: e, id: id, control: e.subj.Control(id), leaseMs: e.pc.AckWait.Milliseconds(),
 		items:   make(map[uint64][]uint32),
@@ -208,6 +215,7 @@ func (e *env) producer(id string) *fakeProducer {
 		leases:  make(chan wire.Lease, 1024),
 		results: make(chan wire.Result, 1024),
 	}
+	maps.Copy(p.items, published)
 	if got, want := p.control, broker.DefaultPrefix+"."+broker.DefaultPool+".ctl."+id; got != want {
 		e.t.Fatalf("control subject %q, want %q", got, want)
 	}

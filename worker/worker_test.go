@@ -251,10 +251,7 @@ func TestLateProducerIsWaitedFor(t *testing.T) {
 	// The worker holds the chunk and meets no responders...
 	eventually(t, "chunk delivered", func() bool { return e.consumerInfo(Square.Kind()).NumAckPending == 1 })
 	// ...until the producer comes back within the grace period.
-	p := e.producer("late")
-	p.mu.Lock()
-	p.items[7] = []uint32{0}
-	p.mu.Unlock()
+	p := e.producerOf("late", map[uint64][]uint32{7: {0}})
 	items := p.one(7)
 	if v := decodeValue[int](t, items[0]); v != 25 {
 		t.Errorf("item 0 = %d, want 25", v)
@@ -553,10 +550,7 @@ func TestDrainReleasesUnstartedChunks(t *testing.T) {
 		t.Errorf("Stats().ChunksReturned = %d, want 1: %+v", st.ChunksReturned, st)
 	}
 	// ...for the next worker, once its producer is back.
-	p := e.producer("away")
-	p.mu.Lock()
-	p.items[1] = []uint32{0}
-	p.mu.Unlock()
+	p := e.producerOf("away", map[uint64][]uint32{1: {0}})
 	e.startWorker(squares(&calls), worker.Config{})
 	if v := decodeValue[int](t, p.one(1)[0]); v != 9 {
 		t.Errorf("item 0 = %d, want 9", v)
