@@ -130,13 +130,10 @@ func (l *LazyValues) Get(ctx context.Context) (*Values, error) {
 }
 
 // Read reads the value ref names whole, retrying what may pass for the
-// pool's grace period (see RetryValue).
+// pool's grace period (see retryValue).
 func (l *LazyValues) Read(ctx context.Context, ref wire.Ref) (data []byte, err error) {
-	err = RetryValue(ctx, l.cfg.WithDefaults().Grace, ref.Size, func(ctx context.Context) error {
-		v, err := l.Get(ctx)
-		if err == nil {
-			data, err = v.Get(ctx, ref)
-		}
+	err = l.retry(ctx, ref.Size, func(ctx context.Context, v *Values) (err error) {
+		data, err = v.Get(ctx, ref)
 		return err
 	})
 	return data, err
@@ -145,11 +142,8 @@ func (l *LazyValues) Read(ctx context.Context, ref wire.Ref) (data []byte, err e
 // Write stores data under name (see Values.PutBytes), retrying what may
 // pass for the pool's grace period.
 func (l *LazyValues) Write(ctx context.Context, name string, data []byte) (ref wire.Ref, err error) {
-	err = RetryValue(ctx, l.cfg.WithDefaults().Grace, int64(len(data)), func(ctx context.Context) error {
-		v, err := l.Get(ctx)
-		if err == nil {
-			ref, err = v.PutBytes(ctx, name, data)
-		}
+	err = l.retry(ctx, int64(len(data)), func(ctx context.Context, v *Values) (err error) {
+		ref, err = v.PutBytes(ctx, name, data)
 		return err
 	})
 	return ref, err
@@ -158,10 +152,16 @@ func (l *LazyValues) Write(ctx context.Context, name string, data []byte) (ref w
 // Remove removes the value under name (see Values.Delete), retrying what
 // may pass for the pool's grace period.
 func (l *LazyValues) Remove(ctx context.Context, name string) error {
-	return RetryValue(ctx, l.cfg.WithDefaults().Grace, 0, func(ctx context.Context) error {
+	return l.retry(ctx, 0, func(ctx context.Context, v *Values) error { return v.Delete(ctx, name) })
+}
+
+// retry runs op, a transfer of size bytes, on the bucket, provisioning it
+// first if need be, with the retries of retryValue.
+func (l *LazyValues) retry(ctx context.Context, size int64, op func(context.Context, *Values) error) error {
+	return retryValue(ctx, l.cfg.WithDefaults().Grace, size, func(ctx context.Context) error {
 		v, err := l.Get(ctx)
 		if err == nil {
-			err = v.Delete(ctx, name)
+			err = op(ctx, v)
 		}
 		return err
 	})
@@ -199,6 +199,10 @@ func (v *Values) PutBytes(ctx context.Context, name string, data []byte) (wire.R
 // and at its end if it does not hold exactly ref.Size bytes. The caller
 // closes it.
 func (v *Values) Open(ctx context.Context, ref wire.Ref) (io.ReadCloser, error) {
+	return v.open(ctx, ref)
+}
+
+func (v *Values) open(ctx context.Context, ref wire.Ref) (*opener, error) {
 	aead, err := newAEAD(ref.Key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrValueLost, ref.Name, err)
@@ -217,13 +221,13 @@ func (v *Values) Open(ctx context.Context, ref wire.Ref) (io.ReadCloser, error) 
 // size, made once: no larger than the object, so a reference that claims
 // more than its object holds costs no more memory than the object.
 func (v *Values) Get(ctx context.Context, ref wire.Ref) ([]byte, error) {
-	rc, err := v.Open(ctx, ref)
+	rc, err := v.open(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
 	size := ref.Size
-	if info, err := rc.(*opener).obj.Info(); err == nil {
+	if info, err := rc.obj.Info(); err == nil {
 		size = min(size, int64(info.Size))
 	}
 	buf := make([]byte, size)
@@ -265,13 +269,13 @@ func (v *Values) Names(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// RetryValue calls op, a transfer of a value of size bytes, until it
+// retryValue calls op, a transfer of a value of size bytes, until it
 // succeeds or fails with ErrValueLost, retrying other errors (the broker
 // restarts, a leader is elected) with backoff from 50ms to 1s until grace
 // has passed since the first of them. Each call of op gets a context that
 // ends after grace plus a second per MiB of the value, so that a transfer
 // that stalls is tried again; ctx ends it all.
-func RetryValue(ctx context.Context, grace time.Duration, size int64, op func(context.Context) error) error {
+func retryValue(ctx context.Context, grace time.Duration, size int64, op func(context.Context) error) error {
 	each := grace + time.Duration(size>>20)*time.Second
 	var giveUp time.Time
 	backoff := 50 * time.Millisecond

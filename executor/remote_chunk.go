@@ -108,9 +108,7 @@ func (n *NATS) settle(rc *remoteChunk) {
 	}
 	done := n.closed && len(n.chunks) == 0
 	n.mu.Unlock()
-	if len(values) > 0 {
-		n.deleteValues(values...)
-	}
+	n.deleteValues(values...)
 	if ack != "" {
 		if err := n.nc.Publish(ack, ackBody); err != nil {
 			n.log.Warn("executor: ack chunk", "chunk", rc.id, "err", err)

@@ -67,13 +67,8 @@ func (n *NATS) result(r *wire.Result) {
 		}
 		s.resolve(v, err)
 	}
-	if !r.Final {
-		return
-	}
-	n.mu.Lock()
-	owed := rc.owed()
-	n.mu.Unlock()
-	if owed > 0 {
+	// endAttempt ends nothing if every item left is being read.
+	if r.Final && rc.left.Load() > 0 {
 		n.endAttempt(rc, r.Grant, "its final result left items without one")
 	}
 }

@@ -98,7 +98,7 @@ func (n *NATS) deleteValues(names ...string) {
 }
 
 // removeValues removes the values under names, each retried as a transfer
-// is (see broker.RetryValue); what it cannot remove, the bucket's TTL does.
+// is (see broker.LazyValues); what it cannot remove, the bucket's TTL does.
 func (n *NATS) removeValues(names []string) {
 	for _, name := range names {
 		if err := n.vals.Remove(context.Background(), name); err != nil {

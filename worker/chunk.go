@@ -475,11 +475,11 @@ func (r *chunkRun) runItem(item *wire.Item, out []byte) (wire.ItemResult, []byte
 	}
 	defer r.end()
 	if item.Ref != nil {
-		var lost *wire.ItemResult
-		if args, lost = r.input(ctx, *item.Ref); lost != nil {
-			lost.Seq = seq
-			return *lost, out, false
+		in, lost, ok := r.input(ctx, seq, *item.Ref)
+		if !ok {
+			return lost, out, false
 		}
+		args = in
 	}
 	r.m.started.Add(1)
 	var (

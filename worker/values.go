@@ -18,19 +18,19 @@ import (
 // while the item runs: its chunk's heartbeats go on and the worker answers
 // probes for it, however long the value takes.
 
-// input reads an item's input by reference. If it cannot, res is the
-// item's failure, without its Seq.
-func (r *chunkRun) input(ctx context.Context, ref wire.Ref) ([]byte, *wire.ItemResult) {
+// input reads the input of item seq by reference. If it cannot, ok is
+// false and res is the item's failure.
+func (r *chunkRun) input(ctx context.Context, seq uint32, ref wire.Ref) (args []byte, res wire.ItemResult, ok bool) {
 	args, err := r.w.vals.Read(ctx, ref)
 	switch {
 	case err == nil:
-		return args, nil
+		return args, wire.ItemResult{}, true
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return nil, &wire.ItemResult{Err: &wire.ErrorInfo{Type: task.TypeDeadline, Message: "deadline passed while its input was read"}}
+		return nil, failed(seq, task.TypeDeadline, "deadline passed while its input was read"), false
 	case ctx.Err() != nil:
-		return nil, &wire.ItemResult{Err: &wire.ErrorInfo{Type: task.TypeInterrupted, Message: "interrupted while its input was read"}}
+		return nil, failed(seq, task.TypeInterrupted, "interrupted while its input was read"), false
 	}
-	return nil, &wire.ItemResult{Err: &wire.ErrorInfo{Type: task.TypeValueLost, Message: "read the input: " + err.Error()}}
+	return nil, failed(seq, task.TypeValueLost, "read the input: "+err.Error()), false
 }
 
 // spillAbove is the size above which a result of c travels by reference; a
