@@ -198,10 +198,11 @@ func TestBadInput(t *testing.T) {
 			}
 			ctl := "jetpool.default.ctl." + p.ex.ID()
 			for _, r := range []wire.Result{
-				{Chunk: 1, Final: true, Items: []wire.ItemResult{{Seq: 0, Value: []byte{0x01}}}},     // already resolved
-				{Chunk: 99999, Final: true, Items: []wire.ItemResult{{Seq: 0, Value: []byte{0x01}}}}, // unknown chunk
-				{Chunk: 1, Final: true, Items: []wire.ItemResult{{Seq: 7, Value: []byte{0x01}}}},     // unknown item
-				{Chunk: 1, Final: true, Grant: 1, Items: nil},                                        // a guessed grant
+				{Chunk: 1, Final: true, Items: []wire.ItemResult{{Seq: 0, Value: []byte{0x01}}}},                                                             // already resolved
+				{Chunk: 99999, Final: true, Items: []wire.ItemResult{{Seq: 0, Value: []byte{0x01}}}},                                                         // unknown chunk
+				{Chunk: 1, Final: true, Items: []wire.ItemResult{{Seq: 7, Value: []byte{0x01}}}},                                                             // unknown item
+				{Chunk: 1, Final: true, Grant: 1, Items: nil},                                                                                                // a guessed grant
+				{Chunk: 1, Final: true, Grant: 1, Items: []wire.ItemResult{{Seq: 0, Ref: &wire.Ref{Name: "x", Size: 1, Key: make([]byte, wire.RefKeyLen)}}}}, // by reference
 			} {
 				data, _ := wire.Encode(&r)
 				p.nc.Publish(ctl+broker.ResultSuffix, data)

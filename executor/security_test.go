@@ -447,15 +447,19 @@ func TestSecurityForgedResultsIgnored(t *testing.T) {
 	for _, p := range held {
 		c := p.chunk
 		for _, g := range []uint64{0, 1, c.ID, c.ID + 1, rand.Uint64(), rand.Uint64()} {
-			res := wire.Result{Chunk: c.ID, Worker: "rogue", Final: true, Grant: g,
-				Items: []wire.ItemResult{{Seq: 0, Value: forged}}}
-			r.publish(t, c.Control+broker.ResultSuffix, &res)
-			data, err := wire.Encode(&res)
-			if err != nil {
-				t.Fatal(err)
+			// By value and by reference, under the name the grant would
+			// give.
+			byRef := wire.Ref{Name: wire.ResultName(ex.ID(), c.ID, 0, g), Size: 1, Key: make([]byte, wire.RefKeyLen)}
+			for _, it := range []wire.ItemResult{{Seq: 0, Value: forged}, {Seq: 0, Ref: &byRef}} {
+				res := wire.Result{Chunk: c.ID, Worker: "rogue", Final: true, Grant: g, Items: []wire.ItemResult{it}}
+				r.publish(t, c.Control+broker.ResultSuffix, &res)
+				data, err := wire.Encode(&res)
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch = append(batch, data...)
+				sent++
 			}
-			batch = append(batch, data...)
-			sent++
 		}
 	}
 	if err := r.nc.Publish(held[0].chunk.Control+broker.ResultSuffix, batch); err != nil {
